@@ -1,0 +1,1 @@
+"""HAProxy-format configuration: lexer, keyword tables, parser and the frozen model."""
