@@ -1,0 +1,77 @@
+"""The `nsproxy` command line, with HAProxy's flags (-f, -c, -db, -D, -p, -sf, -st, -v)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nsproxy import __version__
+from nsproxy.config.model import Config
+from nsproxy.config.parser import parse_files
+from nsproxy.netns import NetnsError
+from nsproxy.ops import log
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nsproxy",
+        description="Network-namespace-aware TCP proxy reading HAProxy configuration files.",
+        allow_abbrev=False,
+    )
+    p.add_argument("-f", dest="files", action="append", default=[], metavar="CFGFILE")
+    p.add_argument("-c", dest="check", action="store_true", help="check the configuration")
+    p.add_argument("-db", dest="foreground", action="store_true", help="foreground, no daemon")
+    p.add_argument("-d", dest="debug", action="store_true", help="foreground, debug")
+    p.add_argument("-D", dest="daemon", action="store_true", help="daemon mode")
+    p.add_argument("-W", dest="master_worker", action="store_true", help="master-worker mode")
+    p.add_argument("-p", dest="pidfile", metavar="PIDFILE")
+    p.add_argument("-q", dest="quiet", action="store_true")
+    p.add_argument("-V", dest="verbose", action="store_true")
+    p.add_argument("-v", dest="version", action="store_true")
+    p.add_argument("-vv", dest="version_full", action="store_true")
+    p.add_argument("-sf", dest="finish", nargs="+", type=int, default=[], metavar="PID")
+    p.add_argument("-st", dest="terminate", nargs="+", type=int, default=[], metavar="PID")
+    p.add_argument("-x", dest="sockpair", metavar="UNIX_SOCKET")
+    p.add_argument("-L", dest="localpeer")
+    return p
+
+
+def load(files: list[str], quiet: bool = False) -> Config | None:
+    config, state = parse_files(files)
+    if not quiet:
+        for w in state.warnings:
+            log.warning(w if w.startswith("config :") else f"config : {w}")
+    for e in state.errors:
+        log.alert(e if e.startswith("config :") else f"config : {e}")
+    if config is None:
+        log.alert("config : Fatal errors found in configuration.")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version or args.version_full:
+        print(f"nsproxy version {__version__} (HAProxy 2.6 configuration language)")
+        print("Running on: Linux, Python " + sys.version.split()[0])
+        return 0
+    if not args.files:
+        _parser().print_usage(sys.stderr)
+        log.alert("No configuration file specified (use -f).")
+        return 1
+    config = load(args.files, args.quiet)
+    if config is None:
+        return 1
+    if args.check:
+        if not args.quiet:
+            print("Configuration file is valid")
+        return 0
+    from nsproxy.ops.service import run
+
+    try:
+        return run(config, args)
+    except NetnsError as exc:
+        log.alert(f"config : {exc.strerror}")
+        return 1
+
+
+__all__ = ["main"]

@@ -1,0 +1,5 @@
+"""Keyword declarations; importing this package fills the keyword tables."""
+
+from nsproxy.config.keywords import bind, checks, global_, namespace, proxy, sections, server
+
+__all__ = ["bind", "checks", "global_", "namespace", "proxy", "sections", "server"]

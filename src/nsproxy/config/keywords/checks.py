@@ -1,0 +1,59 @@
+"""Whole-configuration checks: references between proxies, modes, missing timeouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsproxy.config.model import Config
+from nsproxy.config.registry import post_check
+
+
+@post_check
+def _backends_exist(state: Any, config: Config) -> None:
+    for px in config.frontends:
+        if px.default_backend is None:
+            continue
+        be = config.proxy(px.default_backend)
+        if be is None or not be.is_backend:
+            state.errors.append(
+                f"Proxy '{px.name}': unable to find required default_backend: "
+                f"'{px.default_backend}'."
+            )
+        elif be.mode != px.mode:
+            state.errors.append(
+                f"{'listen' if px.is_backend else 'frontend'} '{px.name}' : cannot use "
+                f"{px.mode.upper()} backend '{be.name}' as default backend "
+                f"(declared at {be.where})."
+            )
+
+
+@post_check
+def _timeouts(state: Any, config: Config) -> None:
+    for px in config.proxies:
+        t = px.timeouts
+        missing = []
+        if px.is_frontend and t.client is None:
+            missing.append("client")
+        if px.is_backend and t.connect is None:
+            missing.append("connect")
+        if px.is_backend and t.server is None:
+            missing.append("server")
+        if missing:
+            kind = "listen" if px.is_frontend and px.is_backend else (
+                "frontend" if px.is_frontend else "backend")
+            state.warnings.append(
+                f"config : missing timeouts for {kind} '{px.name}'.\n   | While not properly "
+                "invalid, you will certainly encounter various problems\n   | with such a "
+                "configuration. To fix this, please ensure that all following\n   | timeouts "
+                f"are set to a non-zero value: {', '.join(repr(m) for m in missing)}."
+            )
+
+
+@post_check
+def _frontends_have_binds(state: Any, config: Config) -> None:
+    for px in config.frontends:
+        if not px.binds and not px.disabled:
+            state.warnings.append(
+                f"config : {'listen' if px.is_backend else 'frontend'} '{px.name}' has no "
+                "'bind' directive. Please declare it as a backend if this was intended."
+            )

@@ -1,0 +1,199 @@
+"""Keywords of the `global` section, and `log`, which proxies share."""
+
+from __future__ import annotations
+
+import socket
+
+from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_source
+from nsproxy.config.model import LogTarget
+from nsproxy.config.registry import (
+    KEYWORDS,
+    PROXY_SECTIONS,
+    ConfigError,
+    ConfigWarning,
+    Ctx,
+    parse_int,
+    parse_time,
+)
+
+_FACILITIES = (
+    "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
+    "local0 local1 local2 local3 local4 local5 local6 local7"
+).split()
+LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+_FORMATS = ("raw", "rfc3164", "rfc5424", "short", "local", "iso", "timed", "priority")
+
+
+@KEYWORDS.register("log", "global", *PROXY_SECTIONS)
+def _log(ctx: Ctx, args: list[str]) -> None:
+    logs = ctx.section.fields.setdefault("logs", [])
+    if len(args) == 2 and args[1] == "global":
+        if ctx.section.kind == "global":
+            raise ConfigError("'log global' is only allowed in proxy sections.")
+        logs.extend(ctx.state.global_.fields.get("logs", []))
+        return
+    if len(args) < 3:
+        raise ConfigError("'log' expects either <address[:port]> and <facility> or 'global'.")
+    target, rest = args[1], args[2:]
+    fmt = "rfc3164"
+    while rest and rest[0] in ("len", "format", "sample"):
+        if len(rest) < 2:
+            raise ConfigError(f"'log' : missing value after '{rest[0]}'.")
+        if rest[0] == "format":
+            if rest[1] not in _FORMATS:
+                raise ConfigError(f"unknown log format '{rest[1]}'")
+            fmt = rest[1]
+        rest = rest[2:]
+    if not rest or rest[0] not in _FACILITIES:
+        raise ConfigError(f"unknown log facility '{rest[0] if rest else ''}'")
+    facility, levels = rest[0], rest[1:]
+    for lvl in levels:
+        if lvl not in LEVELS:
+            raise ConfigError(f"unknown optional log level '{lvl}'")
+    udp: SockAddr | None = None
+    if target not in ("stdout", "stderr") and not target.startswith("/"):
+        addr = target[5:] if target.startswith("udp@") else target
+        if addr.startswith("udp4@") or addr.startswith("udp6@"):
+            addr = addr[5:]
+        try:
+            udp = parse_source(addr if ":" in addr.strip("[]") or addr.startswith("[")
+                               else addr + ":514")
+        except AddressError as exc:
+            raise ConfigError(f"'log' : {exc}") from None
+        if udp.port == 0:
+            udp = SockAddr(udp.family, udp.host, 514)
+    logs.append(
+        LogTarget(
+            target=target,
+            facility=facility,
+            level=levels[0] if levels else "debug",
+            min_level=levels[1] if len(levels) > 1 else "emerg",
+            format=fmt,
+            udp=udp,
+        )
+    )
+
+
+@KEYWORDS.register("maxconn", "global")
+def _maxconn(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["maxconn"] = parse_int(args[1], "maxconn", 1)
+
+
+@KEYWORDS.register("daemon", "global")
+def _daemon(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["daemon"] = True
+
+
+@KEYWORDS.register("master-worker", "global")
+def _master_worker(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["master_worker"] = True
+
+
+@KEYWORDS.register("pidfile", "global")
+def _pidfile(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "a file name as an argument")
+    ctx.section.fields["pidfile"] = args[1]
+
+
+@KEYWORDS.register("nbthread", "global")
+def _nbthread(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["nbthread"] = parse_int(args[1], "nbthread", 1, 64)
+
+
+@KEYWORDS.register("nbproc", "global")
+def _nbproc(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigError("'nbproc' is not supported any more since HAProxy 2.5. Threads will "
+                      "automatically be used on multi-processor machines if available.")
+
+
+def _name_or_id(field: str) -> object:
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        ctx.need(args, 1, "an argument")
+        value: object = args[1]
+        if field in ("uid", "gid"):
+            value = parse_int(args[1], field)
+        ctx.section.fields[field] = value
+
+    return handler
+
+
+for _f in ("user", "group", "uid", "gid", "chroot", "node"):
+    KEYWORDS.register(_f, "global")(_name_or_id(_f))  # type: ignore[arg-type]
+
+
+@KEYWORDS.register("log-tag", "global")
+def _log_tag(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "a tag for use in syslog")
+    ctx.section.fields["log_tag"] = args[1]
+
+
+@KEYWORDS.register("pp2-never-send-local", "global")
+def _pp2_never_send_local(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["pp2_never_send_local"] = True
+
+
+@KEYWORDS.register("tune.bufsize", "global")
+def _bufsize(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["bufsize"] = parse_int(args[1], "tune.bufsize", 1024)
+
+
+@KEYWORDS.register("maxpipes", "global")
+def _maxpipes(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["maxpipes"] = parse_int(args[1], "maxpipes")
+
+
+@KEYWORDS.register("hard-stop-after", "global")
+def _hard_stop_after(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "a time value")
+    ctx.section.fields["hard_stop_after"] = parse_time(args[1])
+
+
+@KEYWORDS.register("stats", "global")
+def _stats(ctx: Ctx, args: list[str]) -> None:
+    if len(args) >= 2 and args[1] in ("timeout", "maxconn", "bind-process"):
+        return
+    if len(args) < 3 or args[1] != "socket":
+        raise ConfigError("'stats' expects 'socket', 'maxconn', 'timeout' in 'global' section.")
+    try:
+        addr = parse_bind(args[2])[0] if "@" in args[2] or not args[2].startswith("/") \
+            else SockAddr(socket.AF_UNIX, args[2], 0)
+    except AddressError as exc:
+        raise ConfigError(f"'stats socket' : {exc}") from None
+    mode: int | None = None
+    level = "user" if addr.family != socket.AF_UNIX else "admin"
+    opts = args[3:]
+    while opts:
+        word = opts.pop(0)
+        if word in ("mode", "level", "user", "group", "uid", "gid", "name", "process") and opts:
+            value = opts.pop(0)
+            if word == "mode":
+                mode = int(value, 8)
+            elif word == "level":
+                if value not in ("user", "operator", "admin"):
+                    raise ConfigError("'level' only supports 'user', 'operator', and 'admin'.")
+                level = value
+        elif word != "expose-fd" or not opts or opts.pop(0) != "listeners":
+            if word not in ("expose-fd",):
+                raise ConfigError(f"'stats socket' : unknown keyword '{word}'.")
+    ctx.section.fields.setdefault("stats_sockets", []).append((addr, mode, level))
+
+
+_TOLERATED = (
+    "ca-base crt-base ssl-default-bind-ciphers ssl-default-bind-ciphersuites "
+    "ssl-default-bind-options ssl-default-server-ciphers ssl-default-server-ciphersuites "
+    "ssl-default-server-options ssl-dh-param-file tune.ssl.default-dh-param spread-checks "
+    "tune.maxaccept tune.pipesize tune.rcvbuf.client tune.rcvbuf.server tune.sndbuf.client "
+    "tune.sndbuf.server setenv presetenv unsetenv resetenv expose-experimental-directives"
+).split()
+
+
+def _tolerated(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigWarning(f"'{args[0]}' is not used by nsproxy; ignored.")
+
+
+for _kw in _TOLERATED:
+    KEYWORDS.register(_kw, "global")(_tolerated)

@@ -1,0 +1,354 @@
+"""Keywords of proxy sections (defaults, frontend, backend, listen): mode, timeouts, options."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from nsproxy.addresses import AddressError, parse_source
+from nsproxy.config.model import SourceCfg, SrcAcl, TcpCheckRule
+from nsproxy.config.registry import (
+    KEYWORDS,
+    OPTIONS,
+    PROXY_SECTIONS,
+    TIMEOUTS,
+    ConfigError,
+    ConfigWarning,
+    Ctx,
+    parse_int,
+    parse_time,
+)
+
+ALL = PROXY_SECTIONS
+FE = ("defaults", "frontend", "listen")
+BE = ("defaults", "backend", "listen")
+ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source")
+
+
+@KEYWORDS.register("mode", *ALL)
+def _mode(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2 or args[1] not in ("tcp", "http", "health"):
+        raise ConfigError("'mode' expects one of 'tcp', 'http' or 'health'.")
+    if args[1] != "tcp":
+        ctx.warn(f"'mode {args[1]}' is not supported by nsproxy yet; the proxy runs in TCP mode.")
+    ctx.section.fields["mode"] = args[1]
+
+
+@KEYWORDS.register("default_backend", *FE, backend=False)
+def _default_backend(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "a backend name")
+    ctx.section.fields["default_backend"] = args[1]
+    ctx.section.fields["_default_backend_where"] = ctx.where
+
+
+@KEYWORDS.register("timeout", *ALL)
+def _timeout(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2:
+        raise ConfigError("'timeout' expects a timer name and a value.")
+    kw = TIMEOUTS.get(args[1])
+    if kw is None:
+        raise ConfigError(
+            f"'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'tunnel', "
+            f"'client-fin' and 'server-fin' (got '{args[1]}')"
+        )
+    if len(args) < 3:
+        raise ConfigError(f"'timeout {args[1]}' expects an integer value (in milliseconds)")
+    try:
+        value = parse_time(args[2])
+    except ConfigError as exc:
+        raise ConfigError(f"'timeout {args[1]}' : {exc}") from None
+    kw.handler(ctx, [args[1], str(value)])
+
+
+def _timer(field: str) -> None:
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        ctx.section.fields.setdefault("timeouts", {})[field] = float(args[1])
+
+    TIMEOUTS.register(field.replace("_", "-"))(handler)
+
+
+for _name in ("connect", "client", "server", "client_fin", "server_fin", "tunnel", "queue",
+              "check"):
+    _timer(_name)
+
+
+def _legacy_timer(field: str) -> None:
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        ctx.need(args, 1, "a time value")
+        ctx.section.fields.setdefault("timeouts", {})[field] = parse_time(args[1])
+        ctx.warn(f"the '{args[0]}' directive is deprecated; use 'timeout {field}' instead.")
+
+    KEYWORDS.register(f"{field}timeout", *ALL)(handler)
+
+
+for _name in ("connect", "client", "server"):
+    _legacy_timer(_name)
+
+
+@KEYWORDS.register("maxconn", *FE, backend=False)
+def _maxconn(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["maxconn"] = parse_int(args[1], "maxconn")
+
+
+@KEYWORDS.register("backlog", *FE, backend=False)
+def _backlog(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["backlog"] = parse_int(args[1], "backlog", 1)
+
+
+@KEYWORDS.register("balance", *BE, frontend=False)
+def _balance(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2 or args[1] not in ALGORITHMS:
+        got = args[1] if len(args) > 1 else ""
+        raise ConfigError(
+            f"'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'first' and "
+            f"'source' in nsproxy (got '{got}')."
+        )
+    ctx.section.fields["balance"] = args[1]
+
+
+@KEYWORDS.register("hash-type", *BE, frontend=False)
+def _hash_type(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2 or args[1] not in ("map-based", "consistent"):
+        raise ConfigError("'hash-type' expects 'map-based' or 'consistent'.")
+    ctx.section.fields["hash_type"] = args[1]
+
+
+@KEYWORDS.register("retries", *BE, frontend=False)
+def _retries(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["retries"] = parse_int(args[1], "retries")
+
+
+@KEYWORDS.register("id", "frontend", "backend", "listen")
+def _id(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["id"] = parse_int(args[1], "id", 1)
+
+
+@KEYWORDS.register("disabled", *ALL)
+def _disabled(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["disabled"] = True
+
+
+@KEYWORDS.register("enabled", *ALL)
+def _enabled(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["disabled"] = False
+
+
+@KEYWORDS.register("description", "global", *ALL)
+def _description(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["description"] = " ".join(args[1:])
+
+
+@KEYWORDS.register("log-format", *FE, backend=False)
+def _log_format(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an argument")
+    ctx.section.fields["log_format"] = " ".join(args[1:])
+
+
+@KEYWORDS.register("unique-id-format", *FE, backend=False)
+def _unique_id_format(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an argument")
+    ctx.section.fields["unique_id_format"] = " ".join(args[1:])
+
+
+def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
+    """`source ADDR[:PORT|:LOW-HIGH] [usesrc ...] [interface IF]` (args without 'source')."""
+    if not args:
+        raise ConfigError("'source' expects <addr>[:<port>] as argument.")
+    text, port_range = args[0], None
+    head, sep, tail = text.rpartition(":")
+    if sep and "-" in tail:
+        if not allow_range:
+            raise ConfigError(f"'source' : port ranges are only allowed on 'server' lines ('{text}').")
+        lo, _, hi = tail.partition("-")
+        if not (lo.isdigit() and hi.isdigit()) or not 0 < int(lo) <= int(hi) <= 65535:
+            raise ConfigError(f"'source' : invalid source port range '{tail}'.")
+        port_range, text = (int(lo), int(hi)), head
+    try:
+        addr = parse_source(text)
+    except AddressError as exc:
+        raise ConfigError(f"'source' : {exc}") from None
+    usesrc: str | None = None
+    usesrc_addr = None
+    interface: str | None = None
+    rest = args[1:]
+    while rest:
+        word = rest.pop(0)
+        if word == "usesrc":
+            if not rest:
+                raise ConfigError("'usesrc' expects <addr>[:<port>], 'client', 'clientip', "
+                                  "or 'hdr_ip(name,#)' as argument.")
+            what = rest.pop(0)
+            if what in ("client", "clientip"):
+                usesrc = what
+            elif what.startswith("hdr_ip("):
+                raise ConfigError("'usesrc hdr_ip(...)' needs HTTP mode, which nsproxy lacks.")
+            else:
+                try:
+                    usesrc_addr = parse_source(what)
+                except AddressError:
+                    raise ConfigError(
+                        f"'usesrc {what}' : invalid address: '{what}' in '{what}'"
+                    ) from None
+                usesrc = "addr"
+        elif word == "interface":
+            if not rest:
+                raise ConfigError("'interface' expects an interface name.")
+            interface = rest.pop(0)
+        else:
+            raise ConfigError(f"'source' : unknown keyword '{word}'.")
+    return SourceCfg(addr, port_range, usesrc, usesrc_addr, interface)
+
+
+@KEYWORDS.register("source", *BE, frontend=False)
+def _source(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["source"] = parse_source_args(args[1:], allow_range=False)
+
+
+@KEYWORDS.register("usesrc", *BE, frontend=False)
+def _usesrc(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigError("'usesrc' only allowed after a 'source' statement.")
+
+
+def _acl(words: list[str], rule: str) -> SrcAcl:
+    """`if|unless { src NET ... }` or `if|unless src NET ...` → a layer-4 source ACL."""
+    if not words:
+        return SrcAcl((), negate=True)
+    cond, rest = words[0], words[1:]
+    if cond not in ("if", "unless"):
+        raise ConfigError(f"'{rule}' expects 'if' or 'unless' followed by a condition.")
+    if rest[:1] == ["{"] and rest[-1:] == ["}"]:
+        rest = rest[1:-1]
+    if not rest or rest[0] != "src" or len(rest) < 2:
+        raise ConfigError(f"'{rule}' : only '{{ src <network> ... }}' conditions are supported.")
+    nets: list[str] = []
+    for net in rest[1:]:
+        try:
+            nets.append(str(ipaddress.ip_network(net, strict=False)))
+        except ValueError:
+            raise ConfigError(f"'{rule}' : invalid network '{net}' in 'src' condition.") from None
+    return SrcAcl(tuple(nets), negate=(cond == "unless"))
+
+
+@KEYWORDS.register("tcp-request", *FE, backend=False)
+def _tcp_request(ctx: Ctx, args: list[str]) -> None:
+    px = f"proxy '{ctx.section.name}'"
+    if len(args) < 3 or args[1] not in ("connection", "session", "content", "inspect-delay"):
+        raise ConfigError(f"'tcp-request' expects 'connection', 'session', 'content' or "
+                          f"'inspect-delay' in {px}.")
+    if args[2] == "expect-proxy":
+        if args[1] != "connection":
+            raise ConfigError(
+                f"'expect-proxy layer4' is not allowed in 'tcp-request {args[1]}' rules in {px}"
+            )
+        got = args[3] if len(args) > 3 else ""
+        if got != "layer4":
+            raise ConfigError(
+                f"'tcp-request connection expect-proxy' only supports 'layer4' in {px} "
+                f"(got '{got}')"
+            )
+        acl = _acl(args[4:], "tcp-request connection expect-proxy")
+        ctx.section.fields.setdefault("expect_proxy", []).append(acl)
+        return
+    raise ConfigError(f"'tcp-request {args[1]} {args[2]}' is not supported by nsproxy in {px}.")
+
+
+@KEYWORDS.register("tcp-check", *BE, frontend=False)
+def _tcp_check(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2:
+        raise ConfigError("'tcp-check' expects 'connect', 'send', 'expect' or 'comment'.")
+    rules = ctx.section.fields.setdefault("tcp_check", [])
+    action = args[1]
+    if action == "comment":
+        return
+    if action == "connect":
+        rules.append(TcpCheckRule("connect"))
+    elif action in ("send", "send-lf"):
+        ctx.need(args[1:], 1, "a string argument")
+        data = args[2].replace("\\r", "\r").replace("\\n", "\n")
+        rules.append(TcpCheckRule("send", data + ("\n" if action == "send-lf" else "")))
+    elif action == "expect":
+        rest = args[2:]
+        negate = bool(rest) and rest[0] == "!"
+        if negate:
+            rest = rest[1:]
+        if len(rest) < 2 or rest[0] not in ("string", "rstring"):
+            raise ConfigError("'tcp-check expect' expects 'string <pattern>' or 'rstring <regex>'.")
+        rules.append(TcpCheckRule(rest[0], rest[1], negate))
+    else:
+        raise ConfigError(f"'tcp-check' : unknown action '{action}'.")
+
+
+@KEYWORDS.register("option", *ALL)
+def _option(ctx: Ctx, args: list[str]) -> None:
+    _set_option(ctx, args, True)
+
+
+@KEYWORDS.register("no", "global", *ALL)
+def _no(ctx: Ctx, args: list[str]) -> None:
+    if len(args) >= 2 and args[1] == "log":
+        ctx.section.fields["logs"] = []
+        return
+    if len(args) < 3 or args[1] != "option":
+        raise ConfigError("'no' only applies to 'option' and 'log'.")
+    _set_option(ctx, args[1:], False)
+
+
+def _set_option(ctx: Ctx, args: list[str], on: bool) -> None:
+    if len(args) < 2:
+        raise ConfigError("'option' expects an option name.")
+    kw = OPTIONS.get(args[1])
+    if kw is None:
+        raise ConfigError(f"unknown option '{args[1]}'.")
+    kw.handler(ctx, args[1:] + (["on"] if on else ["off"]))
+
+
+def _flag(name: str, field: str, *sections: str) -> None:
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        ctx.section.fields[field] = args[-1] == "on"
+
+    OPTIONS.register(name, *sections)(handler)
+
+
+for _opt, _field in (
+    ("tcplog", "tcplog"),
+    ("dontlognull", "dontlognull"),
+    ("redispatch", "redispatch"),
+    ("allbackups", "allbackups"),
+    ("splice-request", "splice_request"),
+    ("splice-response", "splice_response"),
+    ("splice-auto", "splice_auto"),
+    ("log-separate-errors", "log_separate_errors"),
+):
+    _flag(_opt, _field)
+
+
+@OPTIONS.register("tcp-check")
+def _option_tcp_check(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields.setdefault("tcp_check", [])
+
+
+_IGNORED_OPTIONS = (
+    "tcpka clitcpka srvtcpka abortonclose contstats dontlog-normal log-health-checks "
+    "nolinger socket-stats transparent independent-streams splice-auto"
+).split()
+
+
+def _ignored_option(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigWarning(f"'option {args[0]}' is not used by nsproxy; ignored.")
+
+
+for _opt in _IGNORED_OPTIONS:
+    if OPTIONS.get(_opt) is None:
+        OPTIONS.register(_opt)(_ignored_option)
+
+
+def _http_option(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigWarning(f"'option {args[0]}' needs HTTP mode, which nsproxy lacks; ignored.")
+
+
+for _opt in ("httplog", "forwardfor", "http-server-close", "httpclose", "http-keep-alive",
+             "httpchk", "http-buffer-request"):
+    OPTIONS.register(_opt)(_http_option)

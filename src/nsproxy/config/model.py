@@ -1,0 +1,207 @@
+"""The parsed configuration: frozen dataclasses with every address resolved, times in seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nsproxy.addresses import ServerAddr, SockAddr
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A place in the configuration, for messages: 'file:line'."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget:
+    """One `log` line: where lines go (stdout/stderr, a UDP address, a UNIX datagram path)."""
+
+    target: str
+    facility: str = "local0"
+    level: str = "debug"
+    min_level: str = "emerg"
+    format: str = "rfc3164"
+    udp: SockAddr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Timeouts in seconds; None means not set (infinite)."""
+
+    connect: float | None = None
+    client: float | None = None
+    server: float | None = None
+    client_fin: float | None = None
+    server_fin: float | None = None
+    tunnel: float | None = None
+    queue: float | None = None
+    check: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCfg:
+    """`source ADDR[:PORT] [usesrc clientip|client|ADDR] [interface IF]`."""
+
+    addr: SockAddr
+    port_range: tuple[int, int] | None = None
+    usesrc: str | None = None
+    usesrc_addr: SockAddr | None = None
+    interface: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SrcAcl:
+    """A minimal layer-4 ACL: `src` networks, optionally negated (`unless`)."""
+
+    networks: tuple[str, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BindCfg:
+    """One `bind` line (all of its addresses share these settings)."""
+
+    where: Where
+    addrs: tuple[SockAddr, ...]
+    name: str | None = None
+    id: int = 0
+    namespace: str | None = None
+    interface: str | None = None
+    backlog: int | None = None
+    v4v6: bool = False
+    v6only: bool = False
+    accept_proxy: bool = False
+    transparent: bool = False
+    mode: int | None = None
+    maxconn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCfg:
+    """Health-check settings of one server."""
+
+    enabled: bool = False
+    inter: float = 2.0
+    fastinter: float | None = None
+    downinter: float | None = None
+    rise: int = 2
+    fall: int = 3
+    port: int | None = None
+    addr: str | None = None
+    send_proxy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCfg:
+    """One `server` line, with `default-server` settings applied."""
+
+    where: Where
+    name: str
+    addr: ServerAddr
+    puid: int = 0
+    namespace: str | None = None
+    use_client_netns: bool = False
+    disabled: bool = False
+    weight: int = 1
+    backup: bool = False
+    maxconn: int = 0
+    send_proxy: int = 0
+    pp2_options: frozenset[str] = frozenset()
+    check: CheckCfg = CheckCfg()
+    source: SourceCfg | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheckRule:
+    """One `tcp-check` rule: connect, send DATA or expect [!]string|rstring PATTERN."""
+
+    action: str
+    arg: str = ""
+    negate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyCfg:
+    """A frontend, backend or listen section (capabilities say which halves it has)."""
+
+    where: Where
+    name: str
+    is_frontend: bool
+    is_backend: bool
+    id: int = 0
+    mode: str = "tcp"
+    disabled: bool = False
+    binds: tuple[BindCfg, ...] = ()
+    default_backend: str | None = None
+    timeouts: Timeouts = Timeouts()
+    maxconn: int = 0
+    backlog: int = 0
+    servers: tuple[ServerCfg, ...] = ()
+    balance: str = "roundrobin"
+    hash_type: str = "map-based"
+    retries: int = 3
+    redispatch: bool = False
+    allbackups: bool = False
+    source: SourceCfg | None = None
+    logs: tuple[LogTarget, ...] = ()
+    tcplog: bool = False
+    dontlognull: bool = False
+    log_format: str | None = None
+    log_separate_errors: bool = False
+    unique_id_format: str | None = None
+    expect_proxy: tuple[SrcAcl, ...] = ()
+    splice_request: bool = False
+    splice_response: bool = False
+    splice_auto: bool = False
+    tcp_check: tuple[TcpCheckRule, ...] = ()
+    reject_unknown_netns: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalCfg:
+    """The `global` section."""
+
+    maxconn: int = 4096
+    logs: tuple[LogTarget, ...] = ()
+    daemon: bool = False
+    pidfile: str | None = None
+    nbthread: int = 1
+    user: str | None = None
+    group: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    chroot: str | None = None
+    pp2_never_send_local: bool = False
+    stats_sockets: tuple[tuple[SockAddr, int | None, str], ...] = ()
+    bufsize: int = 16384
+    maxpipes: int = 0
+    hard_stop_after: float | None = None
+    master_worker: bool = False
+    log_tag: str = "haproxy"
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    global_: GlobalCfg = GlobalCfg()
+    proxies: tuple[ProxyCfg, ...] = ()
+    namespaces: tuple[str, ...] = field(default=())
+
+    def proxy(self, name: str) -> ProxyCfg | None:
+        return next((p for p in self.proxies if p.name == name), None)
+
+    @property
+    def frontends(self) -> tuple[ProxyCfg, ...]:
+        return tuple(p for p in self.proxies if p.is_frontend)
+
+    @property
+    def backends(self) -> tuple[ProxyCfg, ...]:
+        return tuple(p for p in self.proxies if p.is_backend)

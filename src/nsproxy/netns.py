@@ -1,0 +1,140 @@
+"""The namespace registry: the only code that enters other network namespaces."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/var/run/netns"
+_NAME_MAX = 255
+
+
+class NetnsError(OSError):
+    """A namespace that cannot be opened or entered."""
+
+
+def _libc_setns() -> Callable[[int, int], None]:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    raw = libc.setns
+    raw.argtypes = (ctypes.c_int, ctypes.c_int)
+    raw.restype = ctypes.c_int
+
+    def setns(fd: int, nstype: int) -> None:
+        if raw(fd, nstype) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return setns
+
+
+_setns: Callable[[int, int], None] = getattr(os, "setns", None) or _libc_setns()
+
+
+def check_name(name: str) -> str | None:
+    """Why `name` cannot be a namespace file name under /var/run/netns, or None if it can."""
+    if not name:
+        return "empty namespace name"
+    if "/" in name or "\0" in name or name in (".", ".."):
+        return f"invalid namespace name '{name}'"
+    if len(name.encode()) > _NAME_MAX:
+        return f"namespace name '{name[:32]}...' is longer than {_NAME_MAX} bytes"
+    return None
+
+
+@dataclass(eq=False, slots=True)
+class Namespace:
+    """An open network namespace: its name, the fd that keeps it alive, its inode."""
+
+    name: str
+    fd: int
+    inode: int
+    conns: int = 0
+    total_conns: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(slots=True)
+class NamespaceRegistry:
+    """Name → open namespace. Opens each namespace once and creates sockets inside them."""
+
+    run_dir: str = NETNS_RUN_DIR
+    _by_name: dict[str, Namespace] = field(default_factory=dict)
+    _by_bytes: dict[bytes, Namespace] = field(default_factory=dict)
+    _home_fd: int = -1
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def exists(self, name: str) -> bool:
+        return check_name(name) is None and os.path.exists(self.path(name))
+
+    def open(self, name: str) -> Namespace:
+        """The namespace called `name`, opened now if it was not yet."""
+        ns = self._by_name.get(name)
+        if ns is not None:
+            return ns
+        why = check_name(name)
+        if why is not None:
+            raise NetnsError(errno.EINVAL, why)
+        try:
+            fd = os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise NetnsError(exc.errno, f"Cannot open namespace '{name}'.") from exc
+        ns = Namespace(name, fd, os.fstat(fd).st_ino)
+        self._by_name[name] = ns
+        self._by_bytes[name.encode()] = ns
+        return ns
+
+    def get(self, name: str) -> Namespace | None:
+        return self._by_name.get(name)
+
+    def lookup(self, raw: bytes) -> Namespace | None:
+        """The namespace whose name is exactly `raw` (a PROXY v2 NETNS TLV value), if open."""
+        return self._by_bytes.get(raw)
+
+    def __iter__(self) -> Iterator[Namespace]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def socket_in(
+        self, ns: Namespace | None, family: int, type: int = socket.SOCK_STREAM, proto: int = 0
+    ) -> socket.socket:
+        """A new socket created inside `ns` (None: the namespace nsproxy was started in).
+
+        The calling thread enters `ns`, creates the socket and returns home before anything
+        else can run on it; if it cannot return home the socket is closed and the call fails.
+        """
+        if ns is None:
+            return socket.socket(family, type, proto)
+        if self._home_fd < 0:
+            self._home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(ns.fd, CLONE_NEWNET)
+        except OSError as exc:
+            raise NetnsError(exc.errno, f"Cannot enter namespace '{ns.name}': {exc.strerror}")
+        try:
+            return socket.socket(family, type, proto)
+        finally:
+            _setns(self._home_fd, CLONE_NEWNET)
+
+    def close(self, name: str | None = None) -> None:
+        """Closes one namespace's fd (or every fd, with no name)."""
+        names = [name] if name is not None else list(self._by_name)
+        for n in names:
+            ns = self._by_name.pop(n, None)
+            if ns is not None:
+                self._by_bytes.pop(n.encode(), None)
+                os.close(ns.fd)
+                ns.fd = -1
+        if name is None and self._home_fd >= 0:
+            os.close(self._home_fd)
+            self._home_fd = -1

@@ -1,0 +1,1 @@
+"""Operations: logging, runtime API, metrics, process lifecycle."""

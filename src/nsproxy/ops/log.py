@@ -1,0 +1,152 @@
+"""Log lines in HAProxy's formats (tcplog, error lines) and where they go (stdout, syslog)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from nsproxy.config.model import LogTarget
+
+FACILITIES = {
+    name: i
+    for i, name in enumerate(
+        "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
+        "local0 local1 local2 local3 local4 local5 local6 local7".split()
+    )
+}
+LEVELS = {n: i for i, n in enumerate("emerg alert crit err warning notice info debug".split())}
+LOG_ERR = 3
+LOG_INFO = 6
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def accept_date(ts: float) -> str:
+    """HAProxy's %t: 24/Nov/2026:15:33:26.363 (local time)."""
+    tm = time.localtime(ts)
+    ms = int((ts - int(ts)) * 1000)
+    return (
+        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{ms:03d}"
+    )
+
+
+def addr_text(addr: object) -> tuple[str, str]:
+    """(%ci, %cp)-style text for a socket address; UNIX sockets print as 'unix' and '-'."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return str(addr[0]), str(addr[1])
+    return "unix", "-"
+
+
+@dataclass(slots=True)
+class Sink:
+    """One open log destination."""
+
+    target: LogTarget
+    sock: socket.socket | None = None
+    dest: tuple[str, int] | str | None = None
+
+    def open(self) -> None:
+        t = self.target
+        if t.udp is not None:
+            self.sock = socket.socket(t.udp.family, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+            self.dest = t.udp.sockaddr()
+        elif t.target.startswith("/"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+            self.dest = t.target
+
+    def emit(self, level: int, msg: str, tag: str, host: str) -> None:
+        t = self.target
+        if level > LEVELS[t.level] or level < LEVELS[t.min_level]:
+            return
+        pri = FACILITIES[t.facility] * 8 + level
+        if t.format == "raw":
+            line = msg
+        elif t.format == "short":
+            line = f"<{pri}>{msg}"
+        elif t.format == "rfc5424":
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+            line = f"<{pri}>1 {stamp}{_tz()} {host} {tag} {os.getpid()} - - {msg}"
+        else:
+            tm = time.localtime()
+            stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {time.strftime('%H:%M:%S', tm)}"
+            line = f"<{pri}>{stamp} {tag}[{os.getpid()}]: {msg}"
+        if self.sock is None:
+            stream = sys.stderr if t.target == "stderr" else sys.stdout
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+            return
+        try:
+            assert self.dest is not None
+            self.sock.sendto(line.encode("utf-8", "replace"), self.dest)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _tz() -> str:
+    off = -time.timezone if not time.localtime().tm_isdst else -time.altzone
+    sign = "+" if off >= 0 else "-"
+    off = abs(off)
+    return f"{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+
+
+@dataclass(slots=True)
+class Logger:
+    """A proxy's log destinations; empty means no traffic logs."""
+
+    sinks: list[Sink] = field(default_factory=list)
+    tag: str = "haproxy"
+    host: str = socket.gethostname()
+
+    @classmethod
+    def build(cls, targets: Sequence[LogTarget], tag: str, cache: dict[LogTarget, Sink]) -> Logger:
+        sinks = []
+        for t in targets:
+            sink = cache.get(t)
+            if sink is None:
+                sink = cache[t] = Sink(t)
+                sink.open()
+            sinks.append(sink)
+        return cls(sinks, tag)
+
+    def __bool__(self) -> bool:
+        return bool(self.sinks)
+
+    def emit(self, level: int, msg: str) -> None:
+        for sink in self.sinks:
+            sink.emit(level, msg, self.tag, self.host)
+
+
+def alert(msg: str) -> None:
+    _console("ALERT", msg)
+
+
+def warning(msg: str) -> None:
+    _console("WARNING", msg)
+
+
+def notice(msg: str) -> None:
+    _console("NOTICE", msg)
+
+
+def _console(kind: str, msg: str) -> None:
+    """HAProxy's stderr messages: '[ALERT]    (1234) : msg'."""
+    label = f"[{kind}]".ljust(10)
+    try:
+        sys.stderr.write(f"{label} ({os.getpid()}) : {msg}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

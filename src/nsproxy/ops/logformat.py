@@ -1,0 +1,83 @@
+"""HAProxy log-format strings (%ci, %fp, %ts, ...) rendered for one stream."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from nsproxy.ops.log import accept_date, addr_text
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.process import Runtime
+    from nsproxy.runtime.stream import Stream
+
+_VAR = re.compile(r"%(?:\{[^}]*\})?(\[[^\]]*\]|[A-Za-z]+|%)")
+
+
+def _value(name: str, rt: Runtime, s: Stream) -> str:
+    fe = s.listener.frontend
+    be = s.backend
+    srv = s.server
+    if name == "%":
+        return "%"
+    if name in ("ci", "cp"):
+        return addr_text(s.src)[0 if name == "ci" else 1]
+    if name in ("fi", "fp"):
+        return addr_text(s.local_addr())[0 if name == "fi" else 1]
+    if name in ("si", "sp"):
+        target = s.target[1] if s.target is not None else None
+        return addr_text(target)[0 if name == "si" else 1] if target else "-"
+    if name in ("bi", "bp"):
+        try:
+            local = s.ssock.getsockname() if s.ssock is not None else None
+        except OSError:
+            local = None
+        return addr_text(local)[0 if name == "bi" else 1] if local else "-"
+    if name in ("f", "ft"):
+        return fe.name
+    if name == "b":
+        return be.name if be else fe.name
+    if name == "s":
+        return srv.name if srv else "<NOSRV>"
+    if name == "t":
+        return accept_date(s.start_ts)
+    if name == "ts":
+        return s.termination
+    if name == "B":
+        return str(s.bytes_out)
+    if name == "U":
+        return str(s.bytes_in)
+    if name == "Tw":
+        return str(s.tw)
+    if name == "Tc":
+        return str(s.tc)
+    if name == "Tt":
+        return str(int((rt.loop.time() - s.t0) * 1000))
+    if name == "ac":
+        return str(rt.stats.cur_conns)
+    if name == "fc":
+        return str(fe.stats.cur_conns)
+    if name == "bc":
+        return str(be.stats.cur_conns if be else 0)
+    if name == "sc":
+        return str(srv.cur_conns if srv else 0)
+    if name == "rc":
+        return ("+" if s.redispatched else "") + str(s.retries)
+    if name in ("sq", "bq"):
+        return "0"
+    if name == "pid":
+        import os
+
+        return str(os.getpid())
+    if name in ("[fc_netns]", "[fc_netns()]"):
+        return s.netns.name if s.netns is not None else "-"
+    if name in ("[bc_netns]", "[bc_netns()]"):
+        if srv is None:
+            return "-"
+        ns = s.netns if srv.cfg.use_client_netns else srv.netns
+        return ns.name if ns is not None else "-"
+    return "-"
+
+
+def render(fmt: str, rt: Runtime, s: Stream) -> str:
+    return _VAR.sub(lambda m: _value(m.group(1), rt, s), fmt)

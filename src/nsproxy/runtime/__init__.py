@@ -1,0 +1,1 @@
+"""The running proxy: listeners, streams, relays, backends."""

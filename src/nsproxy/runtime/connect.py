@@ -1,0 +1,124 @@
+"""Server-side sockets: made in the right namespace, bound to the right source, PROXY header."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from nsproxy import proxy_protocol as pp
+from nsproxy.netns import Namespace
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.objects import Server
+    from nsproxy.runtime.process import Runtime
+    from nsproxy.runtime.stream import Stream
+
+IP_TRANSPARENT = 19
+IP_FREEBIND = 15
+IPV6_TRANSPARENT = 75
+IPV6_FREEBIND = 78
+IP_BIND_ADDRESS_NO_PORT = 24
+
+
+def open_socket(
+    rt: Runtime, srv: Server, family: int, netns: Namespace | None, stream: Stream | None
+) -> socket.socket:
+    """A non-blocking socket for `srv` inside `netns`, bound per its `source` settings."""
+    sock = rt.registry.socket_in(netns, family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            src = srv.cfg.source or srv.backend.cfg.source
+            if src is not None:
+                bind_source(sock, family, src, stream)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | None) -> None:
+    """Applies `source ADDR [usesrc ...] [interface IF]` to an unconnected socket."""
+    from nsproxy.config.model import SourceCfg
+
+    assert isinstance(src, SourceCfg)
+    if src.interface:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, src.interface.encode())
+    host, port = src.addr.host, src.addr.port
+    transparent = False
+    if src.usesrc is not None and stream is not None:
+        if src.usesrc in ("client", "clientip") and isinstance(stream.src, tuple):
+            host = str(stream.src[0])
+            port = int(stream.src[1]) if src.usesrc == "client" else 0
+            transparent = True
+        elif src.usesrc == "addr" and src.usesrc_addr is not None:
+            host, port = src.usesrc_addr.host, src.usesrc_addr.port
+            transparent = True
+    v6 = family == socket.AF_INET6
+    if v6 and ":" not in host:
+        host = "::ffff:" + host if host != "0.0.0.0" else "::"
+    if not v6 and ":" in host:
+        if host.startswith("::ffff:"):
+            host = host[7:]
+        else:
+            raise OSError(97, "source address family does not match the server's")
+    if transparent:
+        _make_transparent(sock, v6)
+    if port == 0 and src.port_range is None:
+        if host in ("0.0.0.0", "::"):
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        except OSError:
+            pass
+    if src.port_range is not None and port == 0:
+        lo, hi = src.port_range
+        last: OSError | None = None
+        for p in range(lo, hi + 1):
+            try:
+                sock.bind((host, p))
+                return
+            except OSError as exc:
+                last = exc
+        raise last or OSError(98, "no free port in source range")
+    sock.bind((host, port))
+
+
+def _make_transparent(sock: socket.socket, v6: bool) -> None:
+    options = (
+        [(socket.IPPROTO_IPV6, IPV6_TRANSPARENT), (socket.IPPROTO_IPV6, IPV6_FREEBIND)]
+        if v6
+        else [(socket.IPPROTO_IP, IP_TRANSPARENT), (socket.IPPROTO_IP, IP_FREEBIND)]
+    )
+    for level, opt in options:
+        try:
+            sock.setsockopt(level, opt, 1)
+            return
+        except OSError:
+            continue
+    raise OSError(1, "Cannot bind to tproxy source address before connect()")
+
+
+def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
+    """The PROXY header `srv` wants, for the addresses and namespace of `stream`."""
+    src = stream.src if isinstance(stream.src, tuple) else None
+    dst = stream.local_addr()
+    dst = dst if isinstance(dst, tuple) else None
+    if src is not None:
+        src = (src[0], src[1])
+    if dst is not None:
+        dst = (dst[0], dst[1])
+    if srv.cfg.send_proxy == 1:
+        return pp.encode_v1(src, dst)
+    opts = srv.cfg.pp2_options
+    tlvs: list[pp.Tlv] = []
+    if "authority" in opts and stream.authority:
+        tlvs.append(pp.Tlv(0x02, stream.authority))
+    if "unique-id" in opts:
+        tlvs.append(pp.Tlv(0x05, rt.unique_id(stream)))
+    if "ssl" in opts:
+        tlvs.append(pp.Tlv(0x20, b"\x00\x00\x00\x00\x00"))
+    if stream.netns is not None:
+        tlvs.append(pp.Tlv(0x30, stream.netns.name.encode()))
+    return pp.encode_v2(src, dst, tlvs=tlvs, crc32c="crc32c" in opts)

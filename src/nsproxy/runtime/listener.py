@@ -1,0 +1,146 @@
+"""Listening sockets, each made inside its bind's namespace, and the accept loop."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from nsproxy.addresses import SockAddr
+from nsproxy.config.model import BindCfg
+from nsproxy.netns import Namespace
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.objects import Frontend
+    from nsproxy.runtime.process import Runtime
+
+_ACCEPT_BATCH = 64
+
+
+class Listener:
+    """One address of one `bind` line, listening inside `netns`."""
+
+    __slots__ = ("acls", "addr", "bind", "frontend", "id", "label", "netns", "paused", "rt",
+                 "sock", "stream_cls")
+
+    def __init__(
+        self, rt: Runtime, frontend: Frontend, bind: BindCfg, addr: SockAddr, lid: int,
+        netns: Namespace | None,
+    ) -> None:
+        self.rt = rt
+        self.frontend = frontend
+        self.bind = bind
+        self.addr = addr
+        self.id = lid
+        self.label = bind.name or str(lid)
+        self.netns = netns
+        self.sock: socket.socket | None = None
+        self.paused = True
+        self.acls = [
+            (acl.negate, [ipaddress.ip_network(n) for n in acl.networks])
+            for acl in frontend.cfg.expect_proxy
+        ]
+
+    def open(self, inherited: socket.socket | None = None) -> None:
+        """Creates, binds and listens (or adopts an inherited listening socket)."""
+        if inherited is not None:
+            self.sock = inherited
+            self.sock.setblocking(False)
+            return
+        a, b = self.addr, self.bind
+        sock = self.rt.registry.socket_in(self.netns, a.family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if a.family == socket.AF_UNIX:
+                with contextlib.suppress(FileNotFoundError):
+                    if os.path.exists(a.host) and not os.path.isdir(a.host):
+                        os.unlink(a.host)
+                sock.bind(a.host)
+                if b.mode is not None:
+                    os.chmod(a.host, b.mode)
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if a.family == socket.AF_INET6 and (b.v6only or b.v4v6):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if b.v6only else 0)
+                if b.transparent:
+                    level = socket.IPPROTO_IPV6 if a.family == socket.AF_INET6 else socket.IPPROTO_IP
+                    sock.setsockopt(level, 75 if a.family == socket.AF_INET6 else 19, 1)
+                if b.interface:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b.interface.encode())
+                sock.bind(a.sockaddr())
+            fe = self.frontend.cfg
+            backlog = b.backlog or fe.backlog or fe.maxconn or self.rt.config.global_.maxconn
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def resume(self) -> None:
+        if self.paused and self.sock is not None:
+            self.rt.loop.add_reader(self.sock.fileno(), self._on_accept)
+            self.paused = False
+
+    def pause(self) -> None:
+        if not self.paused and self.sock is not None:
+            self.rt.loop.remove_reader(self.sock.fileno())
+            self.paused = True
+
+    def close(self) -> None:
+        self.pause()
+        if self.sock is not None:
+            if self.addr.family == socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.addr.host)
+            self.sock.close()
+            self.sock = None
+
+    def owns(self, addr: object) -> bool:
+        """Whether connecting to `addr` would land on this listener (same namespace assumed)."""
+        if not isinstance(addr, tuple) or self.sock is None:
+            return False
+        host, port = str(addr[0]), int(addr[1])
+        if port != self.addr.port:
+            return False
+        return self.addr.host in ("0.0.0.0", "::") or self.addr.host == host or (
+            host.startswith("::ffff:") and host[7:] == self.addr.host
+        )
+
+    def expects_proxy(self, peer: object) -> bool:
+        if self.bind.accept_proxy:
+            return True
+        if not self.acls:
+            return False
+        try:
+            ip = ipaddress.ip_address(peer[0]) if isinstance(peer, tuple) else None
+        except ValueError:
+            ip = None
+        for negate, nets in self.acls:
+            hit = ip is not None and any(ip in n for n in nets)
+            if not nets or hit != negate:
+                return True
+        return False
+
+    def _on_accept(self) -> None:
+        rt = self.rt
+        assert self.sock is not None
+        for _ in range(_ACCEPT_BATCH):
+            if rt.full(self.frontend):
+                rt.pause_for_limit(self)
+                return
+            try:
+                csock, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    rt.accept_resource_error(self, exc)
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            rt.accepted(self, csock, peer)

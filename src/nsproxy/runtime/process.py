@@ -1,0 +1,302 @@
+"""The running process: builds runtime objects from the config, owns limits, logs and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from nsproxy.balance import make_balancer
+from nsproxy.config.model import Config
+from nsproxy.netns import Namespace, NamespaceRegistry
+from nsproxy.ops import log
+from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
+from nsproxy.runtime import relay
+from nsproxy.runtime.listener import Listener
+from nsproxy.runtime.objects import Backend, Counters, Frontend, Server
+from nsproxy.runtime.stream import Stream
+
+
+class Runtime:
+    """Everything one nsproxy process runs: listeners, backends, streams, counters."""
+
+    def __init__(
+        self, config: Config, loop: asyncio.AbstractEventLoop,
+        registry: NamespaceRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.registry = registry or NamespaceRegistry()
+        self.stats = Counters()
+        self.streams: set[Stream] = set()
+        self.frontends: dict[str, Frontend] = {}
+        self.backends: dict[str, Backend] = {}
+        self.listeners: list[Listener] = []
+        self.paused_for_limit: list[Listener] = []
+        self.queues: dict[Backend, collections.deque[Stream]] = {}
+        self.unknown_netns = 0
+        self.stopping = False
+        self.start_time = time.time()
+        self._sinks: dict[object, Sink] = {}
+        self._stopped = asyncio.Event()
+        self._on_idle: list[Callable[[], None]] = []
+        relay.set_buffer_size(config.global_.bufsize)
+
+    # -- building -----------------------------------------------------------------------------
+    def _ns(self, name: str | None) -> Namespace | None:
+        return None if name is None else self.registry.open(name)
+
+    def build(self) -> None:
+        g = self.config.global_
+        for name in self.config.namespaces:
+            self.registry.open(name)
+        for px in self.config.proxies:
+            if px.disabled:
+                continue
+            logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
+            if px.is_backend:
+                be = Backend(px, logger=logger)
+                for scfg in px.servers:
+                    be.servers.append(Server(scfg, be, self._ns(scfg.namespace)))
+                be.balancer = make_balancer(
+                    px.balance, be.servers, hash_type=px.hash_type, allbackups=px.allbackups
+                )
+                self.backends[px.name] = be
+        for px in self.config.proxies:
+            if px.disabled or not px.is_frontend:
+                continue
+            target = self.backends.get(px.name) if px.is_backend else None
+            if px.default_backend is not None:
+                target = self.backends.get(px.default_backend)
+            logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
+            fe = Frontend(px, target, logger)
+            for bind in px.binds:
+                ns = self._ns(bind.namespace)
+                for i, addr in enumerate(bind.addrs):
+                    fe.listeners.append(Listener(self, fe, bind, addr, bind.id + i, ns))
+            self.frontends[px.name] = fe
+            self.listeners.extend(fe.listeners)
+
+    def open_listeners(self, inherited: dict[str, socket.socket] | None = None) -> None:
+        for li in self.listeners:
+            li.open((inherited or {}).pop(listener_key(li), None))
+
+    def start(self) -> None:
+        for li in self.listeners:
+            li.resume()
+        for px in self.config.proxies:
+            if not px.disabled:
+                kind = "listen" if px.is_frontend and px.is_backend else (
+                    "frontend" if px.is_frontend else "backend")
+                del kind
+
+    # -- limits -------------------------------------------------------------------------------
+    def full(self, fe: Frontend) -> bool:
+        return self.stats.cur_conns >= self.config.global_.maxconn or fe.full
+
+    def pause_for_limit(self, li: Listener) -> None:
+        li.pause()
+        self.paused_for_limit.append(li)
+
+    def accept_resource_error(self, li: Listener, exc: OSError) -> None:
+        log.alert(f"Proxy {li.frontend.name} reached the file descriptor or memory limit "
+                  f"({exc.strerror}); accepting again in 100 ms.")
+        li.pause()
+
+        def again() -> None:
+            if not self.stopping:
+                li.resume()
+
+        self.loop.call_later(0.1, again)
+
+    def accepted(self, li: Listener, csock: socket.socket, peer: object) -> None:
+        fe = li.frontend
+        csock.setblocking(False)
+        if li.addr.family != socket.AF_UNIX:
+            csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = Stream(self, li, csock, peer if isinstance(peer, tuple) else None)
+        self.streams.add(stream)
+        self.stats.cur_conns += 1
+        self.stats.total_conns += 1
+        fe.stats.cur_conns += 1
+        fe.stats.total_conns += 1
+        fe.stats.max_conns = max(fe.stats.max_conns, fe.stats.cur_conns)
+        if stream.netns is not None:
+            stream.netns.conns += 1
+            stream.netns.total_conns += 1
+        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
+            ci, cp = addr_text(peer if isinstance(peer, tuple) else None)
+            fi, fp = addr_text(stream.local_addr())
+            fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")
+        stream.start()
+
+    def server_take(self, srv: Server) -> None:
+        srv.cur_conns += 1
+        srv.stats.cur_conns += 1
+        srv.stats.total_conns += 1
+        srv.stats.max_conns = max(srv.stats.max_conns, srv.cur_conns)
+        be = srv.backend
+        be.stats.cur_conns += 1
+        be.stats.total_conns += 1
+        if be.balancer is not None:
+            be.balancer.on_connect(srv)
+
+    def server_release(self, srv: Server) -> None:
+        srv.cur_conns -= 1
+        srv.stats.cur_conns -= 1
+        be = srv.backend
+        be.stats.cur_conns -= 1
+        if be.balancer is not None:
+            be.balancer.on_release(srv)
+        queue = self.queues.get(be)
+        while queue:
+            waiting = queue.popleft()
+            if not waiting.closed:
+                waiting.dequeue()
+                break
+
+    # -- queue --------------------------------------------------------------------------------
+    def try_queue(self, stream: Stream) -> bool:
+        be = stream.backend
+        assert be is not None
+        if not any(s.usable() and not s.has_free_slot() for s in be.servers):
+            return False
+        self.queues.setdefault(be, collections.deque()).append(stream)
+        stream.queued = True
+        t = be.cfg.timeouts
+        tq = t.queue if t.queue is not None else t.connect
+        if tq is not None:
+            stream.timer = self.loop.call_later(tq, stream.queue_timeout)
+        return True
+
+    def unqueue(self, stream: Stream) -> None:
+        queue = self.queues.get(stream.backend)  # type: ignore[arg-type]
+        if queue is not None:
+            try:
+                queue.remove(stream)
+            except ValueError:
+                pass
+
+    # -- end of a stream ------------------------------------------------------------------
+    def stream_closed(self, stream: Stream) -> None:
+        if stream not in self.streams:
+            return
+        self.streams.discard(stream)
+        fe = stream.listener.frontend
+        self.stats.cur_conns -= 1
+        fe.stats.cur_conns -= 1
+        fe.stats.bytes_in += stream.bytes_in
+        fe.stats.bytes_out += stream.bytes_out
+        if stream.netns is not None:
+            stream.netns.conns -= 1
+            stream.netns.bytes_in += stream.bytes_in
+            stream.netns.bytes_out += stream.bytes_out
+        srv = stream.server
+        if srv is not None:
+            srv.stats.bytes_in += stream.bytes_in
+            srv.stats.bytes_out += stream.bytes_out
+            srv.backend.stats.bytes_in += stream.bytes_in
+            srv.backend.stats.bytes_out += stream.bytes_out
+        if stream.hdr_buf is None and (stream.c2s is not None or stream.termination != "--"):
+            self._log_stream(stream)
+        if srv is not None:
+            self.server_release(srv)
+        while self.paused_for_limit and not self.stopping:
+            li = self.paused_for_limit.pop()
+            li.resume()
+        if self.stopping and not self.streams:
+            self._stopped.set()
+
+    def _log_stream(self, s: Stream) -> None:
+        fe = s.listener.frontend
+        logger = fe.logger
+        if not logger or not (fe.cfg.tcplog or fe.cfg.log_format):
+            return
+        if fe.cfg.dontlognull and s.bytes_in == 0 and s.bytes_out == 0 and s.termination == "--":
+            return
+        be = s.backend
+        srv = s.server
+        ci, cp = addr_text(s.src)
+        tt = int((self.loop.time() - s.t0) * 1000)
+        rc = ("+" if s.redispatched else "") + str(s.retries)
+        line = (
+            f"{ci}:{cp} [{accept_date(s.start_ts)}] {fe.name} "
+            f"{be.name if be else fe.name}/{srv.name if srv else '<NOSRV>'} "
+            f"{s.tw if (srv or s.tw) else -1}/{s.tc}/{tt} {s.bytes_out} {s.termination} "
+            f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/"
+            f"{be.stats.cur_conns if be else 0}/{srv.cur_conns if srv else 0}/{rc} 0/0"
+        )
+        logger.emit(LOG_INFO, line)
+
+    def unique_id(self, stream: Stream) -> bytes:
+        fmt = stream.listener.frontend.cfg.unique_id_format
+        if fmt is None:
+            return b""
+        from nsproxy.ops.logformat import render
+
+        return render(fmt, self, stream).encode()
+
+    # -- stopping -------------------------------------------------------------------------
+    def soft_stop(self) -> None:
+        """Closes listeners; the process ends when the last connection ends."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for li in self.listeners:
+            li.close()
+        log.warning("Proxies stopped; waiting for the remaining connections to finish.")
+        if not self.streams:
+            self._stopped.set()
+        hard = self.config.global_.hard_stop_after
+        if hard is not None:
+            self.loop.call_later(hard, self.hard_stop)
+
+    def hard_stop(self) -> None:
+        self.stopping = True
+        for li in self.listeners:
+            li.close()
+        for s in list(self.streams):
+            s.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def install_signals(self) -> None:
+        self.loop.add_signal_handler(signal.SIGTERM, self.hard_stop)
+        self.loop.add_signal_handler(signal.SIGINT, self.hard_stop)
+        self.loop.add_signal_handler(signal.SIGUSR1, self.soft_stop)
+        self.loop.add_signal_handler(signal.SIGTTOU, self._pause_listeners)
+        self.loop.add_signal_handler(signal.SIGTTIN, self._resume_listeners)
+
+    def _pause_listeners(self) -> None:
+        for li in self.listeners:
+            li.pause()
+
+    def _resume_listeners(self) -> None:
+        if not self.stopping:
+            for li in self.listeners:
+                li.resume()
+
+    def close(self) -> None:
+        for li in self.listeners:
+            li.close()
+        for s in list(self.streams):
+            s.close()
+        for sink in self._sinks.values():
+            sink.close()
+        self.registry.close()
+
+
+def listener_key(li: Listener) -> str:
+    """Identifies a listener across reloads: frontend, namespace and address."""
+    ns = li.netns.name if li.netns is not None else ""
+    return f"{li.frontend.name}|{ns}|{li.addr}"
+
+
+def pid() -> int:
+    return os.getpid()

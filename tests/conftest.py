@@ -1,0 +1,31 @@
+"""Shared fixtures: the namespace lab (root only; under CI a missing root is a failure)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from lab.netlab import Lab  # noqa: E402
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs root and real network namespaces")
+        pytest.skip("needs root")
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    _need_root()
+    lb = Lab()
+    try:
+        yield lb
+    finally:
+        lb.close()

@@ -1,0 +1,228 @@
+"""The seed's first two examples and the TCP core, end to end in real namespaces."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from lab.netlab import Lab, connect, free_port, recv_all
+
+DEFAULTS = """
+global
+  log stdout format raw local0
+defaults
+  mode tcp
+  log global
+  option tcplog
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+"""
+
+
+def _listening(ns: str | None, port: int) -> bool:
+    cmd = ["ss", "-Hltn", f"sport = :{port}"]
+    if ns is not None:
+        cmd = ["ip", "netns", "exec", ns, *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return f":{port}" in out
+
+
+def test_seed_example_1_listener_lives_in_its_namespace(lab: Lab) -> None:
+    ns = lab.netns("netns2")
+    lab.iface(ns, "eth7", "192.168.1.1/24")
+    backend = lab.sink(None, "127.0.0.1", reply=b"from-root\n")
+    proxy = lab.proxy(DEFAULTS + f"""
+frontend f_example
+ bind 192.168.1.1:80 namespace {ns}
+ default_backend http
+backend http
+ server web 127.0.0.1:{backend.port}
+""")
+    assert _listening(ns, 80)
+    assert not _listening(None, 80) or not any(
+        "192.168.1.1" in line
+        for line in subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout.splitlines()
+    )
+    with connect(ns, ("192.168.1.1", 80)) as c:
+        c.sendall(b"hello")
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"from-root\n"
+    conns = backend.wait_conns(1)
+    conns[0].closed.wait(5)
+    assert bytes(conns[0].data) == b"hello"
+    line = proxy.wait_output("f_example http/web")
+    assert " f_example http/web " in line
+
+
+def test_seed_example_2_server_in_namespace_decoy_untouched(lab: Lab) -> None:
+    ns = lab.netns("netns2")
+    port = free_port(ns)
+    real = lab.sink(ns, "127.0.0.1", port, reply=b"tenant\n")
+    decoy = lab.sink(None, "127.0.0.1", port, reply=b"decoy\n")
+    lport = free_port()
+    lab.proxy(DEFAULTS + f"""
+frontend f
+ bind 127.0.0.1:{lport}
+ default_backend b_example
+backend b_example
+ server s1 127.0.0.1:{port} namespace {ns}
+""")
+    for _ in range(3):
+        with connect(None, ("127.0.0.1", lport)) as c:
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b"tenant\n"
+    assert len(real.wait_conns(3)) == 3
+    assert decoy.conns == []
+
+
+def test_two_tenants_with_overlapping_addresses(lab: Lab) -> None:
+    ns_a, ns_b = lab.netns("tenant-a"), lab.netns("tenant-b")
+    port = 8000
+    lab.sink(ns_a, "127.0.0.1", port, reply=b"A\n")
+    lab.sink(ns_b, "127.0.0.1", port, reply=b"B\n")
+    proxy = lab.proxy(DEFAULTS + f"""
+listen tenant_a
+ bind 127.0.0.1:80 namespace {ns_a}
+ server app 127.0.0.1:{port} namespace {ns_a}
+listen tenant_b
+ bind 127.0.0.1:80 namespace {ns_b}
+ server app 127.0.0.1:{port} namespace {ns_b}
+""")
+    for ns, want in ((ns_a, b"A\n"), (ns_b, b"B\n"), (ns_a, b"A\n")):
+        with connect(ns, ("127.0.0.1", 80)) as c:
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == want
+    out = proxy.wait_output("tenant_b tenant_b/app")
+    assert "tenant_a tenant_a/app" in out
+
+
+def test_namespace_star_uses_listener_namespace(lab: Lab) -> None:
+    ns_a, ns_b = lab.netns("a"), lab.netns("b")
+    port = 9000
+    lab.sink(ns_a, "127.0.0.1", port, reply=b"A\n")
+    lab.sink(ns_b, "127.0.0.1", port, reply=b"B\n")
+    lab.sink(None, "127.0.0.1", free_port(), reply=b"root\n")
+    lab.proxy(DEFAULTS + f"""
+frontend fa
+ bind 127.0.0.1:81 namespace {ns_a}
+ default_backend be
+frontend fb
+ bind 127.0.0.1:81 namespace {ns_b}
+ default_backend be
+backend be
+ server s 127.0.0.1:{port} namespace *
+""")
+    for ns, want in ((ns_a, b"A\n"), (ns_b, b"B\n")):
+        with connect(ns, ("127.0.0.1", 81)) as c:
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == want
+
+
+def test_32_mib_each_way_byte_exact(lab: Lab) -> None:
+    ns = lab.netns("bulk")
+    echo = lab.sink(ns, "127.0.0.1", 7000, echo=True)
+    lport = free_port()
+    lab.proxy(DEFAULTS + f"""
+listen bulk
+ bind 127.0.0.1:{lport}
+ server echo 127.0.0.1:7000 namespace {ns}
+""")
+    payload = os.urandom(32 * 1024 * 1024)
+    received = bytearray()
+    with connect(None, ("127.0.0.1", lport), timeout=30) as c:
+
+        def reader() -> None:
+            received.extend(recv_all(c, timeout=30))
+
+        t = threading.Thread(target=reader)
+        t.start()
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+        t.join(60)
+    assert len(received) == len(payload)
+    assert received == payload
+    conn = echo.wait_conns(1)[0]
+    conn.closed.wait(10)
+    assert bytes(conn.data) == payload
+
+
+def test_half_close_reaches_server_and_reply_still_flows(lab: Lab) -> None:
+    ns = lab.netns("half")
+    ready = threading.Event()
+    result: dict[str, bytes] = {}
+
+    from lab.netlab import socket_in
+
+    srv = socket_in(ns)
+    srv.bind(("127.0.0.1", 7100))
+    srv.listen(1)
+
+    def server() -> None:
+        c, _ = srv.accept()
+        with c:
+            data = recv_all(c)  # returns only once the client's FIN came through
+            result["got"] = data
+            ready.set()
+            time.sleep(0.3)
+            c.sendall(b"reply-after-fin:" + data)
+
+    t = threading.Thread(target=server, daemon=True)
+    t.start()
+    lport = free_port()
+    lab.proxy(DEFAULTS + f"""
+listen half
+ bind 127.0.0.1:{lport}
+ server s 127.0.0.1:7100 namespace {ns}
+""")
+    with connect(None, ("127.0.0.1", lport)) as c:
+        c.sendall(b"question")
+        c.shutdown(socket.SHUT_WR)
+        assert ready.wait(5)
+        assert recv_all(c) == b"reply-after-fin:question"
+    srv.close()
+
+
+def test_server_down_closes_client_with_log(lab: Lab) -> None:
+    lport, dead = free_port(), free_port()
+    proxy = lab.proxy(DEFAULTS + f"""
+listen down
+ bind 127.0.0.1:{lport}
+ retries 1
+ timeout connect 500ms
+ server s1 127.0.0.1:{dead}
+""")
+    with connect(None, ("127.0.0.1", lport)) as c:
+        c.sendall(b"x")
+        assert recv_all(c) == b""
+    out = proxy.wait_output(" SC ")
+    line = next(ln for ln in out.splitlines() if "down/s1" in ln)
+    fields = line.split()
+    assert fields[4].startswith("-1/-1/") or fields[4].split("/")[1] == "-1"
+    assert fields[6] == "SC"
+    assert fields[7].endswith("/1")  # one retry
+
+
+def test_config_errors_listed_with_file_and_line(tmp_path: object) -> None:
+    import pathlib
+
+    cfg = pathlib.Path(str(tmp_path)) / "bad.cfg"
+    cfg.write_text(
+        "defaults\n  mode tcp\n"
+        "frontend f\n  bind 127.0.0.1:1 namespace nsp-does-not-exist-xyz\n"
+        "  frobnicate yes\n  default_backend nowhere\n"
+        "backend b\n  server s1 not-an-ip-@@:80\n  timeout connect 5q\n"
+    )
+    res = subprocess.run([sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0
+    err = res.stderr
+    assert f"[{cfg}:4]" in err and "Cannot open namespace 'nsp-does-not-exist-xyz'" in err
+    assert f"[{cfg}:5]" in err and "frobnicate" in err
+    assert f"[{cfg}:8]" in err
+    assert f"[{cfg}:9]" in err
+    assert "Fatal errors found in configuration." in err

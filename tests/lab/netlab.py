@@ -1,0 +1,317 @@
+"""Builds throw-away namespaces with unique per-run names and always removes them."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+CLONE_NEWNET = 0x40000000
+_counter = itertools.count()
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if hasattr(os, "setns"):
+        os.setns(fd, CLONE_NEWNET)
+    elif _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def socket_in(ns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
+              ) -> socket.socket:
+    """A socket created inside namespace `ns` (None: the test's own namespace).
+
+    A short-lived thread enters the namespace so the test thread never moves.
+    """
+    if ns is None:
+        return socket.socket(family, type)
+    box: list[object] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+            try:
+                _setns(fd)
+            finally:
+                os.close(fd)
+            box.append(socket.socket(family, type))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    assert isinstance(result, socket.socket)
+    return result
+
+
+def netns_inode_of_socket(sock: socket.socket) -> int:
+    """The inode of the network namespace a socket lives in (SIOCGSKNS)."""
+    import fcntl
+
+    SIOCGSKNS = 0x894C
+    nsfd = fcntl.ioctl(sock.fileno(), SIOCGSKNS)
+    try:
+        return os.fstat(nsfd).st_ino
+    finally:
+        os.close(nsfd)
+
+
+def free_port(ns: str | None = None, host: str = "127.0.0.1") -> int:
+    s = socket_in(ns, socket.AF_INET6 if ":" in host else socket.AF_INET)
+    with s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=30)
+
+
+@dataclass
+class Conn:
+    """What an in-namespace server saw of one connection."""
+
+    peer: tuple[str, int]
+    local: tuple[str, int]
+    data: bytearray = field(default_factory=bytearray)
+    closed: threading.Event = field(default_factory=threading.Event)
+
+
+class Sink:
+    """A TCP server in a namespace: records what each connection sent and who sent it.
+
+    `reply` is sent once at accept (b"" = nothing); `echo` sends back everything received.
+    """
+
+    def __init__(self, ns: str | None, host: str, port: int, *, reply: bytes = b"",
+                 echo: bool = False, family: int | None = None, transparent_ok: bool = False
+                 ) -> None:
+        fam = family or (socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock = socket_in(ns, fam)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(512)
+        self.ns = ns
+        self.port = int(self.sock.getsockname()[1])
+        self.host = host
+        self.reply = reply
+        self.echo = echo
+        self.conns: list[Conn] = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                return
+            conn = Conn(peer[:2], c.getsockname()[:2])
+            with self._lock:
+                self.conns.append(conn)
+            threading.Thread(target=self._handle, args=(c, conn), daemon=True).start()
+
+    def _handle(self, c: socket.socket, conn: Conn) -> None:
+        with c:
+            try:
+                if self.reply:
+                    c.sendall(self.reply)
+                while True:
+                    data = c.recv(262144)
+                    if not data:
+                        break
+                    conn.data += data
+                    if self.echo:
+                        c.sendall(data)
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            finally:
+                conn.closed.set()
+
+    def wait_conns(self, n: int, timeout: float = 10.0) -> list[Conn]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.conns) >= n:
+                    return list(self.conns)
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.conns)
+
+    def close(self) -> None:
+        self._stop = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class Proxy:
+    """An `nsproxy -db -f CFG` process, started and waited for with sd_notify READY=1."""
+
+    def __init__(self, config: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 command: tuple[str, ...] | None = None, ready_timeout: float = 15.0) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="nsp-test-")
+        self.cfg = os.path.join(self.dir.name, "nsproxy.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(config)
+        self.notify_path = os.path.join(self.dir.name, "notify.sock")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(ready_timeout)
+        full_env = dict(os.environ)
+        full_env["NOTIFY_SOCKET"] = self.notify_path
+        full_env.update(env or {})
+        cmd = command or (sys.executable, "-m", "nsproxy")
+        self.log_path = os.path.join(self.dir.name, "out.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [*cmd, "-db", "-f", self.cfg, *extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+        )
+        try:
+            while True:
+                msg = self.notify.recv(4096)
+                if b"READY=1" in msg:
+                    break
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"nsproxy did not become ready:\n{self.output()}") from None
+
+    def output(self) -> str:
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_output(self, needle: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if needle in out:
+                return out
+            time.sleep(0.02)
+        return self.output()
+
+    def log_lines(self) -> list[str]:
+        return [ln for ln in self.output().splitlines() if ln and not ln.startswith("[")]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.notify.close()
+        self._log.close()
+        self.dir.cleanup()
+        return int(self.proc.returncode)
+
+
+class Lab:
+    """Namespaces named `nsp-<pid>-<n>-<name>`, removed by close() whatever happened."""
+
+    def __init__(self) -> None:
+        self.prefix = f"nsp-{os.getpid()}-{next(_counter)}-"
+        self.namespaces: list[str] = []
+        self._closers: list[Callable[[], object]] = []
+
+    def netns(self, name: str) -> str:
+        full = self.prefix + name
+        sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def ip(self, ns: str, *args: str) -> None:
+        sh("ip", "-n", ns, *args)
+
+    def veth(self, ns_a: str, addr_a: str, ns_b: str, addr_b: str) -> None:
+        """A veth pair between two namespaces with the given CIDR addresses."""
+        n = len(self._closers)
+        a, b = f"nspa{os.getpid() % 10000}{n}", f"nspb{os.getpid() % 10000}{n}"
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+        sh("ip", "link", "set", a, "netns", ns_a)
+        sh("ip", "link", "set", b, "netns", ns_b)
+        self.ip(ns_a, "addr", "add", addr_a, "dev", a)
+        self.ip(ns_b, "addr", "add", addr_b, "dev", b)
+        self.ip(ns_a, "link", "set", a, "up")
+        self.ip(ns_b, "link", "set", b, "up")
+        self._closers.append(lambda: None)
+
+    def iface(self, ns: str, name: str, *addrs: str) -> None:
+        """An interface carrying `addrs` inside `ns` (one end of a veth pair kept in `ns`)."""
+        self.ip(ns, "link", "add", name, "type", "veth", "peer", "name", name + "p")
+        for addr in addrs:
+            self.ip(ns, "addr", "add", addr, "dev", name)
+        self.ip(ns, "link", "set", name, "up")
+        self.ip(ns, "link", "set", name + "p", "up")
+
+    def sink(self, ns: str | None, host: str, port: int = 0, **kw: object) -> Sink:
+        s = Sink(ns, host, port, **kw)  # type: ignore[arg-type]
+        self._closers.append(s.close)
+        return s
+
+    def proxy(self, config: str, **kw: object) -> Proxy:
+        p = Proxy(config, **kw)  # type: ignore[arg-type]
+        self._closers.append(p.stop)
+        return p
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+        for ns in self.namespaces:
+            sh("ip", "netns", "del", ns, check=False)
+        self.namespaces.clear()
+
+
+@contextlib.contextmanager
+def lab() -> Iterator[Lab]:
+    lb = Lab()
+    try:
+        yield lb
+    finally:
+        lb.close()
+
+
+def connect(ns: str | None, addr: tuple[str, int], timeout: float = 5.0,
+            source: tuple[str, int] | None = None) -> socket.socket:
+    s = socket_in(ns, socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
+    s.settimeout(timeout)
+    if source is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(source)
+    s.connect(addr)
+    return s
+
+
+def recv_all(s: socket.socket, timeout: float = 10.0) -> bytes:
+    s.settimeout(timeout)
+    out = bytearray()
+    while True:
+        data = s.recv(262144)
+        if not data:
+            return bytes(out)
+        out += data
