@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lab.netlab import Lab  # noqa: E402
+from lab.netlab import Lab
 
 
 def _need_root() -> None:

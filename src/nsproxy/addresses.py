@@ -106,10 +106,7 @@ def _resolve(host: str, family: int | None, where: str) -> tuple[int, str]:
         if family is not None and family != fam:
             raise AddressError(f"invalid address: '{host}' in '{where}'")
         return fam, str(ip)
-    if family is None:
-        want = socket.AF_UNSPEC
-    else:
-        want = family
+    want = socket.AF_UNSPEC if family is None else family
     try:
         infos = socket.getaddrinfo(host, None, want, socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
@@ -142,9 +139,9 @@ def parse_bind(text: str) -> list[SockAddr]:
         hi = _port(high, item) if dash else lo
         if hi < lo or lo == 0:
             raise AddressError(f"invalid port range '{port}' in '{item}'")
-        family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(prefix or "")
+        family: int | None = {"ipv4": 2, "ipv6": 10}.get(prefix or "")
         if host in _ANY4 and family != socket.AF_INET6:
-            fam, ip = socket.AF_INET, "0.0.0.0"
+            fam, ip = int(socket.AF_INET), "0.0.0.0"
         elif host in _ANY6 or (host in _ANY4 and family == socket.AF_INET6):
             fam, ip = socket.AF_INET6, "::"
         else:
@@ -160,15 +157,15 @@ def parse_server(text: str) -> ServerAddr:
         if not rest:
             raise AddressError(f"missing UNIX socket path in '{text}'")
         return ServerAddr(socket.AF_UNIX, rest, 0, PortMode.FIXED)
-    family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(prefix or "")
+    family: int | None = {"ipv4": 2, "ipv6": 10}.get(prefix or "")
     if rest in _ANY6 or rest == "":
         host, port = rest, None
     else:
         host, port = _split_host_port(rest)
-        if host.count(":") >= 1 and not rest.startswith("[") and port is not None:
-            # bare IPv6 ("::1", "::1:80"): HAProxy takes the text after the last colon as port
-            if not (port.isdigit() or port[:1] in "+-"):
-                host, port = rest, None
+        # bare IPv6 ("::1", "::1:80"): HAProxy takes the text after the last colon as port
+        bare_v6 = host.count(":") >= 1 and not rest.startswith("[") and port is not None
+        if bare_v6 and port and not (port.isdigit() or port[:1] in "+-"):
+            host, port = rest, None
     if port is None or port == "":
         mode, num = PortMode.SAME, 0
     elif port[0] in "+-":
@@ -180,7 +177,7 @@ def parse_server(text: str) -> ServerAddr:
         if num == 0:
             mode = PortMode.SAME
     if host in _ANY4 or host in _ANY6:
-        fam = family or (socket.AF_INET6 if host in _ANY6 else socket.AF_INET)
+        fam = family or int(socket.AF_INET6 if host in _ANY6 else socket.AF_INET)
         return ServerAddr(fam, None, num, mode)
     if mode is not PortMode.FIXED:
         # a fixed server address with no port: HAProxy uses the client's destination port
@@ -193,11 +190,10 @@ def parse_server(text: str) -> ServerAddr:
 def parse_source(text: str) -> SockAddr:
     """A `source`/`usesrc` address: 'ADDR[:PORT]' (port 0 = kernel chooses)."""
     prefix, rest = _split_prefix(text)
-    family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(prefix or "")
+    family: int | None = {"ipv4": 2, "ipv6": 10}.get(prefix or "")
     host, port = _split_host_port(rest)
-    if host.count(":") >= 1 and not rest.startswith("[") and port is not None:
-        if not port.isdigit():
-            host, port = rest, None
+    if host.count(":") >= 1 and not rest.startswith("[") and port and not port.isdigit():
+        host, port = rest, None
     num = _port(port, text) if port else 0
     if host in _ANY4:
         return SockAddr(family or socket.AF_INET, "0.0.0.0", num)

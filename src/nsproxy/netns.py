@@ -120,7 +120,9 @@ class NamespaceRegistry:
         try:
             _setns(ns.fd, CLONE_NEWNET)
         except OSError as exc:
-            raise NetnsError(exc.errno, f"Cannot enter namespace '{ns.name}': {exc.strerror}")
+            raise NetnsError(
+                exc.errno, f"Cannot enter namespace '{ns.name}': {exc.strerror}"
+            ) from exc
         try:
             return socket.socket(family, type, proto)
         finally:

@@ -36,17 +36,22 @@ def test_seed_example_1_listener_lives_in_its_namespace(lab: Lab) -> None:
     ns = lab.netns("netns2")
     lab.iface(ns, "eth7", "192.168.1.1/24")
     backend = lab.sink(None, "127.0.0.1", reply=b"from-root\n")
-    proxy = lab.proxy(DEFAULTS + f"""
+    proxy = lab.proxy(
+        DEFAULTS
+        + f"""
 frontend f_example
  bind 192.168.1.1:80 namespace {ns}
  default_backend http
 backend http
  server web 127.0.0.1:{backend.port}
-""")
+"""
+    )
     assert _listening(ns, 80)
     assert not _listening(None, 80) or not any(
         "192.168.1.1" in line
-        for line in subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout.splitlines()
+        for line in subprocess.run(
+            ["ss", "-Hltn"], capture_output=True, text=True
+        ).stdout.splitlines()
     )
     with connect(ns, ("192.168.1.1", 80)) as c:
         c.sendall(b"hello")
@@ -65,13 +70,16 @@ def test_seed_example_2_server_in_namespace_decoy_untouched(lab: Lab) -> None:
     real = lab.sink(ns, "127.0.0.1", port, reply=b"tenant\n")
     decoy = lab.sink(None, "127.0.0.1", port, reply=b"decoy\n")
     lport = free_port()
-    lab.proxy(DEFAULTS + f"""
+    lab.proxy(
+        DEFAULTS
+        + f"""
 frontend f
  bind 127.0.0.1:{lport}
  default_backend b_example
 backend b_example
  server s1 127.0.0.1:{port} namespace {ns}
-""")
+"""
+    )
     for _ in range(3):
         with connect(None, ("127.0.0.1", lport)) as c:
             c.shutdown(socket.SHUT_WR)
@@ -85,14 +93,17 @@ def test_two_tenants_with_overlapping_addresses(lab: Lab) -> None:
     port = 8000
     lab.sink(ns_a, "127.0.0.1", port, reply=b"A\n")
     lab.sink(ns_b, "127.0.0.1", port, reply=b"B\n")
-    proxy = lab.proxy(DEFAULTS + f"""
+    proxy = lab.proxy(
+        DEFAULTS
+        + f"""
 listen tenant_a
  bind 127.0.0.1:80 namespace {ns_a}
  server app 127.0.0.1:{port} namespace {ns_a}
 listen tenant_b
  bind 127.0.0.1:80 namespace {ns_b}
  server app 127.0.0.1:{port} namespace {ns_b}
-""")
+"""
+    )
     for ns, want in ((ns_a, b"A\n"), (ns_b, b"B\n"), (ns_a, b"A\n")):
         with connect(ns, ("127.0.0.1", 80)) as c:
             c.shutdown(socket.SHUT_WR)
@@ -107,7 +118,9 @@ def test_namespace_star_uses_listener_namespace(lab: Lab) -> None:
     lab.sink(ns_a, "127.0.0.1", port, reply=b"A\n")
     lab.sink(ns_b, "127.0.0.1", port, reply=b"B\n")
     lab.sink(None, "127.0.0.1", free_port(), reply=b"root\n")
-    lab.proxy(DEFAULTS + f"""
+    lab.proxy(
+        DEFAULTS
+        + f"""
 frontend fa
  bind 127.0.0.1:81 namespace {ns_a}
  default_backend be
@@ -116,7 +129,8 @@ frontend fb
  default_backend be
 backend be
  server s 127.0.0.1:{port} namespace *
-""")
+"""
+    )
     for ns, want in ((ns_a, b"A\n"), (ns_b, b"B\n")):
         with connect(ns, ("127.0.0.1", 81)) as c:
             c.shutdown(socket.SHUT_WR)
@@ -127,11 +141,14 @@ def test_32_mib_each_way_byte_exact(lab: Lab) -> None:
     ns = lab.netns("bulk")
     echo = lab.sink(ns, "127.0.0.1", 7000, echo=True)
     lport = free_port()
-    lab.proxy(DEFAULTS + f"""
+    lab.proxy(
+        DEFAULTS
+        + f"""
 listen bulk
  bind 127.0.0.1:{lport}
  server echo 127.0.0.1:7000 namespace {ns}
-""")
+"""
+    )
     payload = os.urandom(32 * 1024 * 1024)
     received = bytearray()
     with connect(None, ("127.0.0.1", lport), timeout=30) as c:
@@ -174,11 +191,14 @@ def test_half_close_reaches_server_and_reply_still_flows(lab: Lab) -> None:
     t = threading.Thread(target=server, daemon=True)
     t.start()
     lport = free_port()
-    lab.proxy(DEFAULTS + f"""
+    lab.proxy(
+        DEFAULTS
+        + f"""
 listen half
  bind 127.0.0.1:{lport}
  server s 127.0.0.1:7100 namespace {ns}
-""")
+"""
+    )
     with connect(None, ("127.0.0.1", lport)) as c:
         c.sendall(b"question")
         c.shutdown(socket.SHUT_WR)
@@ -189,13 +209,16 @@ listen half
 
 def test_server_down_closes_client_with_log(lab: Lab) -> None:
     lport, dead = free_port(), free_port()
-    proxy = lab.proxy(DEFAULTS + f"""
+    proxy = lab.proxy(
+        DEFAULTS
+        + f"""
 listen down
  bind 127.0.0.1:{lport}
  retries 1
  timeout connect 500ms
  server s1 127.0.0.1:{dead}
-""")
+"""
+    )
     with connect(None, ("127.0.0.1", lport)) as c:
         c.sendall(b"x")
         assert recv_all(c) == b""
@@ -217,8 +240,12 @@ def test_config_errors_listed_with_file_and_line(tmp_path: object) -> None:
         "  frobnicate yes\n  default_backend nowhere\n"
         "backend b\n  server s1 not-an-ip-@@:80\n  timeout connect 5q\n"
     )
-    res = subprocess.run([sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)],
-                         capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode != 0
     err = res.stderr
     assert f"[{cfg}:4]" in err and "Cannot open namespace 'nsp-does-not-exist-xyz'" in err

@@ -30,8 +30,9 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def socket_in(ns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
-              ) -> socket.socket:
+def socket_in(
+    ns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
+) -> socket.socket:
     """A socket created inside namespace `ns` (None: the test's own namespace).
 
     A short-lived thread enters the namespace so the test thread never moves.
@@ -48,7 +49,7 @@ def socket_in(ns: str | None, family: int = socket.AF_INET, type: int = socket.S
             finally:
                 os.close(fd)
             box.append(socket.socket(family, type))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:
             box.append(exc)
 
     t = threading.Thread(target=work)
@@ -100,9 +101,17 @@ class Sink:
     `reply` is sent once at accept (b"" = nothing); `echo` sends back everything received.
     """
 
-    def __init__(self, ns: str | None, host: str, port: int, *, reply: bytes = b"",
-                 echo: bool = False, family: int | None = None, transparent_ok: bool = False
-                 ) -> None:
+    def __init__(
+        self,
+        ns: str | None,
+        host: str,
+        port: int,
+        *,
+        reply: bytes = b"",
+        echo: bool = False,
+        family: int | None = None,
+        transparent_ok: bool = False,
+    ) -> None:
         fam = family or (socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock = socket_in(ns, fam)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -169,8 +178,15 @@ class Sink:
 class Proxy:
     """An `nsproxy -db -f CFG` process, started and waited for with sd_notify READY=1."""
 
-    def __init__(self, config: str, *, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 command: tuple[str, ...] | None = None, ready_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        config: str,
+        *,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] | None = None,
+        ready_timeout: float = 15.0,
+    ) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="nsp-test-")
         self.cfg = os.path.join(self.dir.name, "nsproxy.cfg")
         with open(self.cfg, "w") as f:
@@ -184,10 +200,12 @@ class Proxy:
         full_env.update(env or {})
         cmd = command or (sys.executable, "-m", "nsproxy")
         self.log_path = os.path.join(self.dir.name, "out.log")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             [*cmd, "-db", "-f", self.cfg, *extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
         try:
             while True:
@@ -296,8 +314,12 @@ def lab() -> Iterator[Lab]:
         lb.close()
 
 
-def connect(ns: str | None, addr: tuple[str, int], timeout: float = 5.0,
-            source: tuple[str, int] | None = None) -> socket.socket:
+def connect(
+    ns: str | None,
+    addr: tuple[str, int],
+    timeout: float = 5.0,
+    source: tuple[str, int] | None = None,
+) -> socket.socket:
     s = socket_in(ns, socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
     s.settimeout(timeout)
     if source is not None:

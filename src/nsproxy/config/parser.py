@@ -23,6 +23,7 @@ from nsproxy.config.registry import (
 )
 from nsproxy.netns import NETNS_RUN_DIR
 
+
 @dataclass(slots=True)
 class ParseState:
     """Everything gathered while parsing: sections, defaults, namespaces, errors, warnings."""
@@ -64,7 +65,8 @@ def _dispatch(state: ParseState, where: Where, words: list[str]) -> None:
         cap = "backend" if not kw.frontend else "frontend"
         state.warn(
             where,
-            f"'{words[0]}' ignored because {section.kind} '{section.name}' has no {cap} capability.",
+            f"'{words[0]}' ignored because {section.kind} '{section.name}' "
+            f"has no {cap} capability.",
         )
         return
     kw.handler(Ctx(where, section, state), words)
@@ -153,6 +155,8 @@ def parse_files(
     state = ParseState(netns_dir=netns_dir)
     env = os.environ if env is None else env
 
+    base_env = dict(env)
+
     def gen() -> Iterable[tuple[Where, list[str]]]:
         for path in expand_paths(paths):
             state.current = None
@@ -164,8 +168,9 @@ def parse_files(
                 continue
             for lineno, line in enumerate(text.split("\n"), start=1):
                 where = Where(path, lineno)
-                scope = collections.ChainMap(
-                    {".FILE": path, ".LINE": str(lineno), ".SECTION": _section_name(state)}, env
+                scope: collections.ChainMap[str, str] = collections.ChainMap(
+                    {".FILE": path, ".LINE": str(lineno), ".SECTION": _section_name(state)},
+                    base_env,
                 )
                 try:
                     words = split_line(line, scope)

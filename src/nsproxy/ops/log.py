@@ -14,14 +14,41 @@ from nsproxy.config.model import LogTarget
 FACILITIES = {
     name: i
     for i, name in enumerate(
-        "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
-        "local0 local1 local2 local3 local4 local5 local6 local7".split()
+        [
+            "kern",
+            "user",
+            "mail",
+            "daemon",
+            "auth",
+            "syslog",
+            "lpr",
+            "news",
+            "uucp",
+            "cron",
+            "auth2",
+            "ftp",
+            "ntp",
+            "audit",
+            "alert",
+            "cron2",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
+        ]
     )
 }
-LEVELS = {n: i for i, n in enumerate("emerg alert crit err warning notice info debug".split())}
+LEVELS = {
+    n: i
+    for i, n in enumerate(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
+}
 LOG_ERR = 3
 LOG_INFO = 6
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def accept_date(ts: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -51,9 +52,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
             li.open()
         except OSError as exc:
             failed = True
+            kind = "listen" if li.frontend.cfg.is_backend else "frontend"
             log.alert(
-                f"Binding [{li.bind.where}] for {'listen' if li.frontend.cfg.is_backend else 'frontend'}"
-                f" {li.frontend.name}: cannot bind socket ({exc.strerror}) for [{li.addr}]"
+                f"Binding [{li.bind.where}] for {kind} {li.frontend.name}: "
+                f"cannot bind socket ({exc.strerror}) for [{li.addr}]"
             )
     if failed:
         log.alert("[nsproxy.main()] Some protocols failed to start their listeners! Exiting.")
@@ -79,10 +81,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
         rt.close()
         loop.close()
         if pidfile:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(pidfile)
-            except OSError:
-                pass
     return 0
 
 

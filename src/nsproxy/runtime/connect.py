@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import TYPE_CHECKING
 
@@ -68,10 +69,8 @@ def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | 
     if port == 0 and src.port_range is None:
         if host in ("0.0.0.0", "::"):
             return
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-        except OSError:
-            pass
     if src.port_range is not None and port == 0:
         lo, hi = src.port_range
         last: OSError | None = None

@@ -23,11 +23,27 @@ _ACCEPT_BATCH = 64
 class Listener:
     """One address of one `bind` line, listening inside `netns`."""
 
-    __slots__ = ("acls", "addr", "bind", "frontend", "id", "label", "netns", "paused", "rt",
-                 "sock", "stream_cls")
+    __slots__ = (
+        "acls",
+        "addr",
+        "bind",
+        "frontend",
+        "id",
+        "label",
+        "netns",
+        "paused",
+        "rt",
+        "sock",
+        "stream_cls",
+    )
 
     def __init__(
-        self, rt: Runtime, frontend: Frontend, bind: BindCfg, addr: SockAddr, lid: int,
+        self,
+        rt: Runtime,
+        frontend: Frontend,
+        bind: BindCfg,
+        addr: SockAddr,
+        lid: int,
         netns: Namespace | None,
     ) -> None:
         self.rt = rt
@@ -67,7 +83,9 @@ class Listener:
                 if a.family == socket.AF_INET6 and (b.v6only or b.v4v6):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if b.v6only else 0)
                 if b.transparent:
-                    level = socket.IPPROTO_IPV6 if a.family == socket.AF_INET6 else socket.IPPROTO_IP
+                    level = (
+                        socket.IPPROTO_IPV6 if a.family == socket.AF_INET6 else socket.IPPROTO_IP
+                    )
                     sock.setsockopt(level, 75 if a.family == socket.AF_INET6 else 19, 1)
                 if b.interface:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b.interface.encode())
@@ -106,8 +124,10 @@ class Listener:
         host, port = str(addr[0]), int(addr[1])
         if port != self.addr.port:
             return False
-        return self.addr.host in ("0.0.0.0", "::") or self.addr.host == host or (
-            host.startswith("::ffff:") and host[7:] == self.addr.host
+        return (
+            self.addr.host in ("0.0.0.0", "::")
+            or self.addr.host == host
+            or (host.startswith("::ffff:") and host[7:] == self.addr.host)
         )
 
     def expects_proxy(self, peer: object) -> bool:

@@ -93,7 +93,9 @@ class Backend:
     def pick(self, key: bytes | None = None, exclude: Server | None = None) -> Server | None:
         if self.balancer is None:
             return None
-        return self.balancer.pick(key, exclude)
+        picked = self.balancer.pick(key, exclude)
+        assert picked is None or isinstance(picked, Server)
+        return picked
 
 
 @dataclass(eq=False, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import socket
@@ -25,7 +26,9 @@ class Runtime:
     """Everything one nsproxy process runs: listeners, backends, streams, counters."""
 
     def __init__(
-        self, config: Config, loop: asyncio.AbstractEventLoop,
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
         registry: NamespaceRegistry | None = None,
     ) -> None:
         self.config = config
@@ -90,8 +93,11 @@ class Runtime:
             li.resume()
         for px in self.config.proxies:
             if not px.disabled:
-                kind = "listen" if px.is_frontend and px.is_backend else (
-                    "frontend" if px.is_frontend else "backend")
+                kind = (
+                    "listen"
+                    if px.is_frontend and px.is_backend
+                    else ("frontend" if px.is_frontend else "backend")
+                )
                 del kind
 
     # -- limits -------------------------------------------------------------------------------
@@ -103,8 +109,10 @@ class Runtime:
         self.paused_for_limit.append(li)
 
     def accept_resource_error(self, li: Listener, exc: OSError) -> None:
-        log.alert(f"Proxy {li.frontend.name} reached the file descriptor or memory limit "
-                  f"({exc.strerror}); accepting again in 100 ms.")
+        log.alert(
+            f"Proxy {li.frontend.name} reached the file descriptor or memory limit "
+            f"({exc.strerror}); accepting again in 100 ms."
+        )
         li.pause()
 
         def again() -> None:
@@ -176,10 +184,8 @@ class Runtime:
     def unqueue(self, stream: Stream) -> None:
         queue = self.queues.get(stream.backend)  # type: ignore[arg-type]
         if queue is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 queue.remove(stream)
-            except ValueError:
-                pass
 
     # -- end of a stream ------------------------------------------------------------------
     def stream_closed(self, stream: Stream) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Protocol
 
@@ -26,10 +27,22 @@ class Half:
     concurrently); only bytes the peer could not take at once are copied out.
     """
 
-    __slots__ = ("dst", "dstfd", "eof", "nbytes", "owner", "pending", "reading", "src", "srcfd",
-                 "shut")
+    __slots__ = (
+        "dst",
+        "dstfd",
+        "eof",
+        "nbytes",
+        "owner",
+        "pending",
+        "reading",
+        "shut",
+        "src",
+        "srcfd",
+    )
 
-    def __init__(self, owner: Owner, src: socket.socket, dst: socket.socket, pending: bytes) -> None:
+    def __init__(
+        self, owner: Owner, src: socket.socket, dst: socket.socket, pending: bytes
+    ) -> None:
         self.owner = owner
         self.src = src
         self.dst = dst
@@ -108,10 +121,8 @@ class Half:
     def _shutdown(self) -> None:
         if self.pending:
             return
-        try:
+        with contextlib.suppress(OSError):
             self.dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         self.shut = True
         self.owner.half_done(self)
 

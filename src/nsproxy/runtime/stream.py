@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import socket
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from nsproxy.runtime.objects import Server
     from nsproxy.runtime.process import Runtime
 
-Addr = tuple[str, int] | str | None
+Addr = tuple[str, int] | str | bytes | None
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -29,10 +30,38 @@ class Stream:
     """A client connection and, once connected, its server connection."""
 
     __slots__ = (
-        "backend", "c2s", "connect_ts", "csock", "dst", "fe", "hdr_buf", "last_c", "last_s",
-        "listener", "loop", "netns", "pending", "proxied", "queued", "retries", "rt", "s2c",
-        "server", "src", "ssock", "start_ts", "t0", "tc", "termination", "timer", "tw",
-        "unique_id", "authority", "closed", "redispatched", "target",
+        "authority",
+        "backend",
+        "c2s",
+        "closed",
+        "connect_ts",
+        "csock",
+        "dst",
+        "fe",
+        "hdr_buf",
+        "last_c",
+        "last_s",
+        "listener",
+        "loop",
+        "netns",
+        "pending",
+        "proxied",
+        "queued",
+        "redispatched",
+        "retries",
+        "rt",
+        "s2c",
+        "server",
+        "src",
+        "ssock",
+        "start_ts",
+        "t0",
+        "target",
+        "tc",
+        "termination",
+        "timer",
+        "tw",
+        "unique_id",
     )
 
     def __init__(self, rt: Runtime, listener: Listener, csock: socket.socket, peer: Addr) -> None:
@@ -140,10 +169,8 @@ class Stream:
         self._finish_early()
 
     def _rst_client(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.csock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        except OSError:
-            pass
 
     def _log_error(self, msg: str) -> None:
         logger = self.fe.logger
@@ -229,8 +256,10 @@ class Stream:
         target = self._target(srv)
         if target is None:
             self.termination = "PC"
-            self._log_error(f"server {srv.backend.name}/{srv.name} connects to the client's "
-                            "destination, but the connection has none usable")
+            self._log_error(
+                f"server {srv.backend.name}/{srv.name} connects to the client's "
+                "destination, but the connection has none usable"
+            )
             self.close()
             return
         if (
@@ -255,8 +284,10 @@ class Stream:
             self._connect_failed(immediate=True)
             return
         except OSError as exc:
-            self._log_error(f"Cannot bind to source address before connect() for backend "
-                            f"{srv.backend.name}: {exc.strerror}")
+            self._log_error(
+                f"Cannot bind to source address before connect() for backend "
+                f"{srv.backend.name}: {exc.strerror}"
+            )
             self._connect_failed(immediate=True)
             return
         self.ssock = sock
@@ -271,10 +302,13 @@ class Stream:
         a = srv.cfg.addr
         if a.family == socket.AF_UNIX:
             return socket.AF_UNIX, a.host
+        dst: tuple[str, int] = ("", 0)
         if a.uses_client_dst or a.port_mode is not PortMode.FIXED:
-            dst = self.local_addr()
-            if not isinstance(dst, tuple):
+            local = self.local_addr()
+            if not isinstance(local, tuple):
                 return None
+            dst = local
+        family: int
         if a.uses_client_dst:
             host = str(dst[0])
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -335,8 +369,10 @@ class Stream:
 
     def _retry(self) -> None:
         self.timer = None
-        if self.server is not None and self.backend is not None and (
-            self.backend.cfg.redispatch and self.retries == self.backend.cfg.retries
+        if (
+            self.server is not None
+            and self.backend is not None
+            and (self.backend.cfg.redispatch and self.retries == self.backend.cfg.retries)
         ):
             self._connect()
         elif self.server is not None:
@@ -379,7 +415,7 @@ class Stream:
         self.close()
 
     def _idle_limits(self) -> tuple[float | None, float | None]:
-        t = (self.backend.cfg.timeouts if self.backend is not None else self.fe.cfg.timeouts)
+        t = self.backend.cfg.timeouts if self.backend is not None else self.fe.cfg.timeouts
         ft = self.fe.cfg.timeouts
         tunnel = t.tunnel if t.tunnel is not None else ft.tunnel
         tc = tunnel if tunnel is not None else ft.client
@@ -447,10 +483,8 @@ class Stream:
 
     def _drain_client(self) -> None:
         """Reads what the client already sent, as HAProxy has it buffered, so close is a FIN."""
-        try:
+        with contextlib.suppress(OSError):
             self.csock.recv(1 << 20)
-        except OSError:
-            pass
 
     @property
     def bytes_in(self) -> int:

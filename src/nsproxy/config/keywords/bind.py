@@ -15,7 +15,9 @@ OPTS = "_bind_opts"
 @KEYWORDS.register("bind", "frontend", "listen")
 def _bind(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2:
-        raise ConfigError("'bind' expects [addr1]:port1[-end1]{,[addr]:port[-end]}... as arguments.")
+        raise ConfigError(
+            "'bind' expects [addr1]:port1[-end1]{,[addr]:port[-end]}... as arguments."
+        )
     line = f"'bind {args[1]}' in section '{ctx.section.kind}'"
     try:
         addrs = parse_bind(args[1])
@@ -27,8 +29,10 @@ def _bind(ctx: Ctx, args: list[str]) -> None:
     while rest:
         kw = BIND_OPTIONS.get(rest[0])
         if kw is None:
-            raise ConfigError(f"{line} : unknown keyword '{rest[0]}'. Registered keywords : "
-                              + ", ".join(BIND_OPTIONS.names()))
+            raise ConfigError(
+                f"{line} : unknown keyword '{rest[0]}'. Registered keywords : "
+                + ", ".join(BIND_OPTIONS.names())
+            )
         try:
             kw.handler(ctx, rest)
         except ConfigError as exc:

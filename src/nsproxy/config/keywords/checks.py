@@ -39,8 +39,11 @@ def _timeouts(state: Any, config: Config) -> None:
         if px.is_backend and t.server is None:
             missing.append("server")
         if missing:
-            kind = "listen" if px.is_frontend and px.is_backend else (
-                "frontend" if px.is_frontend else "backend")
+            kind = (
+                "listen"
+                if px.is_frontend and px.is_backend
+                else ("frontend" if px.is_frontend else "backend")
+            )
             state.warnings.append(
                 f"config : missing timeouts for {kind} '{px.name}'.\n   | While not properly "
                 "invalid, you will certainly encounter various problems\n   | with such a "

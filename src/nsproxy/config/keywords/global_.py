@@ -16,10 +16,32 @@ from nsproxy.config.registry import (
     parse_time,
 )
 
-_FACILITIES = (
-    "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
-    "local0 local1 local2 local3 local4 local5 local6 local7"
-).split()
+_FACILITIES = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "auth2",
+    "ftp",
+    "ntp",
+    "audit",
+    "alert",
+    "cron2",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+]
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 _FORMATS = ("raw", "rfc3164", "rfc5424", "short", "local", "iso", "timed", "priority")
 
@@ -56,8 +78,9 @@ def _log(ctx: Ctx, args: list[str]) -> None:
         if addr.startswith("udp4@") or addr.startswith("udp6@"):
             addr = addr[5:]
         try:
-            udp = parse_source(addr if ":" in addr.strip("[]") or addr.startswith("[")
-                               else addr + ":514")
+            udp = parse_source(
+                addr if ":" in addr.strip("[]") or addr.startswith("[") else addr + ":514"
+            )
         except AddressError as exc:
             raise ConfigError(f"'log' : {exc}") from None
         if udp.port == 0:
@@ -104,8 +127,10 @@ def _nbthread(ctx: Ctx, args: list[str]) -> None:
 
 @KEYWORDS.register("nbproc", "global")
 def _nbproc(ctx: Ctx, args: list[str]) -> None:
-    raise ConfigError("'nbproc' is not supported any more since HAProxy 2.5. Threads will "
-                      "automatically be used on multi-processor machines if available.")
+    raise ConfigError(
+        "'nbproc' is not supported any more since HAProxy 2.5. Threads will "
+        "automatically be used on multi-processor machines if available."
+    )
 
 
 def _name_or_id(field: str) -> object:
@@ -159,8 +184,11 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 3 or args[1] != "socket":
         raise ConfigError("'stats' expects 'socket', 'maxconn', 'timeout' in 'global' section.")
     try:
-        addr = parse_bind(args[2])[0] if "@" in args[2] or not args[2].startswith("/") \
+        addr = (
+            parse_bind(args[2])[0]
+            if "@" in args[2] or not args[2].startswith("/")
             else SockAddr(socket.AF_UNIX, args[2], 0)
+        )
     except AddressError as exc:
         raise ConfigError(f"'stats socket' : {exc}") from None
     mode: int | None = None
@@ -176,19 +204,37 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
                 if value not in ("user", "operator", "admin"):
                     raise ConfigError("'level' only supports 'user', 'operator', and 'admin'.")
                 level = value
-        elif word != "expose-fd" or not opts or opts.pop(0) != "listeners":
-            if word not in ("expose-fd",):
-                raise ConfigError(f"'stats socket' : unknown keyword '{word}'.")
+        elif word == "expose-fd" and opts and opts[0] == "listeners":
+            opts.pop(0)
+        else:
+            raise ConfigError(f"'stats socket' : unknown keyword '{word}'.")
     ctx.section.fields.setdefault("stats_sockets", []).append((addr, mode, level))
 
 
-_TOLERATED = (
-    "ca-base crt-base ssl-default-bind-ciphers ssl-default-bind-ciphersuites "
-    "ssl-default-bind-options ssl-default-server-ciphers ssl-default-server-ciphersuites "
-    "ssl-default-server-options ssl-dh-param-file tune.ssl.default-dh-param spread-checks "
-    "tune.maxaccept tune.pipesize tune.rcvbuf.client tune.rcvbuf.server tune.sndbuf.client "
-    "tune.sndbuf.server setenv presetenv unsetenv resetenv expose-experimental-directives"
-).split()
+_TOLERATED = [
+    "ca-base",
+    "crt-base",
+    "ssl-default-bind-ciphers",
+    "ssl-default-bind-ciphersuites",
+    "ssl-default-bind-options",
+    "ssl-default-server-ciphers",
+    "ssl-default-server-ciphersuites",
+    "ssl-default-server-options",
+    "ssl-dh-param-file",
+    "tune.ssl.default-dh-param",
+    "spread-checks",
+    "tune.maxaccept",
+    "tune.pipesize",
+    "tune.rcvbuf.client",
+    "tune.rcvbuf.server",
+    "tune.sndbuf.client",
+    "tune.sndbuf.server",
+    "setenv",
+    "presetenv",
+    "unsetenv",
+    "resetenv",
+    "expose-experimental-directives",
+]
 
 
 def _tolerated(ctx: Ctx, args: list[str]) -> None:

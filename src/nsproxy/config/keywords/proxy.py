@@ -66,8 +66,16 @@ def _timer(field: str) -> None:
     TIMEOUTS.register(field.replace("_", "-"))(handler)
 
 
-for _name in ("connect", "client", "server", "client_fin", "server_fin", "tunnel", "queue",
-              "check"):
+for _name in (
+    "connect",
+    "client",
+    "server",
+    "client_fin",
+    "server_fin",
+    "tunnel",
+    "queue",
+    "check",
+):
     _timer(_name)
 
 
@@ -161,7 +169,9 @@ def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
     head, sep, tail = text.rpartition(":")
     if sep and "-" in tail:
         if not allow_range:
-            raise ConfigError(f"'source' : port ranges are only allowed on 'server' lines ('{text}').")
+            raise ConfigError(
+                f"'source' : port ranges are only allowed on 'server' lines ('{text}')."
+            )
         lo, _, hi = tail.partition("-")
         if not (lo.isdigit() and hi.isdigit()) or not 0 < int(lo) <= int(hi) <= 65535:
             raise ConfigError(f"'source' : invalid source port range '{tail}'.")
@@ -178,8 +188,10 @@ def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
         word = rest.pop(0)
         if word == "usesrc":
             if not rest:
-                raise ConfigError("'usesrc' expects <addr>[:<port>], 'client', 'clientip', "
-                                  "or 'hdr_ip(name,#)' as argument.")
+                raise ConfigError(
+                    "'usesrc' expects <addr>[:<port>], 'client', 'clientip', "
+                    "or 'hdr_ip(name,#)' as argument."
+                )
             what = rest.pop(0)
             if what in ("client", "clientip"):
                 usesrc = what
@@ -236,8 +248,9 @@ def _acl(words: list[str], rule: str) -> SrcAcl:
 def _tcp_request(ctx: Ctx, args: list[str]) -> None:
     px = f"proxy '{ctx.section.name}'"
     if len(args) < 3 or args[1] not in ("connection", "session", "content", "inspect-delay"):
-        raise ConfigError(f"'tcp-request' expects 'connection', 'session', 'content' or "
-                          f"'inspect-delay' in {px}.")
+        raise ConfigError(
+            f"'tcp-request' expects 'connection', 'session', 'content' or 'inspect-delay' in {px}."
+        )
     if args[2] == "expect-proxy":
         if args[1] != "connection":
             raise ConfigError(
@@ -330,10 +343,20 @@ def _option_tcp_check(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields.setdefault("tcp_check", [])
 
 
-_IGNORED_OPTIONS = (
-    "tcpka clitcpka srvtcpka abortonclose contstats dontlog-normal log-health-checks "
-    "nolinger socket-stats transparent independent-streams splice-auto"
-).split()
+_IGNORED_OPTIONS = [
+    "tcpka",
+    "clitcpka",
+    "srvtcpka",
+    "abortonclose",
+    "contstats",
+    "dontlog-normal",
+    "log-health-checks",
+    "nolinger",
+    "socket-stats",
+    "transparent",
+    "independent-streams",
+    "splice-auto",
+]
 
 
 def _ignored_option(ctx: Ctx, args: list[str]) -> None:
@@ -349,6 +372,13 @@ def _http_option(ctx: Ctx, args: list[str]) -> None:
     raise ConfigWarning(f"'option {args[0]}' needs HTTP mode, which nsproxy lacks; ignored.")
 
 
-for _opt in ("httplog", "forwardfor", "http-server-close", "httpclose", "http-keep-alive",
-             "httpchk", "http-buffer-request"):
+for _opt in (
+    "httplog",
+    "forwardfor",
+    "http-server-close",
+    "httpclose",
+    "http-keep-alive",
+    "httpchk",
+    "http-buffer-request",
+):
     OPTIONS.register(_opt)(_http_option)

@@ -46,7 +46,7 @@ def _start_proxy(ctx: Ctx, args: list[str]) -> None:
         ctx.state.current = section
         return
     for other in ctx.state.proxies:
-        if other.name == name and (other.is_frontend and fe or other.is_backend and be):
+        if other.name == name and ((other.is_frontend and fe) or (other.is_backend and be)):
             ctx.state.current = section
             raise ConfigError(
                 f"{kind} '{name}' has the same name as {other.kind} '{name}' declared at "

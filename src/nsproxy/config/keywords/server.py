@@ -46,7 +46,7 @@ def _parse_options(ctx: Ctx, rest: list[str], line: str) -> dict[str, Any]:
 @KEYWORDS.register("server", "backend", "listen")
 def _server(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 3:
-        raise ConfigError(f"'server' expects <name> and <addr>[:<port>] as arguments.")
+        raise ConfigError("'server' expects <name> and <addr>[:<port>] as arguments.")
     name = args[1]
     px = ctx.section.name
     line = f"'server {px}/{name}'"
