@@ -109,7 +109,7 @@ class Stream:
     def _on_header_data(self) -> None:
         assert self.hdr_buf is not None
         try:
-            data = self.csock.recv(pp.MAX_V2_LEN - len(self.hdr_buf))
+            data = self.csock.recv(min(16384, pp.MAX_V2_LEN - len(self.hdr_buf)))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -140,12 +140,13 @@ class Stream:
             self.proxied = True
         self.authority = header.authority
         self.unique_id = header.unique_id
-        raw_ns = header.netns
-        if raw_ns is not None:
-            ns = self.rt.registry.lookup(raw_ns)
-            if ns is not None:
-                self.netns = ns
+        names = header.netns_names
+        if names:
+            found = [ns for ns in map(self.rt.registry.lookup, names) if ns is not None]
+            if found:
+                self.netns = found[-1]
             else:
+                raw_ns = names[-1]
                 self.rt.unknown_netns += 1
                 name = raw_ns.decode("ascii", "backslashreplace")
                 if self.fe.cfg.reject_unknown_netns:

@@ -334,6 +334,7 @@ for _opt, _field in (
     ("splice-response", "splice_response"),
     ("splice-auto", "splice_auto"),
     ("log-separate-errors", "log_separate_errors"),
+    ("reject-unknown-netns", "reject_unknown_netns"),
 ):
     _flag(_opt, _field)
 
