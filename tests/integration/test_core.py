@@ -253,3 +253,119 @@ def test_config_errors_listed_with_file_and_line(tmp_path: object) -> None:
     assert f"[{cfg}:8]" in err
     assert f"[{cfg}:9]" in err
     assert "Fatal errors found in configuration." in err
+
+
+def _proxy_with(lab: Lab, timeouts: str, server: str) -> tuple[object, int]:
+    lport = free_port()
+    proxy = lab.proxy(
+        f"""
+global
+  log stdout format raw local0
+defaults
+  mode tcp
+  log global
+  option tcplog
+  retries 0
+{timeouts}
+listen t
+  bind 127.0.0.1:{lport}
+  server s {server}
+"""
+    )
+    return proxy, lport
+
+
+def _termination(proxy: object, marker: str = " t t/s ") -> str:
+    out = proxy.wait_output(marker)  # type: ignore[attr-defined]
+    line = next(ln for ln in out.splitlines() if marker in ln)
+    return line.split()[6]
+
+
+def test_timeout_client_closes_idle_connection(lab: Lab) -> None:
+    sink = lab.sink(None, "127.0.0.1", free_port())
+    proxy, lport = _proxy_with(
+        lab,
+        "  timeout connect 2s\n  timeout client 400ms\n  timeout server 30s",
+        f"127.0.0.1:{sink.port}",
+    )
+    with connect(None, ("127.0.0.1", lport)) as c:
+        assert recv_all(c, timeout=10) == b""
+    assert _termination(proxy) == "cD"
+
+
+def test_timeout_server_closes_when_server_is_silent(lab: Lab) -> None:
+    sink = lab.sink(None, "127.0.0.1", free_port())
+    proxy, lport = _proxy_with(
+        lab,
+        "  timeout connect 2s\n  timeout client 30s\n  timeout server 400ms",
+        f"127.0.0.1:{sink.port}",
+    )
+    with connect(None, ("127.0.0.1", lport)) as c:
+        c.sendall(b"question")
+        assert recv_all(c, timeout=10) == b""
+    assert _termination(proxy) == "sD"
+
+
+def test_timeout_connect_when_server_never_answers(lab: Lab) -> None:
+    from lab.netlab import socket_in
+
+    ns = lab.netns("slow")
+    full = socket_in(ns)
+    full.bind(("127.0.0.1", 7500))
+    full.listen(0)
+    fillers = [connect(ns, ("127.0.0.1", 7500), timeout=1)]  # backlog 0 holds one
+    try:
+        proxy, lport = _proxy_with(
+            lab,
+            "  timeout connect 300ms\n  timeout client 30s\n  timeout server 30s",
+            f"127.0.0.1:7500 namespace {ns}",
+        )
+        with connect(None, ("127.0.0.1", lport)) as c:
+            assert recv_all(c, timeout=10) == b""
+        assert _termination(proxy) == "sC"
+    finally:
+        for f in fillers:
+            f.close()
+        full.close()
+
+
+def test_timeout_tunnel_replaces_client_and_server(lab: Lab) -> None:
+    echo = lab.sink(None, "127.0.0.1", free_port(), echo=True)
+    proxy, lport = _proxy_with(
+        lab,
+        "  timeout connect 2s\n  timeout client 200ms\n  timeout server 200ms\n"
+        "  timeout tunnel 1500ms",
+        f"127.0.0.1:{echo.port}",
+    )
+    with connect(None, ("127.0.0.1", lport)) as c:
+        time.sleep(0.6)  # longer than client/server timeouts, shorter than tunnel
+        c.sendall(b"still-there")
+        assert c.recv(100) == b"still-there"
+        assert recv_all(c, timeout=10) == b""  # then the tunnel timeout ends it
+    assert _termination(proxy) in ("cD", "sD")
+
+
+def test_timeout_client_fin_after_half_close(lab: Lab) -> None:
+    from lab.netlab import socket_in
+
+    srv = socket_in(None)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    held: list[socket.socket] = []
+    t = threading.Thread(target=lambda: held.append(srv.accept()[0]), daemon=True)
+    t.start()
+    proxy, lport = _proxy_with(
+        lab,
+        "  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n"
+        "  timeout client-fin 400ms",
+        f"127.0.0.1:{srv.getsockname()[1]}",
+    )
+    try:
+        with connect(None, ("127.0.0.1", lport)) as c:
+            c.shutdown(socket.SHUT_WR)  # the server never answers nor closes
+            assert recv_all(c, timeout=10) == b""
+        assert _termination(proxy) == "cD"
+    finally:
+        for h in held:
+            h.close()
+        srv.close()
