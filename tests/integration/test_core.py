@@ -369,3 +369,75 @@ def test_timeout_client_fin_after_half_close(lab: Lab) -> None:
         for h in held:
             h.close()
         srv.close()
+
+
+def test_ipv6_and_unix_sockets_for_binds_and_servers(lab: Lab, tmp_path: object) -> None:
+    import pathlib
+
+    ns = lab.netns("v6")
+    v6 = lab.sink(ns, "::1", 7600, reply=b"v6\n")
+    unix_path = pathlib.Path(str(tmp_path)) / "srv.sock"
+    usrv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    usrv.bind(str(unix_path))
+    usrv.listen(4)
+
+    def unix_server() -> None:
+        c, _ = usrv.accept()
+        with c:
+            c.sendall(b"unix\n")
+
+    threading.Thread(target=unix_server, daemon=True).start()
+    front_unix = pathlib.Path(str(tmp_path)) / "front.sock"
+    lab.proxy(
+        DEFAULTS
+        + f"""
+listen six
+ bind [::1]:8600 namespace {ns}
+ server s [::1]:7600 namespace {ns}
+listen ux
+ bind unix@{front_unix} mode 600
+ server s {unix_path}
+"""
+    )
+    with connect(ns, ("::1", 8600)) as c:
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"v6\n"
+    assert v6.wait_conns(1)[0].peer[0] == "::1"
+    assert oct(os.stat(front_unix).st_mode & 0o777) == "0o600"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(5)
+        c.connect(str(front_unix))
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"unix\n"
+    usrv.close()
+
+
+def test_default_server_namespace_applies_and_config_directory(lab: Lab, tmp_path: object) -> None:
+    import pathlib
+
+    ns = lab.netns("ds")
+    lab.sink(ns, "127.0.0.1", 7700, reply=b"in-ns\n")
+    lab.sink(None, "127.0.0.1", 7700, reply=b"root\n")
+    lport = free_port()
+    d = pathlib.Path(str(tmp_path)) / "conf.d"
+    d.mkdir()
+    (d / "10-global.cfg").write_text(DEFAULTS)
+    (d / "20-proxy.cfg").write_text(
+        f"listen l\n bind 127.0.0.1:{lport}\n default-server namespace {ns}\n"
+        " server s 127.0.0.1:7700\n"
+    )
+    (d / "ignored.txt").write_text("this is not a configuration file\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "nsproxy", "-c", "-f", str(d)], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Configuration file is valid" in res.stdout
+    from lab.netlab import Proxy
+
+    proxy = Proxy("", extra_args=("-f", str(d)))
+    try:
+        with connect(None, ("127.0.0.1", lport)) as c:
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b"in-ns\n"  # HAProxy 2.6 ignores it; later versions apply it
+    finally:
+        proxy.stop()
