@@ -7,7 +7,7 @@ import sys
 
 from nsproxy import __version__
 from nsproxy.config.model import Config
-from nsproxy.config.parser import parse_files
+from nsproxy.config.parser import expand_paths, parse_files
 from nsproxy.netns import NetnsError
 from nsproxy.ops import log
 
@@ -44,6 +44,9 @@ def load(files: list[str], quiet: bool = False) -> Config | None:
     for e in state.errors:
         log.alert(e if e.startswith("config :") else f"config : {e}")
     if config is None:
+        for path in expand_paths(files):
+            if any(f"[{path}:" in e for e in state.errors):
+                log.alert(f"config : Error(s) found in configuration file : {path}")
         log.alert("config : Fatal errors found in configuration.")
     return config
 

@@ -39,8 +39,13 @@ class ParseState:
     used_namespaces: dict[str, Where] = field(default_factory=dict)
     current: Section | None = None
 
-    def error(self, where: Where, msg: str) -> None:
-        self.errors.append(f"parsing [{where}] : {msg}")
+    def error(self, where: Where, msg: str, style: str = "parsing") -> None:
+        if style == "nospace":
+            self.errors.append(f"parsing [{where}]: {msg}")
+        elif style == "bracket":
+            self.errors.append(f"[{where}] : {msg}")
+        else:
+            self.errors.append(f"parsing [{where}] : {msg}")
 
     def warn(self, where: Where, msg: str) -> None:
         self.warnings.append(f"parsing [{where}] : {msg}")
@@ -116,7 +121,7 @@ def parse_lines(
         except ConfigWarning as exc:
             state.warn(where, str(exc))
         except ConfigError as exc:
-            state.error(where, str(exc))
+            state.error(where, str(exc), exc.style)
     try:
         config = _build(state)
     except (TypeError, ValueError) as exc:

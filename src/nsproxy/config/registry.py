@@ -12,7 +12,15 @@ _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
 
 
 class ConfigError(Exception):
-    """A configuration problem; the parser collects these and reports them all."""
+    """A configuration problem; the parser collects these and reports them all.
+
+    `style` picks HAProxy's layout for the location: "parsing [f:L] : msg" (default),
+    "parsing [f:L]: msg" ("nospace") or "[f:L] : msg" ("bracket", server lines).
+    """
+
+    def __init__(self, msg: str, style: str = "parsing") -> None:
+        super().__init__(msg)
+        self.style = style
 
 
 class ConfigWarning(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nsproxy.addresses import AddressError, parse_bind
+from nsproxy.config.keywords.namespace import netns_exists
 from nsproxy.config.model import BindCfg
 from nsproxy.config.registry import BIND_OPTIONS, KEYWORDS, ConfigError, Ctx, parse_int
 from nsproxy.netns import check_name
@@ -40,6 +41,9 @@ def _bind(ctx: Ctx, args: list[str]) -> None:
     del ctx.section.fields[OPTS]
     binds = ctx.section.fields.setdefault("binds", [])
     if "namespace" in opts:
+        if not netns_exists(ctx, opts["namespace"]):
+            ctx.state.errors.append(f"Cannot open namespace '{opts['namespace']}'.")
+            raise ConfigError(f"{line} : error encountered while processing 'namespace'.")
         ctx.state.used_namespaces.setdefault(opts["namespace"], ctx.where)
     opts.setdefault("id", sum(len(b.addrs) for b in binds) + 1)
     binds.append(BindCfg(where=ctx.where, addrs=tuple(addrs), **opts))

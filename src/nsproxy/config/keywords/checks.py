@@ -29,6 +29,8 @@ def _backends_exist(state: Any, config: Config) -> None:
 
 @post_check
 def _timeouts(state: Any, config: Config) -> None:
+    if state.errors:
+        return
     for px in config.proxies:
         t = px.timeouts
         missing = []
@@ -54,6 +56,8 @@ def _timeouts(state: Any, config: Config) -> None:
 
 @post_check
 def _frontends_have_binds(state: Any, config: Config) -> None:
+    if state.errors:
+        return
     for px in config.frontends:
         if not px.binds and not px.disabled:
             state.warnings.append(

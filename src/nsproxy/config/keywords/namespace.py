@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
-from nsproxy.config.model import Config
-from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx, post_check
+from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx
 
 _ALLOWED = re.compile(r"[^A-Za-z0-9._:-]")
 
@@ -20,17 +18,16 @@ def _namespace(ctx: Ctx, args: list[str]) -> None:
         bad = _ALLOWED.search(name)
         if bad:
             raise ConfigError(
-                f"character '{bad.group()}' is not permitted in 'namespace' name '{name}'."
+                f"character '{bad.group()}' is not permitted in 'namespace' name '{name}'.",
+                "nospace",
             )
         if name in ctx.state.namespaces or name in ctx.state.used_namespaces:
-            raise ConfigError(f"Namespace '{name}' is already added.")
-        if not os.path.exists(os.path.join(ctx.state.netns_dir, name)):
-            raise ConfigError(f"Cannot open namespace '{name}'.")
+            raise ConfigError(f"Namespace '{name}' is already added.", "nospace")
+        if not netns_exists(ctx, name):
+            raise ConfigError(f"Cannot open namespace '{name}'.", "nospace")
         ctx.state.namespaces[name] = ctx.where
 
 
-@post_check
-def _namespaces_exist(state: Any, config: Config) -> None:
-    for name, where in state.used_namespaces.items():
-        if not os.path.exists(os.path.join(state.netns_dir, name)):
-            state.error(where, f"Cannot open namespace '{name}'.")
+def netns_exists(ctx: Ctx, name: str) -> bool:
+    """Whether /var/run/netns/NAME can be opened (checked at parse time, as HAProxy does)."""
+    return os.access(os.path.join(ctx.state.netns_dir, name), os.R_OK)

@@ -55,7 +55,11 @@ def _timeout(ctx: Ctx, args: list[str]) -> None:
     try:
         value = parse_time(args[2])
     except ConfigError as exc:
-        raise ConfigError(f"'timeout {args[1]}' : {exc}") from None
+        msg = str(exc)
+        if msg.startswith("unexpected character"):
+            msg = msg.split(" in time value")[0] + f" in 'timeout {args[1]}'"
+            raise ConfigError(msg) from None
+        raise ConfigError(f"'timeout {args[1]}' : {msg}") from None
     kw.handler(ctx, [args[1], str(value)])
 
 

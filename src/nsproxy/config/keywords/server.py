@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from nsproxy.addresses import AddressError, parse_server
+from nsproxy.config.keywords.namespace import netns_exists
 from nsproxy.config.keywords.proxy import BE, parse_source_args
 from nsproxy.config.model import CheckCfg, ServerCfg
 from nsproxy.config.registry import (
@@ -33,11 +34,11 @@ def _parse_options(ctx: Ctx, rest: list[str], line: str) -> dict[str, Any]:
         while rest:
             kw = SERVER_OPTIONS.get(rest[0])
             if kw is None:
-                raise ConfigError(f"{line} : unknown keyword '{rest[0]}'.")
+                raise ConfigError(f"{line} : unknown keyword '{rest[0]}'.", "bracket")
             try:
                 kw.handler(ctx, rest)
             except ConfigError as exc:
-                raise ConfigError(f"{line} : {exc}") from None
+                raise ConfigError(f"{line} : {exc}", "bracket") from None
     finally:
         del ctx.section.fields[OPTS]
     return opts
@@ -68,7 +69,9 @@ def _server(ctx: Ctx, args: list[str]) -> None:
             f"{line} : 'check' cannot be used with 'namespace *': a health check has no client "
             "connection, so it has no namespace to run in."
         )
-    if "namespace" in opts and opts["namespace"] is not None:
+    if opts.get("namespace") is not None:
+        if not netns_exists(ctx, opts["namespace"]):
+            raise ConfigError(f"{line} : Cannot open namespace '{opts['namespace']}'.", "bracket")
         ctx.state.used_namespaces.setdefault(opts["namespace"], ctx.where)
     fields = {k: v for k, v in opts.items() if not k.startswith("check.")}
     fields.setdefault("puid", len(servers) + 1)
