@@ -667,7 +667,7 @@ class ConsistentHashBalancer(Balancer):
     """`balance source` with `hash-type consistent`: lb_chash.c's ring of weighted points."""
 
     def __init__(
-        self, servers: Sequence[Server], *, allbackups: bool = False, avalanche: bool = False
+        self, servers: Sequence[Server], *, allbackups: bool = False, avalanche: bool = True
     ) -> None:
         self.avalanche = avalanche
         super().__init__(servers, allbackups=allbackups)
@@ -786,9 +786,13 @@ def make_balancer(
     *,
     hash_type: str = "map-based",
     allbackups: bool = False,
-    avalanche: bool = False,
+    avalanche: bool | None = None,
 ) -> Balancer:
-    """Balancer for `balance <algorithm>` (and `hash-type <hash_type> [avalanche]`)."""
+    """Balancer for `balance <algorithm>`; `hash-type` only matters for `source`.
+
+    `avalanche` None means HAProxy's default: on for a bare `hash-type consistent`, off for
+    `map-based`; pass it explicitly when the config names a hash function (`... sdbm [avalanche]`).
+    """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unsupported balance algorithm {algorithm!r}")
     if hash_type not in HASH_TYPES:
@@ -802,5 +806,7 @@ def make_balancer(
     if algorithm == "first":
         return FirstBalancer(servers, allbackups=allbackups)
     if hash_type == "consistent":
-        return ConsistentHashBalancer(servers, allbackups=allbackups, avalanche=avalanche)
-    return MapHashBalancer(servers, allbackups=allbackups, avalanche=avalanche)
+        return ConsistentHashBalancer(
+            servers, allbackups=allbackups, avalanche=True if avalanche is None else avalanche
+        )
+    return MapHashBalancer(servers, allbackups=allbackups, avalanche=bool(avalanche))
