@@ -1,0 +1,85 @@
+"""The command line: -v, -c, -D with -p, and signals, on a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab.netlab import Lab, connect, free_port, recv_all
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nsproxy", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_version_and_usage() -> None:
+    res = _run("-v")
+    assert res.returncode == 0 and "nsproxy version" in res.stdout
+    res = _run()
+    assert res.returncode != 0
+
+
+def test_daemon_with_pidfile_serves_and_stops_on_sigterm(lab: Lab, tmp_path: Path) -> None:
+    sink = lab.sink(None, "127.0.0.1", free_port(), reply=b"pong\n")
+    lport = free_port()
+    cfg = tmp_path / "d.cfg"
+    pidfile = tmp_path / "nsproxy.pid"
+    cfg.write_text(
+        "defaults\n mode tcp\n timeout connect 2s\n timeout client 5s\n timeout server 5s\n"
+        f"listen d\n bind 127.0.0.1:{lport}\n server s 127.0.0.1:{sink.port}\n"
+    )
+    res = _run("-D", "-p", str(pidfile), "-f", str(cfg))
+    assert res.returncode == 0, res.stderr
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    try:
+        with connect(None, ("127.0.0.1", lport)) as c:
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b"pong\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("daemon did not stop on SIGTERM")
+
+
+def test_sigusr1_soft_stop_lets_connections_finish(lab: Lab) -> None:
+    echo = lab.sink(None, "127.0.0.1", free_port(), echo=True)
+    lport = free_port()
+    proxy = lab.proxy(
+        "defaults\n mode tcp\n timeout connect 2s\n timeout client 5s\n timeout server 5s\n"
+        f"listen s\n bind 127.0.0.1:{lport}\n server e 127.0.0.1:{echo.port}\n"
+    )
+    with connect(None, ("127.0.0.1", lport)) as c:
+        c.sendall(b"one")
+        assert c.recv(10) == b"one"
+        proxy.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        # the listener is gone, the established connection still flows
+        try:
+            connect(None, ("127.0.0.1", lport), timeout=1).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused
+        c.sendall(b"two")
+        assert c.recv(10) == b"two"
+        assert proxy.proc.poll() is None
+    proxy.proc.wait(10)
+    assert proxy.proc.returncode == 0
