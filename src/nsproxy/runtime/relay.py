@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import socket
 from typing import Protocol
+
+_SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+_RETRY = (BlockingIOError, InterruptedError)
+_READS_PER_WAKEUP = 4  # a full buffer likely means more is waiting: saves event-loop turns
 
 
 class Owner(Protocol):
@@ -20,28 +26,83 @@ class Owner(Protocol):
     def activity(self, half: Half) -> None: ...
 
 
+class PipePool:
+    """Pipes for splice(2), reused across connections; at most `limit` in use (`maxpipes`)."""
+
+    __slots__ = ("free", "limit", "size", "used")
+
+    def __init__(self, limit: int, size: int) -> None:
+        self.free: list[tuple[int, int]] = []
+        self.limit = limit
+        self.size = size
+        self.used = 0
+
+    def get(self) -> tuple[int, int] | None:
+        if self.free:
+            self.used += 1
+            return self.free.pop()
+        if self.used >= self.limit:
+            return None
+        try:
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            self.size = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, self.size)
+        except OSError:
+            self.size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+        self.used += 1
+        return r, w
+
+    def put(self, pipe: tuple[int, int], empty: bool) -> None:
+        """Takes a pipe back; one still holding bytes is closed instead of reused."""
+        self.used -= 1
+        if empty and len(self.free) < self.limit:
+            self.free.append(pipe)
+        else:
+            os.close(pipe[0])
+            os.close(pipe[1])
+
+    def close(self) -> None:
+        for r, w in self.free:
+            os.close(r)
+            os.close(w)
+        self.free.clear()
+
+
 class Half:
     """One direction of a relay: reads `src`, writes `dst`; a FIN on `src` becomes shutdown(dst).
 
     Reads go through one buffer shared by every relay of the process (callbacks never run
-    concurrently); only bytes the peer could not take at once are copied out.
+    concurrently); only bytes the peer could not take at once are copied out. With `splice`,
+    the first read that fills that buffer takes a pipe from the pool and later bytes move
+    socket -> pipe -> socket inside the kernel; bytes left in the pipe are the pending bytes.
     """
 
     __slots__ = (
         "dst",
         "dstfd",
         "eof",
+        "inpipe",
         "nbytes",
         "owner",
+        "peer",
         "pending",
+        "pipe",
         "reading",
         "shut",
+        "splice",
         "src",
         "srcfd",
     )
 
     def __init__(
-        self, owner: Owner, src: socket.socket, dst: socket.socket, pending: bytes
+        self,
+        owner: Owner,
+        src: socket.socket,
+        dst: socket.socket,
+        pending: bytes,
+        splice: bool = False,
     ) -> None:
         self.owner = owner
         self.src = src
@@ -53,6 +114,15 @@ class Half:
         self.eof = False
         self.shut = False
         self.reading = False
+        self.splice = splice
+        self.pipe: tuple[int, int] | None = None
+        self.inpipe = 0
+        self.peer: Half | None = None
+
+    @staticmethod
+    def link(a: Half, b: Half) -> None:
+        """Makes `a` and `b` the two directions of one stream."""
+        a.peer, b.peer = b, a
 
     def start(self) -> None:
         if self.pending:
@@ -62,54 +132,104 @@ class Half:
             self.owner.loop.add_reader(self.srcfd, self._on_readable)
 
     def stop(self) -> None:
+        self.peer = None
         loop = self.owner.loop
         if self.reading:
             loop.remove_reader(self.srcfd)
             self.reading = False
-        if self.pending:
+        if self.pending or self.inpipe:
             loop.remove_writer(self.dstfd)
             self.pending = b""
+        if self.pipe is not None:
+            PIPES.put(self.pipe, not self.inpipe)
+            self.pipe = None
+            self.inpipe = 0
 
     def _on_readable(self) -> None:
+        if self.pipe is not None:
+            self._splice_in()
+            return
+        for _ in range(_READS_PER_WAKEUP):
+            try:
+                n = self.src.recv_into(BUFFER)
+            except _RETRY:
+                return
+            except OSError:
+                self.owner.half_error(self, True)
+                return
+            if n == 0:
+                self._at_eof()
+                return
+            self.nbytes += n
+            self.owner.activity(self)
+            try:
+                sent = self.dst.send(VIEW[:n])
+            except _RETRY:
+                sent = 0
+            except OSError:
+                self.owner.half_error(self, False)
+                return
+            if sent < n:
+                self.pending = bytes(VIEW[sent:n])
+                self._wait_writable()
+            if n < len(BUFFER) or sent < n:
+                return
+            if self.splice:
+                self.pipe = PIPES.get()
+                self.splice = self.pipe is not None
+                return
+
+    def _splice_in(self) -> None:
+        assert self.pipe is not None
         try:
-            n = self.src.recv_into(BUFFER)
-        except (BlockingIOError, InterruptedError):
+            n = os.splice(self.srcfd, self.pipe[1], PIPES.size, flags=_SPLICE_FLAGS)
+        except _RETRY:
             return
         except OSError:
             self.owner.half_error(self, True)
             return
         if n == 0:
-            self.owner.loop.remove_reader(self.srcfd)
-            self.reading = False
-            self.eof = True
-            self._shutdown()
+            self._at_eof()
             return
         self.nbytes += n
+        self.inpipe = n
         self.owner.activity(self)
+        if not self._splice_out() and self.pipe is not None:
+            self._wait_writable()
+
+    def _splice_out(self) -> bool:
+        """Moves pipe bytes to `dst`; True once the pipe is empty (False: some remain, or error)."""
+        assert self.pipe is not None
         try:
-            sent = self.dst.send(VIEW[:n])
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            while self.inpipe:
+                self.inpipe -= os.splice(self.pipe[0], self.dstfd, self.inpipe, flags=_SPLICE_FLAGS)
+        except _RETRY:
+            return False
         except OSError:
             self.owner.half_error(self, False)
-            return
-        if sent < n:
-            self.pending = bytes(VIEW[sent:n])
-            self.owner.loop.remove_reader(self.srcfd)
-            self.reading = False
-            self.owner.loop.add_writer(self.dstfd, self._on_writable)
+            return False
+        return True
+
+    def _wait_writable(self) -> None:
+        self.owner.loop.remove_reader(self.srcfd)
+        self.reading = False
+        self.owner.loop.add_writer(self.dstfd, self._on_writable)
 
     def _on_writable(self) -> None:
-        try:
-            sent = self.dst.send(self.pending)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.owner.half_error(self, False)
-            return
-        self.pending = self.pending[sent:]
-        if self.pending:
-            return
+        if self.inpipe:
+            if not self._splice_out():
+                return
+        else:
+            try:
+                sent = self.dst.send(self.pending)
+            except _RETRY:
+                return
+            except OSError:
+                self.owner.half_error(self, False)
+                return
+            self.pending = self.pending[sent:]
+            if self.pending:
+                return
         self.owner.activity(self)
         self.owner.loop.remove_writer(self.dstfd)
         if self.eof:
@@ -118,17 +238,29 @@ class Half:
             self.reading = True
             self.owner.loop.add_reader(self.srcfd, self._on_readable)
 
+    def _at_eof(self) -> None:
+        self.owner.loop.remove_reader(self.srcfd)
+        self.reading = False
+        self.eof = True
+        self._shutdown()
+
     def _shutdown(self) -> None:
-        if self.pending:
+        if self.pending or self.inpipe:
             return
-        with contextlib.suppress(OSError):
-            self.dst.shutdown(socket.SHUT_WR)
+        if self.peer is None or not self.peer.shut:
+            # (when both ways are done the owner closes at once, and close sends the FIN)
+            with contextlib.suppress(OSError):
+                self.dst.shutdown(socket.SHUT_WR)
         self.shut = True
+        if self.pipe is not None:
+            PIPES.put(self.pipe, True)
+            self.pipe = None
         self.owner.half_done(self)
 
 
 BUFFER = bytearray(65536)
 VIEW = memoryview(BUFFER)
+PIPES = PipePool(0, 1 << 18)
 
 
 def set_buffer_size(size: int) -> None:
@@ -136,3 +268,10 @@ def set_buffer_size(size: int) -> None:
     global BUFFER, VIEW
     BUFFER = bytearray(max(size, 16384))
     VIEW = memoryview(BUFFER)
+
+
+def set_pipes(limit: int, size: int = 1 << 18) -> None:
+    """Sets how many splice pipes may be in use at once and their kernel buffer size."""
+    global PIPES
+    PIPES.close()
+    PIPES = PipePool(limit, size)
