@@ -164,6 +164,16 @@ class ProxyCfg:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsSocketCfg:
+    """One `stats socket` line: address, file mode, access level, `expose-fd listeners`."""
+
+    addr: SockAddr
+    mode: int | None = None
+    level: str = "operator"
+    expose_fd: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalCfg:
     """The `global` section."""
 
@@ -178,7 +188,9 @@ class GlobalCfg:
     gid: int | None = None
     chroot: str | None = None
     pp2_never_send_local: bool = False
-    stats_sockets: tuple[tuple[SockAddr, int | None, str], ...] = ()
+    stats_sockets: tuple[StatsSocketCfg, ...] = ()
+    stats_timeout: float = 10.0
+    prometheus_exporter: SockAddr | None = None
     bufsize: int = 16384
     maxpipes: int = 0
     hard_stop_after: float | None = None
@@ -188,12 +200,22 @@ class GlobalCfg:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespacePattern:
+    """`namespace-pattern GLOB template PROXY`: PROXY's binds open in each matching namespace."""
+
+    where: Where
+    glob: str
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration."""
 
     global_: GlobalCfg = GlobalCfg()
     proxies: tuple[ProxyCfg, ...] = ()
     namespaces: tuple[str, ...] = field(default=())
+    namespace_patterns: tuple[NamespacePattern, ...] = ()
 
     def proxy(self, name: str) -> ProxyCfg | None:
         return next((p for p in self.proxies if p.name == name), None)

@@ -11,7 +11,14 @@ from typing import Any
 
 from nsproxy.config import keywords as _keywords  # noqa: F401  (fills the keyword tables)
 from nsproxy.config.lexer import LexError, split_line
-from nsproxy.config.model import Config, GlobalCfg, ProxyCfg, Timeouts, Where
+from nsproxy.config.model import (
+    Config,
+    GlobalCfg,
+    NamespacePattern,
+    ProxyCfg,
+    Timeouts,
+    Where,
+)
 from nsproxy.config.registry import (
     KEYWORDS,
     POST_CHECKS,
@@ -37,6 +44,7 @@ class ParseState:
     proxies: list[Section] = field(default_factory=list)
     namespaces: dict[str, Where] = field(default_factory=dict)
     used_namespaces: dict[str, Where] = field(default_factory=dict)
+    namespace_patterns: list[NamespacePattern] = field(default_factory=list)
     current: Section | None = None
 
     def error(self, where: Where, msg: str, style: str = "parsing") -> None:
@@ -107,7 +115,8 @@ def _build(state: ParseState) -> Config:
         )
     names = dict(state.used_namespaces)
     names.update(state.namespaces)
-    return Config(GlobalCfg(**gfields), tuple(proxies), tuple(names))
+    patterns = tuple(state.namespace_patterns)
+    return Config(GlobalCfg(**gfields), tuple(proxies), tuple(names), patterns)
 
 
 def parse_lines(

@@ -97,8 +97,11 @@ class Sink:
         elif t.format == "short":
             line = f"<{pri}>{msg}"
         elif t.format == "rfc5424":
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
-            line = f"<{pri}>1 {stamp}{_tz()} {host} {tag} {os.getpid()} - - {msg}"
+            now = time.time()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+            usec = int((now % 1) * 1_000_000)
+            # HAProxy sends "-" as the hostname unless `log-send-hostname` is set.
+            line = f"<{pri}>1 {stamp}.{usec:06d}{_tz()} - {tag} {os.getpid()} - - {msg}"
         else:
             tm = time.localtime()
             stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {time.strftime('%H:%M:%S', tm)}"
@@ -113,7 +116,7 @@ class Sink:
             return
         try:
             assert self.dest is not None
-            self.sock.sendto(line.encode("utf-8", "replace"), self.dest)
+            self.sock.sendto((line + "\n").encode("utf-8", "replace"), self.dest)
         except OSError:
             pass
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 _VAR = re.compile(r"%(?:\{[^}]*\})?(\[[^\]]*\]|[A-Za-z]+|%)")
 
 
-def _value(name: str, rt: Runtime, s: Stream) -> str:
+def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     fe = s.listener.frontend
     be = s.backend
     srv = s.server
@@ -53,14 +53,15 @@ def _value(name: str, rt: Runtime, s: Stream) -> str:
         return str(s.tc)
     if name == "Tt":
         return str(int((rt.loop.time() - s.t0) * 1000))
+    # At close (the log line) this stream still counts in %ac/%fc but not in %bc/%sc.
     if name == "ac":
-        return str(rt.stats.cur_conns)
+        return str(rt.stats.cur_conns + closing)
     if name == "fc":
-        return str(fe.stats.cur_conns)
+        return str(fe.stats.cur_conns + closing)
     if name == "bc":
-        return str(be.stats.cur_conns if be else 0)
+        return str((be.stats.cur_conns - (closing and srv is not None)) if be else 0)
     if name == "sc":
-        return str(srv.cur_conns if srv else 0)
+        return str(srv.cur_conns - closing if srv else 0)
     if name == "rc":
         return ("+" if s.redispatched else "") + str(s.retries)
     if name in ("sq", "bq"):
@@ -79,5 +80,5 @@ def _value(name: str, rt: Runtime, s: Stream) -> str:
     return "-"
 
 
-def render(fmt: str, rt: Runtime, s: Stream) -> str:
-    return _VAR.sub(lambda m: _value(m.group(1), rt, s), fmt)
+def render(fmt: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
+    return _VAR.sub(lambda m: _value(m.group(1), rt, s, closing), fmt)

@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 
 from nsproxy.config.model import Config
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log
+from nsproxy.ops import log, privileges
+from nsproxy.ops.metrics import MetricsExporter
+from nsproxy.ops.stats_socket import StatsSockets
+from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.process import Runtime
 
 
@@ -46,10 +50,11 @@ def run(config: Config, args: argparse.Namespace) -> int:
     except NetnsError as exc:
         log.alert(f"config : {exc.strerror}")
         return 1
+    inherited = _inherited_sockets(rt, args)
     failed = False
     for li in rt.listeners:
         try:
-            li.open()
+            li.open(inherited.pop(li, None))
         except OSError as exc:
             failed = True
             kind = "listen" if li.frontend.cfg.is_backend else "frontend"
@@ -57,6 +62,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
                 f"Binding [{li.bind.where}] for {kind} {li.frontend.name}: "
                 f"cannot bind socket ({exc.strerror}) for [{li.addr}]"
             )
+    for sock in inherited.values():
+        sock.close()
+    ops_ok, ops = _open_ops(rt)
+    failed = failed or not ops_ok
     if failed:
         log.alert("[nsproxy.main()] Some protocols failed to start their listeners! Exiting.")
         rt.close()
@@ -68,22 +77,80 @@ def run(config: Config, args: argparse.Namespace) -> int:
     if pidfile:
         with open(pidfile, "w") as f:
             f.write(f"{os.getpid()}\n")
+    _notify_connect()
+    try:
+        privileges.drop(config, rt)
+    except OSError as exc:
+        log.alert(f"[nsproxy.main()] {exc.strerror}")
+        rt.close()
+        return 1
     rt.install_signals()
     rt.start()
+    for part in ops:
+        part.start()
     for pid in args.finish:
         _signal(pid, signal.SIGUSR1)
     for pid in args.terminate:
         _signal(pid, signal.SIGTERM)
-    _sd_notify("READY=1")
+    # A reload run by systemd's ExecReload tells it which process is now the main one.
+    _sd_notify(f"MAINPID={os.getpid()}\nREADY=1" if args.finish or args.terminate else "READY=1")
     try:
         loop.run_until_complete(rt.wait_stopped())
     finally:
         rt.close()
         loop.close()
         if pidfile:
+            with contextlib.suppress(OSError, ValueError), open(pidfile) as f:
+                mine = int(f.read().split()[0]) == os.getpid()
             with contextlib.suppress(OSError):
-                os.unlink(pidfile)
+                if mine:  # after a reload the file names the new process
+                    os.unlink(pidfile)
     return 0
+
+
+def _inherited_sockets(rt: Runtime, args: argparse.Namespace) -> dict[Listener, socket.socket]:
+    """The old process's listening sockets, fetched over its stats socket (-x, HAProxy's).
+
+    With -sf/-st and no -x, a UNIX `stats socket ... expose-fd listeners` of the new
+    configuration is used if it exists.
+    """
+    path = args.sockpair
+    if path is None and (args.finish or args.terminate):
+        for sc in rt.config.global_.stats_sockets:
+            if sc.expose_fd and sc.addr.family == socket.AF_UNIX and os.path.exists(sc.addr.host):
+                path = sc.addr.host
+                break
+    if path is None:
+        return {}
+    from nsproxy.ops.fd_transfer import adopt
+
+    return adopt(rt, path)
+
+
+def _open_ops(rt: Runtime) -> tuple[bool, list[StatsSockets | MetricsExporter]]:
+    """Opens the runtime API sockets and the metrics endpoint; False if one cannot bind."""
+    ok = True
+    stats = StatsSockets(rt)
+    for sock, exc in stats.open():
+        ok = False
+        log.alert(
+            f"Starting frontend GLOBAL: cannot bind socket ({exc.strerror}) for [{sock.cfg.addr}]"
+        )
+    rt.on_stop.append(stats.close)
+    parts: list[StatsSockets | MetricsExporter] = [stats]
+    addr = rt.config.global_.prometheus_exporter
+    if addr is not None:
+        exporter = MetricsExporter(rt, addr)
+        try:
+            exporter.open()
+        except OSError as exc:
+            ok = False
+            log.alert(
+                f"Starting prometheus-exporter: cannot bind socket ({exc.strerror}) for [{addr}]"
+            )
+        rt.on_stop.append(exporter.close)
+        parts.append(exporter)
+    return ok, parts
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
@@ -95,7 +162,29 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         log.warning(f"cannot signal old process {pid}: {exc.strerror}")
 
 
+_notify: socket.socket | None = None
+
+
+def _notify_connect() -> None:
+    """Connects to NOTIFY_SOCKET while its path is reachable (before chroot and setuid)."""
+    global _notify
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path or _notify is not None:
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect("\0" + path[1:] if path.startswith("@") else path)
+    except OSError:
+        sock.close()
+        return
+    _notify = sock
+
+
 def _sd_notify(state: str) -> None:
+    if _notify is not None:
+        with contextlib.suppress(OSError):
+            _notify.send(state.encode())
+            return
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return

@@ -111,7 +111,7 @@ class Listener:
     def close(self) -> None:
         self.pause()
         if self.sock is not None:
-            if self.addr.family == socket.AF_UNIX:
+            if self.addr.family == socket.AF_UNIX and not self.rt.fds_exported:
                 with contextlib.suppress(OSError):
                     os.unlink(self.addr.host)
             self.sock.close()

@@ -17,7 +17,9 @@ from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
 from nsproxy.runtime import relay
+from nsproxy.runtime.health import HealthChecks
 from nsproxy.runtime.listener import Listener
+from nsproxy.runtime.netns_watch import NetnsWatch
 from nsproxy.runtime.objects import Backend, Counters, Frontend, Server
 from nsproxy.runtime.stream import Stream
 
@@ -47,7 +49,12 @@ class Runtime:
         self._sinks: dict[object, Sink] = {}
         self._stopped = asyncio.Event()
         self._on_idle: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[], None]] = []  # runtime API, metrics: closed on stop
+        self.fds_exported = False  # listeners handed to a new process: keep UNIX paths
+        self.netns_watch: NetnsWatch | None = None
+        self.health = HealthChecks(self)
         relay.set_buffer_size(config.global_.bufsize)
+        relay.set_pipes(config.global_.maxpipes or config.global_.maxconn // 4)
 
     # -- building -----------------------------------------------------------------------------
     def _ns(self, name: str | None) -> Namespace | None:
@@ -77,7 +84,8 @@ class Runtime:
                 target = self.backends.get(px.default_backend)
             logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
             fe = Frontend(px, target, logger)
-            for bind in px.binds:
+            templates = {p.template for p in self.config.namespace_patterns}
+            for bind in () if px.name in templates else px.binds:
                 ns = self._ns(bind.namespace)
                 for i, addr in enumerate(bind.addrs):
                     fe.listeners.append(Listener(self, fe, bind, addr, bind.id + i, ns))
@@ -91,6 +99,10 @@ class Runtime:
     def start(self) -> None:
         for li in self.listeners:
             li.resume()
+        if self.config.namespace_patterns:
+            self.netns_watch = NetnsWatch(self)
+            self.netns_watch.start()
+        self.health.start()
         for px in self.config.proxies:
             if not px.disabled:
                 kind = (
@@ -229,12 +241,19 @@ class Runtime:
         ci, cp = addr_text(s.src)
         tt = int((self.loop.time() - s.t0) * 1000)
         rc = ("+" if s.redispatched else "") + str(s.retries)
+        if fe.cfg.log_format:
+            from nsproxy.ops.logformat import render
+
+            logger.emit(LOG_INFO, render(fe.cfg.log_format, self, s, closing=True))
+            return
+        # As HAProxy logs: this stream still counts in %ac/%fc, no longer in %bc/%sc.
+        bc = (be.stats.cur_conns - (srv is not None)) if be else 0
+        sc = srv.cur_conns - 1 if srv else 0
         line = (
             f"{ci}:{cp} [{accept_date(s.start_ts)}] {fe.name} "
             f"{be.name if be else fe.name}/{srv.name if srv else '<NOSRV>'} "
             f"{s.tw if (srv or s.tw) else -1}/{s.tc}/{tt} {s.bytes_out} {s.termination} "
-            f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/"
-            f"{be.stats.cur_conns if be else 0}/{srv.cur_conns if srv else 0}/{rc} 0/0"
+            f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/{bc}/{sc}/{rc} 0/0"
         )
         logger.emit(LOG_INFO, line)
 
@@ -252,6 +271,8 @@ class Runtime:
         if self.stopping:
             return
         self.stopping = True
+        self.health.stop()
+        self._run_on_stop()
         for li in self.listeners:
             li.close()
         log.warning("Proxies stopped; waiting for the remaining connections to finish.")
@@ -263,11 +284,17 @@ class Runtime:
 
     def hard_stop(self) -> None:
         self.stopping = True
+        self._run_on_stop()
         for li in self.listeners:
             li.close()
         for s in list(self.streams):
             s.close()
         self._stopped.set()
+
+    def _run_on_stop(self) -> None:
+        hooks, self.on_stop = self.on_stop, []
+        for hook in hooks:
+            hook()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -289,6 +316,10 @@ class Runtime:
                 li.resume()
 
     def close(self) -> None:
+        self.health.stop()
+        self._run_on_stop()
+        if self.netns_watch is not None:
+            self.netns_watch.stop()
         for li in self.listeners:
             li.close()
         for s in list(self.streams):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import resource
 import socket
 import struct
 import time
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
 from nsproxy.netns import Namespace, NetnsError
-from nsproxy.ops.log import LOG_ERR, LOG_INFO, accept_date, addr_text
+from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
 from nsproxy.runtime import connect
 from nsproxy.runtime.relay import Half
 
@@ -24,6 +25,27 @@ if TYPE_CHECKING:
 
 Addr = tuple[str, int] | str | bytes | None
 _LINGER_RST = struct.pack("ii", 1, 0)
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def _resource_message(proxy: str, err: int | None) -> str:
+    """HAProxy's words when a server socket cannot be had for lack of fds or memory."""
+    maxsock = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if err == errno.EMFILE:
+        what, hint = "process FD limit", "Please check 'ulimit-n' and restart."
+    elif err == errno.ENFILE:
+        what, hint = "system FD limit", "Please check system tunables."
+    else:
+        what, hint = "system memory limit", "Please check system tunables."
+    return f"Proxy {proxy} reached {what} (maxsock={maxsock}). {hint}"
+
+
+def _log_bind_error(srv: Server, exc: connect.SourceBindError) -> None:
+    """HAProxy's emergency line on the backend's log, and an alert that adds the reason."""
+    what = "tproxy source" if exc.foreign else "source"
+    msg = f"Cannot bind to {what} address before connect() for backend {srv.backend.name}."
+    alert(f"{msg} Aborting. ({exc.strerror})")
+    srv.backend.logger.emit(LEVELS["emerg"], msg)
 
 
 class Stream:
@@ -222,6 +244,7 @@ class Stream:
         if self.server is not None and be.cfg.redispatch and self.retries == be.cfg.retries:
             exclude = self.server
             self.server = None
+            self.rt.server_release(exclude)
         if self.server is None:
             srv = be.pick(self._hash_key(), exclude)
             if srv is None:
@@ -284,11 +307,18 @@ class Stream:
             self._log_error(f"Cannot get a server socket: {exc.strerror}")
             self._connect_failed(immediate=True)
             return
+        except connect.SourceBindError as exc:
+            _log_bind_error(srv, exc)
+            self._connect_failed(immediate=True, turnaround=False)
+            return
         except OSError as exc:
-            self._log_error(
-                f"Cannot bind to source address before connect() for backend "
-                f"{srv.backend.name}: {exc.strerror}"
-            )
+            if exc.errno in _RESOURCE_ERRNOS:
+                self._log_error(_resource_message(srv.backend.name, exc.errno))
+            else:
+                self._log_error(
+                    f"Cannot bind to source address before connect() for backend "
+                    f"{srv.backend.name}: {exc.strerror}"
+                )
             self._connect_failed(immediate=True)
             return
         self.ssock = sock
@@ -329,10 +359,10 @@ class Stream:
     def _on_connect_done(self) -> None:
         sock = self.ssock
         assert sock is not None
-        self.loop.remove_writer(sock.fileno())
         self._cancel_timer()
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
+            self.loop.remove_writer(sock.fileno())
             self._connect_failed(immediate=True)
             return
         self.tc = int((self.loop.time() - self.connect_ts) * 1000)
@@ -344,7 +374,7 @@ class Stream:
             self.loop.remove_writer(self.ssock.fileno())
         self._connect_failed(immediate=False)
 
-    def _connect_failed(self, immediate: bool) -> None:
+    def _connect_failed(self, immediate: bool, turnaround: bool = True) -> None:
         if self.ssock is not None:
             self.ssock.close()
             self.ssock = None
@@ -356,10 +386,8 @@ class Stream:
             self.retries += 1
             srv.stats.retries += 1
             be.stats.retries += 1
-            if be.cfg.redispatch and self.retries == be.cfg.retries:
-                self.rt.server_release(srv)
             delay = 0.0
-            if immediate:
+            if immediate and turnaround:
                 tconnect = be.cfg.timeouts.connect
                 delay = 1.0 if tconnect is None else min(1.0, tconnect)
             self._arm(delay, self._retry)
@@ -385,13 +413,22 @@ class Stream:
         sock = self.ssock
         assert srv is not None and sock is not None
         head = connect.proxy_header(self.rt, self, srv) if srv.cfg.send_proxy else b""
-        self.c2s = Half(self, self.csock, sock, head + self.pending)
-        self.s2c = Half(self, sock, self.csock, b"")
+        fe, be = self.fe.cfg, srv.backend.cfg
+        tcp = self.listener.addr.family != socket.AF_UNIX and srv.cfg.addr.family != socket.AF_UNIX
+        auto = tcp and (fe.splice_auto or be.splice_auto)
+        up = auto or (tcp and (fe.splice_request or be.splice_request))
+        down = auto or (tcp and (fe.splice_response or be.splice_response))
+        self.c2s = Half(self, self.csock, sock, head + self.pending, up)
+        self.s2c = Half(self, sock, self.csock, b"", down)
+        Half.link(self.c2s, self.s2c)
         self.pending = b""
         now = self.loop.time()
         self.last_c = self.last_s = now
         self.c2s.start()
         self.s2c.start()
+        if not self.c2s.pending:
+            # only now: the fd keeps one event-loop handle from connect to close
+            self.loop.remove_writer(sock.fileno())
         self._arm_idle()
 
     def activity(self, half: Half) -> None:
@@ -477,6 +514,8 @@ class Stream:
             self._rst_client()
         elif self.c2s is None:
             self._drain_client()
+        if self.fe.cfg.log_format:
+            self.local_addr()  # %fi/%fp are logged after the socket is closed
         self.csock.close()
         if self.ssock is not None:
             self.ssock.close()

@@ -1,5 +1,14 @@
 """Keyword declarations; importing this package fills the keyword tables."""
 
-from nsproxy.config.keywords import bind, checks, global_, namespace, proxy, sections, server
+from nsproxy.config.keywords import (
+    bind,
+    checks,
+    global_,
+    namespace,
+    proxy,
+    sections,
+    server,
+    transparent,
+)
 
-__all__ = ["bind", "checks", "global_", "namespace", "proxy", "sections", "server"]
+__all__ = ["bind", "checks", "global_", "namespace", "proxy", "sections", "server", "transparent"]

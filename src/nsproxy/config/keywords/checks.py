@@ -64,3 +64,39 @@ def _frontends_have_binds(state: Any, config: Config) -> None:
                 f"config : {'listen' if px.is_backend else 'frontend'} '{px.name}' has no "
                 "'bind' directive. Please declare it as a backend if this was intended."
             )
+
+
+@post_check
+def _check_targets(state: Any, config: Config) -> None:
+    """A checked server needs a port (its own, `port`, or tcp-check connect ports) and an addr."""
+    import ipaddress
+    import socket
+
+    from nsproxy.addresses import PortMode
+
+    for px in config.backends:
+        kind = "proxy" if px.is_frontend else "backend"
+        connects = [r for r in px.tcp_check if r.action == "connect"]
+        for srv in px.servers:
+            c = srv.check
+            if not c.enabled:
+                continue
+            head = f"parsing [{srv.where}] : {kind} '{px.name}': server '{srv.name}'"
+            if c.addr is not None:
+                try:
+                    ipaddress.ip_address(c.addr.strip("[]"))
+                except ValueError:
+                    try:
+                        socket.getaddrinfo(c.addr, None, type=socket.SOCK_STREAM)
+                    except OSError:
+                        state.errors.append(f"{head}: could not resolve check addr '{c.addr}'.")
+            fixed = srv.addr.family == socket.AF_UNIX or srv.addr.port_mode is PortMode.FIXED
+            if fixed or c.port is not None:
+                continue
+            if (
+                px.tcp_check
+                and px.tcp_check[0].action == "connect"
+                and all(r.arg for r in connects)
+            ):
+                continue
+            state.errors.append(f"{head} has neither service port nor check port.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_source
-from nsproxy.config.model import LogTarget
+from nsproxy.config.model import LogTarget, StatsSocketCfg
 from nsproxy.config.registry import (
     KEYWORDS,
     PROXY_SECTIONS,
@@ -179,7 +179,10 @@ def _hard_stop_after(ctx: Ctx, args: list[str]) -> None:
 
 @KEYWORDS.register("stats", "global")
 def _stats(ctx: Ctx, args: list[str]) -> None:
-    if len(args) >= 2 and args[1] in ("timeout", "maxconn", "bind-process"):
+    if len(args) >= 2 and args[1] in ("maxconn", "bind-process"):
+        return
+    if len(args) >= 3 and args[1] == "timeout":
+        ctx.section.fields["stats_timeout"] = parse_time(args[2])
         return
     if len(args) < 3 or args[1] != "socket":
         raise ConfigError("'stats' expects 'socket', 'maxconn', 'timeout' in 'global' section.")
@@ -192,7 +195,8 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
     except AddressError as exc:
         raise ConfigError(f"'stats socket' : {exc}") from None
     mode: int | None = None
-    level = "user" if addr.family != socket.AF_UNIX else "admin"
+    level = "operator"
+    expose_fd = False
     opts = args[3:]
     while opts:
         word = opts.pop(0)
@@ -202,13 +206,31 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
                 mode = int(value, 8)
             elif word == "level":
                 if value not in ("user", "operator", "admin"):
-                    raise ConfigError("'level' only supports 'user', 'operator', and 'admin'.")
+                    raise ConfigError(
+                        f"'level' only supports 'user', 'operator', and 'admin' (got '{value}')"
+                    )
                 level = value
         elif word == "expose-fd" and opts and opts[0] == "listeners":
             opts.pop(0)
+            expose_fd = True
         else:
             raise ConfigError(f"'stats socket' : unknown keyword '{word}'.")
-    ctx.section.fields.setdefault("stats_sockets", []).append((addr, mode, level))
+    ctx.section.fields.setdefault("stats_sockets", []).append(
+        StatsSocketCfg(addr, mode, level, expose_fd)
+    )
+
+
+@KEYWORDS.register("prometheus-exporter", "global")
+def _prometheus_exporter(ctx: Ctx, args: list[str]) -> None:
+    """nsproxy's own: serves Prometheus metrics on ADDR:PORT (HAProxy uses an HTTP service)."""
+    ctx.need(args, 1, "an <address:port> to listen on")
+    try:
+        addrs = parse_bind(args[1])
+    except AddressError as exc:
+        raise ConfigError(f"'prometheus-exporter' : {exc}") from None
+    if len(addrs) != 1 or addrs[0].family == socket.AF_UNIX:
+        raise ConfigError("'prometheus-exporter' expects one <address:port>.")
+    ctx.section.fields["prometheus_exporter"] = addrs[0]
 
 
 _TOLERATED = [

@@ -1,11 +1,14 @@
-"""The `namespace_list` section's `namespace` keyword and the check that namespaces exist."""
+"""The `namespace_list` section's `namespace` and `namespace-pattern` keywords and checks."""
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
-from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx
+from nsproxy.config.model import Config, NamespacePattern
+from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx, post_check
+from nsproxy.netns import check_name
 
 _ALLOWED = re.compile(r"[^A-Za-z0-9._:-]")
 
@@ -29,5 +32,28 @@ def _namespace(ctx: Ctx, args: list[str]) -> None:
 
 
 def netns_exists(ctx: Ctx, name: str) -> bool:
-    """Whether /var/run/netns/NAME can be opened (checked at parse time, as HAProxy does)."""
-    return os.access(os.path.join(ctx.state.netns_dir, name), os.R_OK)
+    """Whether /var/run/netns/NAME can be opened (checked at parse time, as HAProxy does).
+
+    Names that are not a plain file name there ('.', '..', '/', NUL, too long) never are.
+    """
+    return check_name(name) is None and os.access(os.path.join(ctx.state.netns_dir, name), os.R_OK)
+
+
+@KEYWORDS.register("namespace-pattern", "namespace_list")
+def _namespace_pattern(ctx: Ctx, args: list[str]) -> None:
+    if len(args) != 4 or args[2] != "template":
+        raise ConfigError("'namespace-pattern' expects <glob> template <frontend>.")
+    if "/" in args[1]:
+        raise ConfigError(f"character '/' is not permitted in 'namespace-pattern' '{args[1]}'.")
+    ctx.state.namespace_patterns.append(NamespacePattern(ctx.where, args[1], args[3]))
+
+
+@post_check
+def _pattern_templates(state: Any, config: Config) -> None:
+    for pat in config.namespace_patterns:
+        px = config.proxy(pat.template)
+        if px is None or not px.is_frontend or not px.binds:
+            state.errors.append(
+                f"parsing [{pat.where}] : 'namespace-pattern' template '{pat.template}' is not "
+                "a frontend or listen section with at least one 'bind'."
+            )

@@ -281,7 +281,14 @@ def _tcp_check(ctx: Ctx, args: list[str]) -> None:
     if action == "comment":
         return
     if action == "connect":
-        rules.append(TcpCheckRule("connect"))
+        port = ""
+        if args[2:4] and args[2] == "port" and len(args) >= 4:
+            port = str(parse_int(args[3], "tcp-check connect port", 1, 65535))
+        elif len(args) > 2:
+            raise ConfigError(
+                f"'tcp-check connect' : only 'port <port>' is supported, not '{args[2]}'."
+            )
+        rules.append(TcpCheckRule("connect", port))
     elif action in ("send", "send-lf"):
         ctx.need(args[1:], 1, "a string argument")
         data = args[2].replace("\\r", "\r").replace("\\n", "\n")

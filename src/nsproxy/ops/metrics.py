@@ -1,0 +1,347 @@
+"""Prometheus metrics (`prometheus-exporter ADDR:PORT`), HAProxy-exporter names plus `netns`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, cast
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from nsproxy.addresses import SockAddr
+from nsproxy.netns import Namespace
+from nsproxy.ops.stats import live_bytes, server_status
+from nsproxy.runtime.objects import Server
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.process import Runtime
+
+_Family = GaugeMetricFamily | CounterMetricFamily
+_SERVER_STATES = ("UP", "DOWN", "MAINT", "DRAIN", "NOLB", "no check")
+
+
+def _ns_label(namespaces: Iterable[Namespace | None]) -> str:
+    return ",".join(sorted({ns.name for ns in namespaces if ns is not None}))
+
+
+def _server_ns(srv: Server) -> str:
+    if srv.cfg.use_client_netns:
+        return "*"
+    return srv.netns.name if srv.netns is not None else ""
+
+
+class RuntimeCollector(Collector):
+    """Reads the live counters of a Runtime at each scrape (on the event loop's thread)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.rt
+        live = live_bytes(rt)
+        yield from self._process()
+        yield from self._frontends(live)
+        yield from self._backends(live)
+        yield from self._netns(live)
+
+    def _process(self) -> Iterator[Metric]:
+        rt, g = self.rt, self.rt.config.global_
+        values = [
+            ("nbthread", "Number of started threads.", 1, False),
+            ("start_time_seconds", "Start time in seconds.", rt.start_time, False),
+            ("uptime_seconds", "How long ago this worker process was started.", 0, False),
+            ("max_connections", "Maximum number of concurrent connections.", g.maxconn, False),
+            ("current_connections", "Number of active sessions.", rt.stats.cur_conns, False),
+            ("connections", "Total number of created sessions.", rt.stats.total_conns, True),
+            ("stopping", "Non zero means stopping in progress.", int(rt.stopping), False),
+            (
+                "listeners",
+                "Number of listeners.",
+                sum(li.sock is not None for li in rt.listeners),
+                False,
+            ),
+        ]
+        for name, doc, value, counter in values:
+            if name == "uptime_seconds":
+                value = time.time() - rt.start_time
+            family = CounterMetricFamily if counter else GaugeMetricFamily
+            yield family(f"haproxy_process_{name}", doc, value=value)
+
+    def _frontends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
+        labels = ["proxy", "netns"]
+        m: dict[str, _Family] = {
+            "status": GaugeMetricFamily(
+                "haproxy_frontend_status", "Current status of the service.", labels=labels
+            ),
+            "cur": GaugeMetricFamily(
+                "haproxy_frontend_current_sessions", "Number of current sessions.", labels=labels
+            ),
+            "max": GaugeMetricFamily(
+                "haproxy_frontend_max_sessions",
+                "Maximum observed number of active sessions.",
+                labels=labels,
+            ),
+            "lim": GaugeMetricFamily(
+                "haproxy_frontend_limit_sessions",
+                "Configured session limit.",
+                labels=labels,
+            ),
+            "tot": CounterMetricFamily(
+                "haproxy_frontend_sessions", "Total number of sessions.", labels=labels
+            ),
+            "conn": CounterMetricFamily(
+                "haproxy_frontend_connections", "Total number of connections.", labels=labels
+            ),
+            "in": CounterMetricFamily(
+                "haproxy_frontend_bytes_in", "Current total of incoming bytes.", labels=labels
+            ),
+            "out": CounterMetricFamily(
+                "haproxy_frontend_bytes_out", "Current total of outgoing bytes.", labels=labels
+            ),
+            "den": CounterMetricFamily(
+                "haproxy_frontend_denied_connections",
+                "Total number of requests denied by connection rules.",
+                labels=labels,
+            ),
+        }
+        g = self.rt.config.global_
+        for fe in self.rt.frontends.values():
+            lv = [fe.name, _ns_label(li.netns for li in fe.listeners)]
+            a, b = live.get(fe, (0, 0))
+            opened = any(li.sock is not None for li in fe.listeners) and not self.rt.stopping
+            m["status"].add_metric(lv, 1 if opened else 0)
+            m["cur"].add_metric(lv, fe.stats.cur_conns)
+            m["max"].add_metric(lv, fe.stats.max_conns)
+            m["lim"].add_metric(lv, fe.cfg.maxconn or g.maxconn)
+            m["tot"].add_metric(lv, fe.stats.total_conns)
+            m["conn"].add_metric(lv, fe.stats.total_conns)
+            m["in"].add_metric(lv, fe.stats.bytes_in + a)
+            m["out"].add_metric(lv, fe.stats.bytes_out + b)
+            m["den"].add_metric(lv, fe.stats.denied)
+        yield from m.values()
+
+    def _backends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
+        bl = ["proxy", "netns"]
+        sl = ["proxy", "server", "netns"]
+        b: dict[str, _Family] = {
+            "status": GaugeMetricFamily(
+                "haproxy_backend_status", "Current status of the service.", labels=bl
+            ),
+            "queue": GaugeMetricFamily(
+                "haproxy_backend_current_queue", "Number of current queued connections.", labels=bl
+            ),
+            "cur": GaugeMetricFamily(
+                "haproxy_backend_current_sessions", "Number of current sessions.", labels=bl
+            ),
+            "max": GaugeMetricFamily(
+                "haproxy_backend_max_sessions",
+                "Maximum observed number of active sessions.",
+                labels=bl,
+            ),
+            "tot": CounterMetricFamily(
+                "haproxy_backend_sessions", "Total number of sessions.", labels=bl
+            ),
+            "in": CounterMetricFamily(
+                "haproxy_backend_bytes_in", "Current total of incoming bytes.", labels=bl
+            ),
+            "out": CounterMetricFamily(
+                "haproxy_backend_bytes_out", "Current total of outgoing bytes.", labels=bl
+            ),
+            "econ": CounterMetricFamily(
+                "haproxy_backend_connection_errors",
+                "Total number of connection errors.",
+                labels=bl,
+            ),
+            "retry": CounterMetricFamily(
+                "haproxy_backend_retry_warnings",
+                "Total number of retry warnings.",
+                labels=bl,
+            ),
+            "redisp": CounterMetricFamily(
+                "haproxy_backend_redispatch_warnings",
+                "Total number of redispatch warnings.",
+                labels=bl,
+            ),
+            "act": GaugeMetricFamily(
+                "haproxy_backend_active_servers", "Current number of active servers.", labels=bl
+            ),
+            "bck": GaugeMetricFamily(
+                "haproxy_backend_backup_servers", "Current number of backup servers.", labels=bl
+            ),
+            "weight": GaugeMetricFamily("haproxy_backend_weight", "Service weight.", labels=bl),
+        }
+        s: dict[str, _Family] = {
+            "status": GaugeMetricFamily(
+                "haproxy_server_status",
+                "Current status of the service, per state label value.",
+                labels=[*sl, "state"],
+            ),
+            "cur": GaugeMetricFamily(
+                "haproxy_server_current_sessions", "Number of current sessions.", labels=sl
+            ),
+            "max": GaugeMetricFamily(
+                "haproxy_server_max_sessions",
+                "Maximum observed number of active sessions.",
+                labels=sl,
+            ),
+            "tot": CounterMetricFamily(
+                "haproxy_server_sessions", "Total number of sessions.", labels=sl
+            ),
+            "in": CounterMetricFamily(
+                "haproxy_server_bytes_in", "Current total of incoming bytes.", labels=sl
+            ),
+            "out": CounterMetricFamily(
+                "haproxy_server_bytes_out", "Current total of outgoing bytes.", labels=sl
+            ),
+            "econ": CounterMetricFamily(
+                "haproxy_server_connection_errors",
+                "Total number of connection errors.",
+                labels=sl,
+            ),
+            "weight": GaugeMetricFamily("haproxy_server_weight", "Service weight.", labels=sl),
+        }
+        for be in self.rt.backends.values():
+            blv = [be.name, ",".join(sorted({_server_ns(x) for x in be.servers} - {""}))]
+            active = [x for x in be.servers if x.usable() and not x.backup]
+            backup = [x for x in be.servers if x.usable() and x.backup]
+            a, o = live.get(be, (0, 0))
+            queue = self.rt.queues.get(be)
+            b["status"].add_metric(blv, 1 if active or backup else 0)
+            b["queue"].add_metric(blv, len(queue) if queue else 0)
+            b["cur"].add_metric(blv, be.stats.cur_conns)
+            b["max"].add_metric(blv, be.stats.max_conns)
+            b["tot"].add_metric(blv, be.stats.total_conns)
+            b["in"].add_metric(blv, be.stats.bytes_in + a)
+            b["out"].add_metric(blv, be.stats.bytes_out + o)
+            b["econ"].add_metric(blv, be.stats.conn_errors)
+            b["retry"].add_metric(blv, be.stats.retries)
+            b["redisp"].add_metric(blv, be.stats.redispatches)
+            b["act"].add_metric(blv, len(active))
+            b["bck"].add_metric(blv, len(backup))
+            b["weight"].add_metric(blv, sum(x.weight for x in (active or backup)))
+            for srv in be.servers:
+                slv = [be.name, srv.name, _server_ns(srv)]
+                a, o = live.get(srv, (0, 0))
+                state = server_status(srv)
+                for st in _SERVER_STATES:
+                    s["status"].add_metric([*slv, st], 1 if st == state else 0)
+                s["cur"].add_metric(slv, srv.cur_conns)
+                s["max"].add_metric(slv, srv.stats.max_conns)
+                s["tot"].add_metric(slv, srv.stats.total_conns)
+                s["in"].add_metric(slv, srv.stats.bytes_in + a)
+                s["out"].add_metric(slv, srv.stats.bytes_out + o)
+                s["econ"].add_metric(slv, srv.stats.conn_errors)
+                s["weight"].add_metric(slv, srv.weight if srv.usable() else 0)
+        yield from b.values()
+        yield from s.values()
+
+    def _netns(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
+        labels = ["netns"]
+        cur = GaugeMetricFamily(
+            "nsproxy_netns_current_connections",
+            "Client connections currently open in the namespace.",
+            labels=labels,
+        )
+        tot = CounterMetricFamily(
+            "nsproxy_netns_connections", "Client connections accepted.", labels=labels
+        )
+        bin_ = CounterMetricFamily(
+            "nsproxy_netns_bytes_in", "Bytes received from clients.", labels=labels
+        )
+        bout = CounterMetricFamily(
+            "nsproxy_netns_bytes_out", "Bytes sent to clients.", labels=labels
+        )
+        for ns in self.rt.registry:
+            a, b = live.get(ns, (0, 0))
+            cur.add_metric([ns.name], ns.conns)
+            tot.add_metric([ns.name], ns.total_conns)
+            bin_.add_metric([ns.name], ns.bytes_in + a)
+            bout.add_metric([ns.name], ns.bytes_out + b)
+        yield from (cur, tot, bin_, bout)
+
+
+class _Http(asyncio.Protocol):
+    """Just enough HTTP/1.x: GET /metrics (or /) answers the scrape, then closes."""
+
+    def __init__(self, exporter: MetricsExporter) -> None:
+        self.exporter = exporter
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if b"\r\n\r\n" not in self.buf and b"\n\n" not in self.buf:
+            if len(self.buf) > 16384 and self.transport is not None:
+                self.transport.close()
+            return
+        line = bytes(self.buf.split(b"\n", 1)[0]).decode("latin-1").split()
+        method, path = [*line, "", ""][:2]
+        if method not in ("GET", "HEAD"):
+            self._reply(405, "Method Not Allowed", b"")
+        elif path.split("?")[0] in ("/metrics", "/"):
+            body = generate_latest(self.exporter.registry)
+            self._reply(200, "OK", b"" if method == "HEAD" else body)
+        else:
+            self._reply(404, "Not Found", b"Not Found\n")
+
+    def _reply(self, code: int, reason: str, body: bytes) -> None:
+        assert self.transport is not None
+        head = (
+            f"HTTP/1.1 {code} {reason}\r\n"
+            "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+class MetricsExporter:
+    """The HTTP endpoint; it runs on the event loop, so scrapes see consistent counters."""
+
+    def __init__(self, rt: Runtime, addr: SockAddr) -> None:
+        self.rt = rt
+        self.addr = addr
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RuntimeCollector(rt))
+        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+
+    def open(self) -> None:
+        sock = socket.socket(self.addr.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(self.addr.sockaddr())
+            sock.listen(16)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def start(self) -> None:
+        if self.sock is None:
+            return
+        sock, self.sock = self.sock, None
+
+        async def serve() -> None:
+            self.server = await self.rt.loop.create_server(lambda: _Http(self), sock=sock)
+
+        self.rt.loop.create_task(serve())
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None

@@ -1,0 +1,496 @@
+"""Runtime API commands: show info/stat/servers state/sess/netns and server state changes."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import TYPE_CHECKING
+
+from nsproxy import __version__
+from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, Session, command
+from nsproxy.runtime.objects import Backend, Counters, Server
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.process import Runtime
+
+# HAProxy 2.6's `show stat` columns, in order (the fields after '-' come from its stats modules).
+_STAT_COLUMNS = (
+    "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,"
+    "wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,"
+    "throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,"
+    "check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,"
+    "req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,"
+    "lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,"
+    "agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,"
+    "agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,"
+    "intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,"
+    "qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,"
+    "used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,"
+    "agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,"
+    "h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,"
+    "h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,"
+    "h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,"
+    "h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,"
+    "h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out"
+)
+STAT_COLUMNS = tuple(_STAT_COLUMNS.split(","))
+
+SERVERS_STATE_HEADER = (
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+    "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+    "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+    "srv_agent_port"
+)
+
+
+# -- live counters ----------------------------------------------------------------------------
+def live_bytes(rt: Runtime) -> dict[object, tuple[int, int]]:
+    """Bytes in/out of the streams still open, per frontend, backend, server and namespace.
+
+    The counters of closed streams are in each object's Counters; open streams add theirs.
+    """
+    out: dict[object, tuple[int, int]] = {}
+    for s in rt.streams:
+        bi, bo = s.bytes_in, s.bytes_out
+        if not bi and not bo:
+            continue
+        keys: list[object] = [s.listener.frontend]
+        if s.server is not None:
+            keys += [s.server, s.server.backend]
+        if s.netns is not None:
+            keys.append(s.netns)
+        for k in keys:
+            a, b = out.get(k, (0, 0))
+            out[k] = (a + bi, b + bo)
+    return out
+
+
+def _bytes(live: dict[object, tuple[int, int]], obj: object, c: Counters) -> tuple[int, int]:
+    a, b = live.get(obj, (0, 0))
+    return c.bytes_in + a, c.bytes_out + b
+
+
+def server_status(srv: Server) -> str:
+    """HAProxy's `status` column for a server."""
+    if srv.admin_maint:
+        return "MAINT"
+    if srv.drain:
+        return "DRAIN" if srv.up else "DOWN"
+    if not srv.cfg.check.enabled:
+        return "no check"
+    return "UP" if srv.up else "DOWN"
+
+
+def _since(rt: Runtime, srv: Server) -> int:
+    if not srv.last_change:
+        return int(time.time() - rt.start_time)
+    return int(rt.loop.time() - srv.last_change)
+
+
+def _addr(srv: Server) -> str:
+    a = srv.cfg.addr
+    host = getattr(a, "host", None)
+    port = getattr(a, "port", 0)
+    return f"{host}:{port}" if host else "*"
+
+
+def stat_rows(rt: Runtime) -> list[dict[str, object]]:
+    """One dict per `show stat` row: FRONTEND, each server, BACKEND, in proxy order."""
+    pid = os.getpid()
+    live = live_bytes(rt)
+    g = rt.config.global_
+    rows: list[dict[str, object]] = []
+    for px in rt.config.proxies:
+        fe = rt.frontends.get(px.name)
+        be = rt.backends.get(px.name)
+        if fe is not None:
+            bi, bo = _bytes(live, fe, fe.stats)
+            opened = any(li.sock is not None for li in fe.listeners) and not rt.stopping
+            rows.append(
+                {
+                    "pxname": px.name,
+                    "svname": "FRONTEND",
+                    "scur": fe.stats.cur_conns,
+                    "smax": fe.stats.max_conns,
+                    "slim": px.maxconn or g.maxconn,
+                    "stot": fe.stats.total_conns,
+                    "bin": bi,
+                    "bout": bo,
+                    "dreq": 0,
+                    "dresp": 0,
+                    "ereq": fe.stats.failed_headers,
+                    "status": "OPEN" if opened else "STOP",
+                    "pid": pid,
+                    "iid": px.id,
+                    "sid": 0,
+                    "type": 0,
+                    "mode": px.mode,
+                    "conn_tot": fe.stats.total_conns,
+                    "dcon": fe.stats.denied,
+                    "dses": 0,
+                    "netns": "",
+                }
+            )
+        if be is None:
+            continue
+        for srv in be.servers:
+            bi, bo = _bytes(live, srv, srv.stats)
+            rows.append(
+                {
+                    "pxname": px.name,
+                    "svname": srv.name,
+                    "qcur": 0,
+                    "qmax": 0,
+                    "scur": srv.cur_conns,
+                    "smax": srv.stats.max_conns,
+                    "slim": srv.maxconn or "",
+                    "stot": srv.stats.total_conns,
+                    "bin": bi,
+                    "bout": bo,
+                    "dresp": 0,
+                    "econ": srv.stats.conn_errors,
+                    "eresp": 0,
+                    "wretr": srv.stats.retries,
+                    "wredis": srv.stats.redispatches,
+                    "status": server_status(srv),
+                    "weight": srv.weight if srv.usable() else 0,
+                    "act": 0 if srv.backup else 1,
+                    "bck": 1 if srv.backup else 0,
+                    "lastchg": _since(rt, srv),
+                    "pid": pid,
+                    "iid": px.id,
+                    "sid": srv.puid,
+                    "lbtot": srv.stats.total_conns,
+                    "type": 2,
+                    "check_status": srv.check_status if srv.cfg.check.enabled else "",
+                    "addr": _addr(srv),
+                    "mode": px.mode,
+                    "uweight": srv.weight,
+                    "netns": srv.netns.name if srv.netns is not None else "",
+                }
+            )
+        bi, bo = _bytes(live, be, be.stats)
+        active = [s for s in be.servers if s.usable() and not s.backup]
+        backup = [s for s in be.servers if s.usable() and s.backup]
+        queue = rt.queues.get(be)
+        rows.append(
+            {
+                "pxname": px.name,
+                "svname": "BACKEND",
+                "qcur": len(queue) if queue else 0,
+                "qmax": 0,
+                "scur": be.stats.cur_conns,
+                "smax": be.stats.max_conns,
+                "slim": px.maxconn or g.maxconn,
+                "stot": be.stats.total_conns,
+                "bin": bi,
+                "bout": bo,
+                "dreq": 0,
+                "dresp": 0,
+                "econ": be.stats.conn_errors,
+                "eresp": 0,
+                "wretr": be.stats.retries,
+                "wredis": be.stats.redispatches,
+                "status": "UP" if active or backup else "DOWN",
+                "weight": sum(s.weight for s in (active or backup)),
+                "act": len(active),
+                "bck": len(backup),
+                "lastchg": int(time.time() - rt.start_time),
+                "downtime": 0,
+                "pid": pid,
+                "iid": px.id,
+                "sid": 0,
+                "lbtot": be.stats.total_conns,
+                "type": 1,
+                "mode": px.mode,
+                "algo": px.balance,
+                "uweight": sum(s.weight for s in be.servers),
+                "netns": "",
+            }
+        )
+    return rows
+
+
+@command("show", "stat", usage="show stat", help="report counters for each proxy and server")
+def _show_stat(session: Session, args: list[str]) -> str:
+    lines = ["# " + ",".join(STAT_COLUMNS) + ","]
+    for row in stat_rows(session.rt):
+        lines.append(",".join(str(row.get(c, "")) for c in STAT_COLUMNS) + ",")
+    return "\n".join(lines) + "\n"
+
+
+_ZERO_INFO = (
+    "ConnRate ConnRateLimit MaxConnRate SessRate SessRateLimit MaxSessRate SslRate "
+    "SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
+    "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
+    "SslCacheLookups SslCacheMisses CompressBpsIn CompressBpsOut CompressBpsRateLim"
+)
+
+
+def info_fields(rt: Runtime) -> list[tuple[str, object]]:
+    """`show info` fields in HAProxy's order (SSL, compression and peers fields stay 0)."""
+    up = int(time.time() - rt.start_time)
+    g = rt.config.global_
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    out_bytes = sum(fe.stats.bytes_out for fe in rt.frontends.values())
+    live = live_bytes(rt)
+    out_bytes += sum(live.get(fe, (0, 0))[1] for fe in rt.frontends.values())
+    zero = 0
+    return [
+        ("Name", "nsproxy"),
+        ("Version", __version__),
+        ("Release_date", ""),
+        ("Nbthread", 1),
+        ("Nbproc", 1),
+        ("Process_num", 1),
+        ("Pid", os.getpid()),
+        ("Uptime", f"{up // 86400}d {up % 86400 // 3600}h{up % 3600 // 60:02d}m{up % 60:02d}s"),
+        ("Uptime_sec", up),
+        ("Memmax_MB", 0),
+        ("PoolAlloc_MB", 0),
+        ("PoolUsed_MB", 0),
+        ("PoolFailed", 0),
+        ("Ulimit-n", nofile),
+        ("Maxsock", nofile),
+        ("Maxconn", g.maxconn),
+        ("Hard_maxconn", g.maxconn),
+        ("CurrConns", rt.stats.cur_conns),
+        ("CumConns", rt.stats.total_conns),
+        ("CumReq", rt.stats.total_conns),
+        *[(k, zero) for k in ("MaxSslConns", "CurrSslConns", "CumSslConns")],
+        ("Maxpipes", g.maxpipes),
+        ("PipesUsed", 0),
+        ("PipesFree", 0),
+        *[(k, zero) for k in _ZERO_INFO.split()],
+        ("Tasks", len(rt.streams)),
+        ("Run_queue", 0),
+        ("Idle_pct", 100),
+        ("node", g.node or os.uname().nodename),
+        ("Stopping", int(rt.stopping)),
+        ("Jobs", len(rt.streams) + sum(1 for li in rt.listeners if li.sock is not None)),
+        ("Unstoppable Jobs", 0),
+        ("Listeners", sum(1 for li in rt.listeners if li.sock is not None)),
+        ("ActivePeers", 0),
+        ("ConnectedPeers", 0),
+        ("DroppedLogs", 0),
+        ("BusyPolling", 0),
+        ("FailedResolutions", 0),
+        ("TotalBytesOut", out_bytes),
+        ("TotalSplicdedBytesOut", 0),
+        ("BytesOutRate", 0),
+        ("DebugCommandsIssued", 0),
+        ("CumRecvLogs", 0),
+        ("Build info", __version__),
+        ("Memmax_bytes", 0),
+        ("PoolAlloc_bytes", 0),
+        ("PoolUsed_bytes", 0),
+        ("Start_time_sec", int(rt.start_time)),
+        ("Tainted", 0),
+        ("Namespaces", len(rt.registry)),
+    ]
+
+
+@command("show", "info", usage="show info", help="report information about the running process")
+def _show_info(session: Session, args: list[str]) -> str:
+    return "".join(f"{k}: {v}\n" for k, v in info_fields(session.rt))
+
+
+@command(
+    "show",
+    "servers",
+    "state",
+    usage="show servers state [<backend>]",
+    help="dump volatile server information (all or for a single backend)",
+)
+def _show_servers_state(session: Session, args: list[str]) -> str:
+    rt = session.rt
+    backends = list(rt.backends.values())
+    if len(args) > 3:
+        be = rt.backends.get(args[3])
+        if be is None:
+            raise CliError("Can't find backend.\n")
+        backends = [be]
+    lines = ["1", SERVERS_STATE_HEADER]
+    for be in backends:
+        for srv in be.servers:
+            a = srv.cfg.addr
+            host = getattr(a, "host", None) or "-"
+            port = getattr(a, "port", 0)
+            admin = (0x01 if srv.admin_maint else 0) | (0x08 if srv.drain else 0)
+            check = srv.cfg.check
+            lines.append(
+                f"{be.cfg.id} {be.name} {srv.puid} {srv.name} {host} {2 if srv.up else 0} "
+                f"{admin} {srv.weight} {srv.cfg.weight} {_since(rt, srv)} "
+                f"{6 if check.enabled else 1} {3 if srv.up and check.enabled else 0} "
+                f"{check.rise if srv.up else 0} {6 if check.enabled else 0} 0 0 0 - {port} - 0 "
+                f"{check.port or 0} {check.addr or '-'} - 0"
+            )
+    return "\n".join(lines) + "\n"
+
+
+@command("show", "sess", usage="show sess", help="report the list of current sessions")
+def _show_sess(session: Session, args: list[str]) -> str:
+    session.need(OPERATOR)
+    rt = session.rt
+    now = rt.loop.time()
+    out = []
+    for s in list(rt.streams):
+        src = s.src
+        if isinstance(src, tuple):
+            proto = "tcpv6" if ":" in str(src[0]) else "tcpv4"
+            where = f"[{src[0]}]:{src[1]}" if proto == "tcpv6" else f"{src[0]}:{src[1]}"
+        else:
+            proto, where = "unix_stream", "unix"
+        be = s.backend.name if s.backend is not None else "<NONE>"
+        srv = s.server.name if s.server is not None else "<none>"
+        ns = s.netns.name if s.netns is not None else "-"
+        out.append(
+            f"0x{id(s):x}: proto={proto} src={where} fe={s.fe.name} be={be} srv={srv} "
+            f"ts=00 age={int(now - s.t0)}s calls=0 netns={ns} "
+            f"bin={s.bytes_in} bout={s.bytes_out}\n"
+        )
+    return "".join(out)
+
+
+@command(
+    "show",
+    "netns",
+    usage="show netns",
+    help="list network namespaces with their connection and byte counters",
+)
+def _show_netns(session: Session, args: list[str]) -> str:
+    rt = session.rt
+    live = live_bytes(rt)
+    lines = ["# name inode cur_conns total_conns bytes_in bytes_out listeners servers"]
+    for ns in rt.registry:
+        a, b = live.get(ns, (0, 0))
+        listeners = sum(1 for li in rt.listeners if li.netns is ns and li.sock is not None)
+        servers = sum(1 for be in rt.backends.values() for s in be.servers if s.netns is ns)
+        lines.append(
+            f"{ns.name} {ns.inode} {ns.conns} {ns.total_conns} {ns.bytes_in + a} "
+            f"{ns.bytes_out + b} {listeners} {servers}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- server state ---------------------------------------------------------------------------
+def find_server(rt: Runtime, ref: str | None) -> tuple[Backend, Server]:
+    """`backend/server` as HAProxy's CLI resolves it, with its error messages."""
+    if not ref or "/" not in ref:
+        raise CliError("Require 'backend/server'.\n")
+    bname, _, sname = ref.partition("/")
+    be = rt.backends.get(bname)
+    if be is None:
+        raise CliError("No such backend.\n")
+    srv = be.server(sname)
+    if srv is None:
+        raise CliError("No such server.\n")
+    return be, srv
+
+
+def _changed(rt: Runtime, be: Backend, srv: Server) -> None:
+    srv.last_change = rt.loop.time()
+    if be.balancer is not None:
+        be.balancer.server_state_changed()
+    queue = rt.queues.get(be)
+    while queue and srv.usable() and srv.has_free_slot():
+        waiting = queue.popleft()
+        if not waiting.closed:
+            waiting.dequeue()
+
+
+def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
+    """ready / drain / maint, as `set server b/s state`."""
+    srv.admin_maint = state == "maint"
+    srv.drain = state == "drain"
+    _changed(rt, be, srv)
+
+
+def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:
+    """An absolute weight (0-256) or a percentage of the configured weight."""
+    digits = text[:-1] if text.endswith("%") else text
+    if not digits.isdigit():
+        raise CliError("Empty weight string empty or preceded by garbage\n")
+    value = int(digits)
+    if text.endswith("%"):
+        value = srv.cfg.weight * value // 100
+        if value > 256:
+            raise CliError("Relative weight too high.\n")
+    elif value > 256:
+        raise CliError("Absolute weight can only be between 0 and 256 inclusive.\n")
+    srv.weight = value
+    _changed(rt, be, srv)
+
+
+@command(
+    "disable",
+    "server",
+    usage="disable server (DEPRECATED)",
+    help="disable a server for maintenance (use 'set server' instead)",
+)
+def _disable_server(session: Session, args: list[str]) -> str:
+    session.need(ADMIN)
+    be, srv = find_server(session.rt, args[2] if len(args) > 2 else None)
+    set_state(session.rt, be, srv, "maint")
+    return ""
+
+
+@command(
+    "enable",
+    "server",
+    usage="enable server  (DEPRECATED)",
+    help="enable a disabled server (use 'set server' instead)",
+)
+def _enable_server(session: Session, args: list[str]) -> str:
+    session.need(ADMIN)
+    be, srv = find_server(session.rt, args[2] if len(args) > 2 else None)
+    set_state(session.rt, be, srv, "drain" if srv.drain else "ready")
+    return ""
+
+
+_SET_SERVER_USAGE = (
+    "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send "
+    "| check-addr | check-port | fqdn | health | ssl | state | weight\n"
+)
+
+
+@command(
+    "set",
+    "server",
+    usage="set server <bk>/<srv> [opts]",
+    help="change a server's state or weight",
+)
+def _set_server(session: Session, args: list[str]) -> str:
+    session.need(ADMIN)
+    be, srv = find_server(session.rt, args[2] if len(args) > 2 else None)
+    what = args[3] if len(args) > 3 else ""
+    if what == "state":
+        if len(args) < 5 or args[4] not in ("ready", "drain", "maint"):
+            raise CliError("'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n")
+        set_state(session.rt, be, srv, args[4])
+        return ""
+    if what == "weight":
+        set_weight(session.rt, be, srv, args[4] if len(args) > 4 else "")
+        return ""
+    raise CliError(_SET_SERVER_USAGE)
+
+
+@command(
+    "set",
+    "weight",
+    usage="set weight <bk>/<srv>  (DEPRECATED)",
+    help="change a server's weight (use 'set server' instead)",
+)
+def _set_weight(session: Session, args: list[str]) -> str:
+    session.need(ADMIN)
+    be, srv = find_server(session.rt, args[2] if len(args) > 2 else None)
+    set_weight(session.rt, be, srv, args[3] if len(args) > 3 else "")
+    return ""
+
+
+@command("get", "weight", usage="get weight <bk>/<srv>", help="report a server's current weight")
+def _get_weight(session: Session, args: list[str]) -> str:
+    _, srv = find_server(session.rt, args[2] if len(args) > 2 else None)
+    return f"{srv.weight} (initial {srv.cfg.weight})\n"
