@@ -75,8 +75,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
         _daemonize()
     pidfile = args.pidfile or config.global_.pidfile
     if pidfile:
-        with open(pidfile, "w") as f:
+        tmp = f"{pidfile}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
             f.write(f"{os.getpid()}\n")
+        os.replace(tmp, pidfile)
     _notify_connect()
     try:
         privileges.drop(config, rt)
