@@ -42,7 +42,7 @@ def check_name(name: str) -> str | None:
         return "empty namespace name"
     if "/" in name or "\0" in name or name in (".", ".."):
         return f"invalid namespace name '{name}'"
-    if len(name.encode()) > _NAME_MAX:
+    if len(name.encode("utf-8", "surrogateescape")) > _NAME_MAX:
         return f"namespace name '{name[:32]}...' is longer than {_NAME_MAX} bytes"
     return None
 
@@ -89,7 +89,7 @@ class NamespaceRegistry:
             raise NetnsError(exc.errno, f"Cannot open namespace '{name}'.") from exc
         ns = Namespace(name, fd, os.fstat(fd).st_ino)
         self._by_name[name] = ns
-        self._by_bytes[name.encode()] = ns
+        self._by_bytes[name.encode("utf-8", "surrogateescape")] = ns
         return ns
 
     def get(self, name: str) -> Namespace | None:
@@ -105,6 +105,11 @@ class NamespaceRegistry:
     def __len__(self) -> int:
         return len(self._by_name)
 
+    def open_home(self) -> None:
+        """Opens the namespace nsproxy started in, to come back to (early: before a chroot)."""
+        if self._home_fd < 0:
+            self._home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
     def socket_in(
         self, ns: Namespace | None, family: int, type: int = socket.SOCK_STREAM, proto: int = 0
     ) -> socket.socket:
@@ -115,8 +120,7 @@ class NamespaceRegistry:
         """
         if ns is None:
             return socket.socket(family, type, proto)
-        if self._home_fd < 0:
-            self._home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.open_home()
         try:
             _setns(ns.fd, CLONE_NEWNET)
         except OSError as exc:
