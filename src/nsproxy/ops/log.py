@@ -11,37 +11,11 @@ from dataclasses import dataclass, field
 
 from nsproxy.config.model import LogTarget
 
-FACILITIES = {
-    name: i
-    for i, name in enumerate(
-        [
-            "kern",
-            "user",
-            "mail",
-            "daemon",
-            "auth",
-            "syslog",
-            "lpr",
-            "news",
-            "uucp",
-            "cron",
-            "auth2",
-            "ftp",
-            "ntp",
-            "audit",
-            "alert",
-            "cron2",
-            "local0",
-            "local1",
-            "local2",
-            "local3",
-            "local4",
-            "local5",
-            "local6",
-            "local7",
-        ]
-    )
-}
+_FACILITY_NAMES = (
+    "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
+    "local0 local1 local2 local3 local4 local5 local6 local7"
+)
+FACILITIES = {name: i for i, name in enumerate(_FACILITY_NAMES.split())}
 LEVELS = {
     n: i
     for i, n in enumerate(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])

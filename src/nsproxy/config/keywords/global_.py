@@ -15,34 +15,9 @@ from nsproxy.config.registry import (
     parse_int,
     parse_time,
 )
+from nsproxy.ops.log import FACILITIES, LEVELS
 
-_FACILITIES = [
-    "kern",
-    "user",
-    "mail",
-    "daemon",
-    "auth",
-    "syslog",
-    "lpr",
-    "news",
-    "uucp",
-    "cron",
-    "auth2",
-    "ftp",
-    "ntp",
-    "audit",
-    "alert",
-    "cron2",
-    "local0",
-    "local1",
-    "local2",
-    "local3",
-    "local4",
-    "local5",
-    "local6",
-    "local7",
-]
-LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+_FACILITIES = tuple(FACILITIES)
 _FORMATS = ("raw", "rfc3164", "rfc5424", "short", "local", "iso", "timed", "priority")
 
 
