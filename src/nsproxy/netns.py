@@ -58,6 +58,7 @@ class Namespace:
     total_conns: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    errors: int = 0
 
 
 @dataclass(slots=True)

@@ -256,13 +256,20 @@ class RuntimeCollector(Collector):
         bout = CounterMetricFamily(
             "nsproxy_netns_bytes_out", "Bytes sent to clients.", labels=labels
         )
+        errors = CounterMetricFamily(
+            "nsproxy_netns_errors",
+            "Connections of the namespace that ended in an error (bad PROXY header, "
+            "connect failure, timeout, reset).",
+            labels=labels,
+        )
         for ns in self.rt.registry:
+            errors.add_metric([ns.name], ns.errors)
             a, b = live.get(ns, (0, 0))
             cur.add_metric([ns.name], ns.conns)
             tot.add_metric([ns.name], ns.total_conns)
             bin_.add_metric([ns.name], ns.bytes_in + a)
             bout.add_metric([ns.name], ns.bytes_out + b)
-        yield from (cur, tot, bin_, bout)
+        yield from (cur, tot, bin_, bout, errors)
 
 
 class _Http(asyncio.Protocol):

@@ -213,6 +213,8 @@ class Runtime:
             stream.netns.conns -= 1
             stream.netns.bytes_in += stream.bytes_in
             stream.netns.bytes_out += stream.bytes_out
+            if stream.termination != "--":
+                stream.netns.errors += 1
         srv = stream.server
         if srv is not None:
             srv.stats.bytes_in += stream.bytes_in

@@ -166,7 +166,7 @@ class Stream:
         if names:
             found = [ns for ns in map(self.rt.registry.lookup, names) if ns is not None]
             if found:
-                self.netns = found[-1]
+                self._move_to(found[-1])
             else:
                 raw_ns = names[-1]
                 self.rt.unknown_netns += 1
@@ -183,8 +183,19 @@ class Stream:
         self.timer = None
         self._header_failed(pp.ErrorKind.TIMEOUT, None)
 
+    def _move_to(self, ns: Namespace) -> None:
+        """The connection now belongs to `ns` (a NETNS TLV): its counters move with it."""
+        if self.netns is not None:
+            self.netns.conns -= 1
+            self.netns.total_conns -= 1
+        self.netns = ns
+        ns.conns += 1
+        ns.total_conns += 1
+
     def _header_failed(self, kind: pp.ErrorKind, _: None, rst: bool = False) -> None:
         self.fe.stats.failed_headers += 1
+        if self.netns is not None:
+            self.netns.errors += 1
         if not (self.fe.cfg.dontlognull and kind in (pp.ErrorKind.EMPTY, pp.ErrorKind.ABORT)):
             self._log_error(kind.message)
         if rst:

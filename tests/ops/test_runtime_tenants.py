@@ -1,0 +1,130 @@
+"""Tenants added and removed through a real stats socket, without reload (runtime API)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+from lab.netlab import Lab, connect, recv_all
+
+
+def cli(path: str, text: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(text.encode() + b"\n")
+        out = bytearray()
+        while chunk := s.recv(65536):
+            out += chunk
+    # HAProxy's CLI ends each answer with an empty line
+    text = out.decode()
+    assert text.endswith("\n"), text
+    return text[:-1]
+
+
+def test_add_and_remove_a_tenant_through_the_stats_socket(lab: Lab, tmp_path: Path) -> None:
+    sock = str(tmp_path / "admin.sock")
+    ns = lab.netns("late")
+    lab.sink(ns, "127.0.0.1", 7000, reply=b"late tenant\n")
+    lab.proxy(
+        f"""
+global
+  stats socket {sock} mode 600 level admin
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+frontend fe
+  default_backend be
+backend be
+"""
+    )
+    assert cli(sock, f"add netns {ns}") == "New namespace registered.\n"
+    assert cli(sock, f"add bind fe 127.0.0.1:80 namespace {ns}") == "New bind registered.\n"
+    assert cli(sock, f"add server be/s1 127.0.0.1:7000 namespace {ns} enabled").startswith(
+        "New server registered."
+    )
+    with connect(ns, ("127.0.0.1", 80)) as c:
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"late tenant\n"
+    rows = [ln.split() for ln in cli(sock, "show netns").splitlines()[1:]]
+    row = next(r for r in rows if r[0] == ns)
+    assert row[1] == str(os.stat(f"/var/run/netns/{ns}").st_ino)
+    assert row[3] == "1"  # total connections seen in this namespace
+
+    assert cli(sock, f"del bind fe 127.0.0.1:80 namespace {ns}") == "Bind deleted.\n"
+    cli(sock, "set server be/s1 state maint")
+    assert cli(sock, "del server be/s1") == "Server deleted.\n"
+    assert cli(sock, f"del netns {ns}") == "Namespace deleted.\n"
+    assert ns not in cli(sock, "show netns")
+    try:
+        connect(ns, ("127.0.0.1", 80), timeout=1).close()
+        refused = False
+    except OSError:
+        refused = True
+    assert refused
+    assert cli(sock, "show netns").startswith("# name")
+
+
+def test_runtime_changes_need_admin_level(lab: Lab, tmp_path: Path) -> None:
+    sock = str(tmp_path / "op.sock")
+    lab.proxy(
+        f"""
+global
+  stats socket {sock} level operator
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+backend be
+"""
+    )
+    assert cli(sock, "add netns whatever") == "Permission denied\n"
+    assert Path(sock).exists()
+
+
+def test_show_netns_counts_errors_per_namespace(lab: Lab, tmp_path: Path) -> None:
+    sock = str(tmp_path / "admin.sock")
+    ns_a, ns_b = lab.netns("a"), lab.netns("b")
+    lab.sink(ns_b, "127.0.0.1", 7000, reply=b"b\n")
+    lab.proxy(
+        f"""
+global
+  stats socket {sock} level admin
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+listen a
+  bind 127.0.0.1:80 namespace {ns_a} accept-proxy
+  server s 127.0.0.1:7000 namespace *
+listen b
+  bind 127.0.0.1:80 namespace {ns_b}
+  server s 127.0.0.1:7000 namespace *
+"""
+    )
+    with connect(ns_a, ("127.0.0.1", 80)) as c:  # a bad header in tenant a
+        c.sendall(b"PROXY BOGUS\r\n")
+        with contextlib.suppress(ConnectionResetError):
+            recv_all(c)
+    with connect(ns_b, ("127.0.0.1", 80)) as c:  # a good connection in tenant b
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"b\n"
+    from nsproxy.proxy_protocol import Tlv, encode_v2
+
+    with connect(ns_a, ("127.0.0.1", 80)) as c:  # arrives in a, a NETNS TLV moves it to b
+        hdr = encode_v2(("10.0.0.1", 1), ("127.0.0.1", 7000), tlvs=[Tlv(0x30, ns_b.encode())])
+        c.sendall(hdr)
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"b\n"
+    text = cli(sock, "show netns")
+    header = text.splitlines()[0][2:].split()
+    rows = {r[0]: dict(zip(header, r, strict=True)) for r in map(str.split, text.splitlines()[1:])}
+    assert rows[ns_a]["errors"] == "1" and rows[ns_a]["total_conns"] == "1"
+    assert rows[ns_b]["errors"] == "0" and rows[ns_b]["total_conns"] == "2"
+    assert rows[ns_a]["cur_conns"] == rows[ns_b]["cur_conns"] == "0"
