@@ -1,0 +1,52 @@
+"""10,000 idle connections in one process do not stop an active tenant's transfer."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from lab.netlab import Lab, connect, recv_all
+
+IDLE = 10_000
+
+
+def test_active_transfer_while_ten_thousand_connections_idle(lab: Lab) -> None:
+    idle_ns, busy_ns = lab.netns("idle"), lab.netns("busy")
+    echo = lab.sink(busy_ns, "127.0.0.1", 7000, echo=True)
+    proxy = lab.proxy(
+        f"""
+global
+  maxconn 12000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+listen idle
+  bind 127.0.0.1:80 namespace {idle_ns} accept-proxy backlog 4096
+  server s 127.0.0.1:9 namespace {idle_ns}
+listen busy
+  bind 127.0.0.1:80 namespace {busy_ns}
+  server s 127.0.0.1:7000 namespace {busy_ns}
+"""
+    )
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(IDLE):  # connected, waiting for a PROXY header that never comes
+            idle.append(connect(idle_ns, ("127.0.0.1", 80)))
+        fds = len(os.listdir(f"/proc/{proxy.proc.pid}/fd"))
+        assert fds >= IDLE  # the proxy really holds them all
+        payload = os.urandom(8 * 1024 * 1024)
+        got = bytearray()
+        with connect(busy_ns, ("127.0.0.1", 80), timeout=30) as c:
+            t = threading.Thread(target=lambda: got.extend(recv_all(c, timeout=30)))
+            t.start()
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            t.join(60)
+        assert got == payload
+        assert echo.wait_conns(1)[0].peer[0] == "127.0.0.1"
+    finally:
+        for s in idle:
+            s.close()
