@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what nsproxy's demo and tests need on a Debian machine (run as root): system
-# packages (iproute2, haproxy as the reference, socat) and a venv in .venv with the package.
+# Installs what nsproxy's demo and tests need on a Debian machine (run as root): system packages
+# (iproute2, haproxy as the reference, socat, nftables) and a venv in .venv with the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then

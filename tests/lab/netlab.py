@@ -286,6 +286,33 @@ class Lab:
         self.ip(ns, "link", "set", name, "up")
         self.ip(ns, "link", "set", name + "p", "up")
 
+    def transparent_return(self, ns: str, subnet: str, *, tproxy: bool = False) -> None:
+        """Delivers replies for `subnet` to transparent sockets in `ns` (see docs/transparent.md).
+
+        Default: a `local` route for the subnet. tproxy=True: the TPROXY recipe instead (nft
+        `socket transparent` marks them, `ip rule fwmark 1` sends them to a `local` table 100).
+        """
+        fam = "-6" if ":" in subnet else "-4"
+        if not tproxy:
+            sh("ip", "-n", ns, fam, "route", "add", "local", subnet, "dev", "lo")
+            return
+        rules = (
+            "table inet nsp_tproxy {\n chain divert {\n"
+            "  type filter hook prerouting priority mangle; policy accept;\n"
+            "  meta l4proto tcp socket transparent 1 meta mark set 1 accept\n }\n}\n"
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+            input=rules,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        sh("ip", "-n", ns, fam, "rule", "add", "fwmark", "1", "lookup", "100")
+        everything = "::/0" if fam == "-6" else "0.0.0.0/0"
+        sh("ip", "-n", ns, fam, "route", "add", "local", everything, "dev", "lo", "table", "100")
+
     def sink(self, ns: str | None, host: str, port: int = 0, **kw: object) -> Sink:
         s = Sink(ns, host, port, **kw)  # type: ignore[arg-type]
         self._closers.append(s.close)

@@ -21,13 +21,21 @@ IPV6_FREEBIND = 78
 IP_BIND_ADDRESS_NO_PORT = 24
 
 
+class SourceBindError(OSError):
+    """The kernel refused the `source` bind; `foreign` when it was a usesrc (tproxy) address."""
+
+    def __init__(self, err: int | None, reason: str, foreign: bool) -> None:
+        super().__init__(err, reason)
+        self.foreign = foreign
+
+
 def open_socket(
     rt: Runtime, srv: Server, family: int, netns: Namespace | None, stream: Stream | None
 ) -> socket.socket:
     """A non-blocking socket for `srv` inside `netns`, bound per its `source` settings."""
-    sock = rt.registry.socket_in(netns, family, socket.SOCK_STREAM)
+    # SOCK_NONBLOCK at creation: no ioctl(FIONBIO) per connection
+    sock = rt.registry.socket_in(netns, family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        sock.setblocking(False)
         if family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             src = srv.cfg.source or srv.backend.cfg.source
@@ -45,7 +53,9 @@ def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | 
 
     assert isinstance(src, SourceCfg)
     if src.interface:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, src.interface.encode())
+        # As HAProxy: a device missing in this namespace or a lacking CAP_NET_RAW is ignored.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, src.interface.encode())
     host, port = src.addr.host, src.addr.port
     transparent = False
     if src.usesrc is not None and stream is not None:
@@ -63,16 +73,27 @@ def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | 
         if host.startswith("::ffff:"):
             host = host[7:]
         else:
-            raise OSError(97, "source address family does not match the server's")
+            raise SourceBindError(97, "source address family does not match the server's", True)
     if transparent:
         _make_transparent(sock, v6)
-    if port == 0 and src.port_range is None:
+    # As HAProxy: SO_REUSEADDR (`usesrc client` may meet its own TIME_WAIT), and a foreign
+    # bind takes the client's port or the kernel's, never one from the range.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    port_range = None if transparent else src.port_range
+    try:
+        _bind(sock, host, port, port_range)
+    except OSError as exc:
+        raise SourceBindError(exc.errno, exc.strerror or str(exc), transparent) from None
+
+
+def _bind(sock: socket.socket, host: str, port: int, port_range: tuple[int, int] | None) -> None:
+    if port == 0 and port_range is None:
         if host in ("0.0.0.0", "::"):
             return
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-    if src.port_range is not None and port == 0:
-        lo, hi = src.port_range
+    if port_range is not None and port == 0:
+        lo, hi = port_range
         last: OSError | None = None
         for p in range(lo, hi + 1):
             try:
@@ -85,6 +106,7 @@ def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | 
 
 
 def _make_transparent(sock: socket.socket, v6: bool) -> None:
+    """IP(V6)_TRANSPARENT, else FREEBIND; if neither is allowed the foreign bind fails later."""
     options = (
         [(socket.IPPROTO_IPV6, IPV6_TRANSPARENT), (socket.IPPROTO_IPV6, IPV6_FREEBIND)]
         if v6
@@ -96,7 +118,6 @@ def _make_transparent(sock: socket.socket, v6: bool) -> None:
             return
         except OSError:
             continue
-    raise OSError(1, "Cannot bind to tproxy source address before connect()")
 
 
 def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
