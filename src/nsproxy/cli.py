@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-db", dest="foreground", action="store_true", help="foreground, no daemon")
     p.add_argument("-d", dest="debug", action="store_true", help="foreground, debug")
     p.add_argument("-D", dest="daemon", action="store_true", help="daemon mode")
-    p.add_argument("-W", dest="master_worker", action="store_true", help="master-worker mode")
+    p.add_argument("-W", "-Ws", dest="master_worker", action="store_true", help="master-worker")
     p.add_argument("-p", dest="pidfile", metavar="PIDFILE")
     p.add_argument("-q", dest="quiet", action="store_true")
     p.add_argument("-V", dest="verbose", action="store_true")

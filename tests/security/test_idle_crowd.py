@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 from lab.netlab import Lab, connect, recv_all
 
@@ -35,8 +36,10 @@ listen busy
     try:
         for _ in range(IDLE):  # connected, waiting for a PROXY header that never comes
             idle.append(connect(idle_ns, ("127.0.0.1", 80)))
-        fds = len(os.listdir(f"/proc/{proxy.proc.pid}/fd"))
-        assert fds >= IDLE  # the proxy really holds them all
+        deadline = time.monotonic() + 30
+        while len(os.listdir(f"/proc/{proxy.proc.pid}/fd")) < IDLE:
+            assert time.monotonic() < deadline, "the proxy did not accept every idle client"
+            time.sleep(0.1)
         payload = os.urandom(8 * 1024 * 1024)
         got = bytearray()
         with connect(busy_ns, ("127.0.0.1", 80), timeout=30) as c:

@@ -42,6 +42,10 @@ def _daemonize() -> None:
 
 def run(config: Config, args: argparse.Namespace) -> int:
     """Starts the proxy described by `config`; returns the exit status."""
+    from nsproxy.ops import master
+
+    if master.is_master_worker(config, args):
+        return master.run_master(config, args)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     rt = Runtime(config, loop)
