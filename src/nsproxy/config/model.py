@@ -145,6 +145,7 @@ class ProxyCfg:
     servers: tuple[ServerCfg, ...] = ()
     balance: str = "roundrobin"
     hash_type: str = "map-based"
+    hash_avalanche: bool | None = None
     retries: int = 3
     redispatch: bool = False
     allbackups: bool = False

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_server
-from nsproxy.balance import make_balancer
 from nsproxy.config.model import BindCfg, ServerCfg, Where
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.runtime_api import ADMIN, CliError, Session, command
@@ -148,10 +147,7 @@ def _backend(rt: Runtime, name: str) -> Backend:
 
 
 def _rebalance(be: Backend) -> None:
-    c = be.cfg
-    be.balancer = make_balancer(
-        c.balance, be.servers, hash_type=c.hash_type, allbackups=c.allbackups
-    )
+    be.rebuild_balancer()
 
 
 def add_server(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nsproxy.balance import make_balancer
 from nsproxy.config.model import ProxyCfg, ServerCfg
 from nsproxy.netns import Namespace
 from nsproxy.ops.log import Logger
@@ -86,6 +87,17 @@ class Backend:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def rebuild_balancer(self) -> None:
+        """A balancer for the current server list (after startup or a runtime change)."""
+        c = self.cfg
+        self.balancer = make_balancer(
+            c.balance,
+            self.servers,
+            hash_type=c.hash_type,
+            allbackups=c.allbackups,
+            avalanche=c.hash_avalanche,
+        )
 
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)

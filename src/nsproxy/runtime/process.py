@@ -11,7 +11,6 @@ import socket
 import time
 from collections.abc import Callable
 
-from nsproxy.balance import make_balancer
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
@@ -72,9 +71,7 @@ class Runtime:
                 be = Backend(px, logger=logger)
                 for scfg in px.servers:
                     be.servers.append(Server(scfg, be, self._ns(scfg.namespace)))
-                be.balancer = make_balancer(
-                    px.balance, be.servers, hash_type=px.hash_type, allbackups=px.allbackups
-                )
+                be.rebuild_balancer()
                 self.backends[px.name] = be
         for px in self.config.proxies:
             if px.disabled or not px.is_frontend:

@@ -123,7 +123,14 @@ def _balance(ctx: Ctx, args: list[str]) -> None:
 def _hash_type(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or args[1] not in ("map-based", "consistent"):
         raise ConfigError("'hash-type' expects 'map-based' or 'consistent'.")
+    if len(args) > 2 and args[2] not in ("sdbm", "djb2", "wt6", "crc32", "none"):
+        raise ConfigError(f"'hash-type' : unknown hash function '{args[2]}'.")
+    if len(args) > 3 and args[3] != "avalanche":
+        raise ConfigError(f"'hash-type' : unknown hash modifier '{args[3]}'.")
     ctx.section.fields["hash_type"] = args[1]
+    # a bare method keeps HAProxy's default modifier; naming a function turns it off unless
+    # 'avalanche' follows
+    ctx.section.fields["hash_avalanche"] = (len(args) > 3) if len(args) > 2 else None
 
 
 @KEYWORDS.register("retries", *BE, frontend=False)
