@@ -7,7 +7,10 @@ import contextlib
 import fcntl
 import os
 import socket
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.poller import Poller
 
 _SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _RETRY = (BlockingIOError, InterruptedError)
@@ -18,6 +21,7 @@ class Owner(Protocol):
     """What a relay half reports to: its stream."""
 
     loop: asyncio.AbstractEventLoop
+    poller: Poller
 
     def half_done(self, half: Half) -> None: ...
 
@@ -126,26 +130,27 @@ class Half:
 
     def start(self) -> None:
         if self.pending:
-            self.owner.loop.add_writer(self.dstfd, self._on_writable)
+            self.owner.poller.set_writer(self.dstfd, self._on_writable)
         else:
             self.reading = True
-            self.owner.loop.add_reader(self.srcfd, self._on_readable)
+            self.owner.poller.set_reader(self.srcfd, self._on_readable)
 
     def stop(self) -> None:
+        """Drops the callbacks; the owner then forgets both fds in its poller and closes them."""
         self.peer = None
-        loop = self.owner.loop
+        poller = self.owner.poller
         if self.reading:
-            loop.remove_reader(self.srcfd)
+            poller.clear_reader(self.srcfd)
             self.reading = False
         if self.pending or self.inpipe:
-            loop.remove_writer(self.dstfd)
+            poller.clear_writer(self.dstfd)
             self.pending = b""
         if self.pipe is not None:
             PIPES.put(self.pipe, not self.inpipe)
             self.pipe = None
             self.inpipe = 0
 
-    def _on_readable(self) -> None:
+    def _on_readable(self, _ev: int = 0) -> None:
         if self.pipe is not None:
             self._splice_in()
             return
@@ -211,11 +216,12 @@ class Half:
         return True
 
     def _wait_writable(self) -> None:
-        self.owner.loop.remove_reader(self.srcfd)
+        poller = self.owner.poller
+        poller.clear_reader(self.srcfd)
         self.reading = False
-        self.owner.loop.add_writer(self.dstfd, self._on_writable)
+        poller.set_writer(self.dstfd, self._on_writable)
 
-    def _on_writable(self) -> None:
+    def _on_writable(self, _ev: int = 0) -> None:
         if self.inpipe:
             if not self._splice_out():
                 return
@@ -231,15 +237,19 @@ class Half:
             if self.pending:
                 return
         self.owner.activity(self)
-        self.owner.loop.remove_writer(self.dstfd)
+        poller = self.owner.poller
         if self.eof:
+            poller.clear_writer(self.dstfd)
             self._shutdown()
         else:
             self.reading = True
-            self.owner.loop.add_reader(self.srcfd, self._on_readable)
+            poller.set_reader(self.srcfd, self._on_readable)
+            poller.clear_writer(self.dstfd, sync=True)
 
     def _at_eof(self) -> None:
-        self.owner.loop.remove_reader(self.srcfd)
+        # EOF stays readable: narrow the epoll mask now unless the stream is about to close
+        peer = self.peer
+        self.owner.poller.clear_reader(self.srcfd, sync=peer is not None and not peer.shut)
         self.reading = False
         self.eof = True
         self._shutdown()

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import ipaddress
 import resource
+import select
 import socket
 import struct
 import time
@@ -15,7 +16,7 @@ from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
-from nsproxy.runtime import connect
+from nsproxy.runtime import connect, poller
 from nsproxy.runtime.relay import Half
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Stream:
         "loop",
         "netns",
         "pending",
+        "poller",
         "proxied",
         "queued",
         "redispatched",
@@ -89,6 +91,7 @@ class Stream:
     def __init__(self, rt: Runtime, listener: Listener, csock: socket.socket, peer: Addr) -> None:
         self.rt = rt
         self.loop = rt.loop
+        self.poller = poller.get(self.loop)
         self.listener = listener
         self.fe = listener.frontend
         self.backend = self.fe.backend
@@ -123,12 +126,12 @@ class Stream:
     def start(self) -> None:
         if self.listener.expects_proxy(self.src):
             self.hdr_buf = bytearray()
-            self.loop.add_reader(self.csock.fileno(), self._on_header_data)
+            self.poller.set_reader(self.csock.fileno(), self._on_header_data)
             self._arm(self.fe.cfg.timeouts.client, self._on_header_timeout)
         else:
             self._connect()
 
-    def _on_header_data(self) -> None:
+    def _on_header_data(self, _ev: int = 0) -> None:
         assert self.hdr_buf is not None
         try:
             data = self.csock.recv(min(16384, pp.MAX_V2_LEN - len(self.hdr_buf)))
@@ -153,7 +156,7 @@ class Stream:
             return
         assert isinstance(result, tuple)
         header, used = result
-        self.loop.remove_reader(self.csock.fileno())
+        self.poller.clear_reader(self.csock.fileno())
         self._cancel_timer()
         self.pending = bytes(self.hdr_buf[used:])
         self.hdr_buf = None
@@ -218,11 +221,10 @@ class Stream:
         )
 
     def _finish_early(self) -> None:
-        if self.hdr_buf is not None:
-            self.loop.remove_reader(self.csock.fileno())
-            self.hdr_buf = None
+        self.hdr_buf = None
         self._cancel_timer()
         self.closed = True
+        self.poller.forget(self.csock.fileno())
         self.csock.close()
         self.rt.stream_closed(self)
 
@@ -335,7 +337,7 @@ class Stream:
         self.ssock = sock
         err = sock.connect_ex(target[1])  # type: ignore[arg-type]
         if err in (0, errno.EINPROGRESS):
-            self.loop.add_writer(sock.fileno(), self._on_connect_done)
+            self.poller.set_writer(sock.fileno(), self._on_connect_done)
             self._arm(srv.backend.cfg.timeouts.connect, self._on_connect_timeout)
         else:
             self._connect_failed(immediate=True)
@@ -367,13 +369,10 @@ class Stream:
             host = "::ffff:" + host
         return family, (host, port)
 
-    def _on_connect_done(self) -> None:
-        sock = self.ssock
-        assert sock is not None
+    def _on_connect_done(self, ev: int) -> None:
         self._cancel_timer()
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self.loop.remove_writer(sock.fileno())
+        # EPOLLERR, not HUP: a unix server that already wrote and closed reports HUP
+        if ev & select.EPOLLERR:  # refused, reset, unreachable: no getsockopt(SO_ERROR) needed
             self._connect_failed(immediate=True)
             return
         self.tc = int((self.loop.time() - self.connect_ts) * 1000)
@@ -381,12 +380,11 @@ class Stream:
 
     def _on_connect_timeout(self) -> None:
         self.timer = None
-        if self.ssock is not None:
-            self.loop.remove_writer(self.ssock.fileno())
         self._connect_failed(immediate=False)
 
     def _connect_failed(self, immediate: bool, turnaround: bool = True) -> None:
         if self.ssock is not None:
+            self.poller.forget(self.ssock.fileno())
             self.ssock.close()
             self.ssock = None
         srv = self.server
@@ -435,11 +433,10 @@ class Stream:
         self.pending = b""
         now = self.loop.time()
         self.last_c = self.last_s = now
+        if not self.c2s.pending:
+            self.poller.clear_writer(sock.fileno())  # first: the reader's MOD then drops OUT
         self.c2s.start()
         self.s2c.start()
-        if not self.c2s.pending:
-            # only now: the fd keeps one event-loop handle from connect to close
-            self.loop.remove_writer(sock.fileno())
         self._arm_idle()
 
     def activity(self, half: Half) -> None:
@@ -455,8 +452,12 @@ class Stream:
         if self.c2s is not None and self.s2c is not None and self.c2s.shut and self.s2c.shut:
             self.close()
         else:
-            self._cancel_timer()
-            self._arm_idle()
+            ft = self.fe.cfg.timeouts
+            bt = self.backend.cfg.timeouts if self.backend is not None else ft
+            if self.timer is None or ft.client_fin is not None or bt.server_fin is not None:
+                # the limits change only with client-fin/server-fin: else the timer stands
+                self._cancel_timer()
+                self._arm_idle()
 
     def half_error(self, half: Half, on_read: bool) -> None:
         client_side = (half is self.c2s) == on_read
@@ -519,16 +520,16 @@ class Stream:
         for half in (self.c2s, self.s2c):
             if half is not None:
                 half.stop()
-        if self.ssock is not None and self.c2s is None:
-            self.loop.remove_writer(self.ssock.fileno())
         if self.termination[0] in "CS" and self.termination[1] == "D":
             self._rst_client()
         elif self.c2s is None:
             self._drain_client()
         if self.fe.cfg.log_format:
             self.local_addr()  # %fi/%fp are logged after the socket is closed
+        self.poller.forget(self.csock.fileno())
         self.csock.close()
         if self.ssock is not None:
+            self.poller.forget(self.ssock.fileno())
             self.ssock.close()
         self.rt.stream_closed(self)
 
