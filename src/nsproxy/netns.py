@@ -96,6 +96,14 @@ class NamespaceRegistry:
     def get(self, name: str) -> Namespace | None:
         return self._by_name.get(name)
 
+    def state(self, ns: Namespace) -> str:
+        """'present', 'deleted' (gone from the run directory) or 'replaced' (another inode)."""
+        try:
+            inode = os.stat(self.path(ns.name)).st_ino
+        except OSError:
+            return "deleted"
+        return "present" if inode == ns.inode else "replaced"
+
     def lookup(self, raw: bytes) -> Namespace | None:
         """The namespace whose name is exactly `raw` (a PROXY v2 NETNS TLV value), if open."""
         return self._by_bytes.get(raw)

@@ -91,3 +91,44 @@ listen l
         assert res.returncode != 0
         assert "Cannot open namespace 'nsp-does-not-exist'" in res.stderr
         assert f"[{cfg}:{line}]" in res.stderr
+
+
+def test_namespace_deletion_is_logged_and_reported(lab: Lab, tmp_path: Path) -> None:
+    sock = str(tmp_path / "admin.sock")
+    ns = lab.netns("leaving")
+    lab.sink(ns, "127.0.0.1", 7000, reply=b"still here\n")
+    proxy = lab.proxy(
+        f"""
+global
+  stats socket {sock} level admin
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+listen l
+  bind 127.0.0.1:80 namespace {ns}
+  server s 127.0.0.1:7000 namespace {ns}
+"""
+    )
+
+    def show_netns() -> str:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock)
+            s.sendall(b"show netns\n")
+            out = b""
+            while chunk := s.recv(4096):
+                out += chunk
+        return out.decode()
+
+    assert f"{ns} " in show_netns() and show_netns().split("\n")[1].endswith(" present")
+    # keep a handle so the test can still reach the namespace after `ip netns del`
+    holder = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    try:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+        out = proxy.wait_output("was removed from")
+        assert f"Namespace '{ns}' was removed from /var/run/netns" in out
+        row = next(ln for ln in show_netns().splitlines() if ln.startswith(ns + " "))
+        assert row.endswith(" deleted")
+    finally:
+        os.close(holder)

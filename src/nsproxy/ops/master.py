@@ -101,7 +101,7 @@ _SUM_STAT = frozenset(
         "reuse",
     ]
 )
-_SAME_NETNS = frozenset(("name", "inode", "listeners", "servers"))  # other columns: summed
+_SAME_NETNS = frozenset(("name", "inode", "listeners", "servers", "state"))  # others: summed
 
 
 def is_master_worker(config: Config, args: argparse.Namespace) -> bool:

@@ -363,14 +363,14 @@ def _show_sess(session: Session, args: list[str]) -> str:
 def _show_netns(session: Session, args: list[str]) -> str:
     rt = session.rt
     live = live_bytes(rt)
-    lines = ["# name inode cur_conns total_conns bytes_in bytes_out listeners servers errors"]
+    lines = ["# name inode cur_conns total_conns bytes_in bytes_out listeners servers errors state"]
     for ns in rt.registry:
         a, b = live.get(ns, (0, 0))
         listeners = sum(1 for li in rt.listeners if li.netns is ns and li.sock is not None)
         servers = sum(1 for be in rt.backends.values() for s in be.servers if s.netns is ns)
         lines.append(
             f"{ns.name} {ns.inode} {ns.conns} {ns.total_conns} {ns.bytes_in + a} "
-            f"{ns.bytes_out + b} {listeners} {servers} {ns.errors}"
+            f"{ns.bytes_out + b} {listeners} {servers} {ns.errors} {rt.registry.state(ns)}"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,4 @@
-"""Pattern mode: follows /var/run/netns with inotify and opens template binds in new namespaces."""
+"""Follows /var/run/netns with inotify: pattern mode, and logs for namespaces removed under us."""
 
 from __future__ import annotations
 
@@ -101,9 +101,20 @@ class NetnsWatch:
                 for gone in list(self.active):
                     self.release(gone)
             elif mask & (IN_DELETE | IN_MOVED_FROM):
+                self._removed_unmanaged(name)
                 self.release(name)
             elif mask & (IN_CREATE | IN_MOVED_TO):
                 self.appeared(name)
+
+    def _removed_unmanaged(self, name: str) -> None:
+        """A configured namespace left /var/run/netns: its fd keeps it alive, say so once."""
+        ns = self.rt.registry.get(name)
+        if ns is None or name in self.active:
+            return
+        log.warning(
+            f"Namespace '{name}' was removed from {self.dir}; nsproxy keeps using it (its open "
+            f"fd keeps it alive) with {ns.conns} connection(s) until a reload or 'del netns'."
+        )
 
     def _inode(self, name: str) -> int | None:
         """The namespace inode mounted at NAME, or None while it is not (yet) a namespace."""

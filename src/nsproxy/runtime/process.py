@@ -96,9 +96,18 @@ class Runtime:
     def start(self) -> None:
         for li in self.listeners:
             li.resume()
-        if self.config.namespace_patterns:
+        if self.config.namespace_patterns or len(self.registry):
             self.netns_watch = NetnsWatch(self)
-            self.netns_watch.start()
+            try:
+                self.netns_watch.start()
+            except OSError as exc:
+                if self.config.namespace_patterns:
+                    raise
+                log.warning(
+                    f"not watching {self.registry.run_dir} ({exc.strerror}): "
+                    "namespace deletions will not be logged."
+                )
+                self.netns_watch = None
         self.health.start()
         for px in self.config.proxies:
             if not px.disabled:
