@@ -252,17 +252,7 @@ class Master:
         else:
             inherited = service._inherited_sockets(rt, self.args)
         shared = {id(s) for s in inherited.values()} if previous is not None else set()
-        failed = False
-        for li in rt.listeners:
-            try:
-                li.open(inherited.pop(li, None))
-            except OSError as exc:
-                failed = True
-                kind = "listen" if li.frontend.cfg.is_backend else "frontend"
-                log.alert(
-                    f"Binding [{li.bind.where}] for {kind} {li.frontend.name}: "
-                    f"cannot bind socket ({exc.strerror}) for [{li.addr}]"
-                )
+        failed = not rt.open_listeners(inherited)
         for sock in inherited.values():
             if id(sock) not in shared:
                 sock.close()

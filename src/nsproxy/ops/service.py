@@ -55,17 +55,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         log.alert(f"config : {exc.strerror}")
         return 1
     inherited = _inherited_sockets(rt, args)
-    failed = False
-    for li in rt.listeners:
-        try:
-            li.open(inherited.pop(li, None))
-        except OSError as exc:
-            failed = True
-            kind = "listen" if li.frontend.cfg.is_backend else "frontend"
-            log.alert(
-                f"Binding [{li.bind.where}] for {kind} {li.frontend.name}: "
-                f"cannot bind socket ({exc.strerror}) for [{li.addr}]"
-            )
+    failed = not rt.open_listeners(inherited)
     for sock in inherited.values():
         sock.close()
     ops_ok, ops = _open_ops(rt)

@@ -89,9 +89,23 @@ class Runtime:
             self.frontends[px.name] = fe
             self.listeners.extend(fe.listeners)
 
-    def open_listeners(self, inherited: dict[str, socket.socket] | None = None) -> None:
+    def open_listeners(self, inherited: dict[Listener, socket.socket]) -> bool:
+        """Opens every listener, adopting the sockets in `inherited` (taken out of it).
+
+        Returns False, after HAProxy's alert for each, when some address could not be bound.
+        """
+        ok = True
         for li in self.listeners:
-            li.open((inherited or {}).pop(listener_key(li), None))
+            try:
+                li.open(inherited.pop(li, None))
+            except OSError as exc:
+                ok = False
+                kind = "listen" if li.frontend.cfg.is_backend else "frontend"
+                log.alert(
+                    f"Binding [{li.bind.where}] for {kind} {li.frontend.name}: "
+                    f"cannot bind socket ({exc.strerror}) for [{li.addr}]"
+                )
+        return ok
 
     def start(self) -> None:
         for li in self.listeners:
