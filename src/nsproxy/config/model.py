@@ -162,6 +162,7 @@ class ProxyCfg:
     splice_auto: bool = False
     tcp_check: tuple[TcpCheckRule, ...] = ()
     reject_unknown_netns: bool = False
+    log_health_checks: bool = False
 
 
 @dataclass(frozen=True, slots=True)

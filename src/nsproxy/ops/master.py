@@ -26,7 +26,7 @@ from nsproxy import __version__
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import Config, StatsSocketCfg
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log, privileges, service
+from nsproxy.ops import log, metrics, privileges, service
 from nsproxy.ops.fd_transfer import _addr_key, send_listeners
 from nsproxy.ops.runtime_api import (
     ADMIN,
@@ -184,8 +184,8 @@ def run_worker(config: Config, inherited: dict[str, socket.socket], ready_fd: in
 
 
 def _worker_config(config: Config, num: int, count: int, cli_path: str) -> Config:
-    """The worker's view: a private admin socket instead of the `stats socket`s, its share
-    of the global `maxconn`, and the metrics endpoint on worker 1 only."""
+    """The worker's view: a private admin socket instead of the `stats socket`s and its share
+    of the global `maxconn`; the master serves the metrics endpoint."""
     g = config.global_
     private = StatsSocketCfg(SockAddr(socket.AF_UNIX, cli_path, 0), mode=0o600, level="admin")
     return dataclasses.replace(
@@ -194,7 +194,7 @@ def _worker_config(config: Config, num: int, count: int, cli_path: str) -> Confi
             g,
             stats_sockets=(private,),
             maxconn=-(-g.maxconn // count),
-            prometheus_exporter=g.prometheus_exporter if num == 1 else None,
+            prometheus_exporter=None,
             daemon=False,
             pidfile=None,
         ),
@@ -221,6 +221,9 @@ class Master:
         self.rt: Runtime | None = None
         self.cli: list[StatsSocket] = []
         self.clients: dict[int, Client] = {}
+        self.exporter: socket.socket | None = None
+        self.exporter_addr: SockAddr | None = None
+        self.scrapes: dict[int, socket.socket] = {}
         self.workers: dict[int, Worker] = {}
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
@@ -303,8 +306,11 @@ class Master:
         try:
             self.rt = self._open(self.config, None)
             self.cli = self._open_cli(self.rt)
+            exporter = self._exporter_for(self.config)
         except StartError:
             log.alert("[nsproxy.main()] Some protocols failed to start their listeners! Exiting.")
+            for s in self.cli:
+                self._close_cli_socket(s)
             if self.rt is not None:
                 self.rt.close()
             shutil.rmtree(self.rundir, ignore_errors=True)
@@ -322,6 +328,7 @@ class Master:
         self._install_signals()
         for s in self.cli:
             self._watch_cli(s)
+        self._set_exporter(exporter, self.config)
         self._spawn_generation()
         try:
             while self.workers or not self.stopping:
@@ -338,6 +345,7 @@ class Master:
             self._close_cli_socket(s)
         for c in list(self.clients.values()):
             self._drop_client(c)
+        self._set_exporter(None, None)
         if self.rt is not None:
             self.rt.close()
         self.sel.close()
@@ -386,6 +394,7 @@ class Master:
         for s in self.cli:
             self._close_cli_socket(s)
         self.cli = []
+        self._set_exporter(None, None)
         self._broadcast(sig, old=None)
 
     # -- workers ----------------------------------------------------------------------------
@@ -440,6 +449,9 @@ class Master:
                 s.sock.close()
         for c in self.clients.values():
             c.sock.close()
+        for sock in [self.exporter, *self.scrapes.values()]:
+            if sock is not None:
+                sock.close()
         self.wake_r.close()
         self.wake_w.close()
 
@@ -519,6 +531,13 @@ class Master:
                 raise StartError
             rt = self._open(config, self.rt)
             cli = self._open_cli(rt)
+            try:
+                exporter = self._exporter_for(config)
+            except StartError:
+                for s in cli:
+                    if s not in self.cli:
+                        self._close_cli_socket(s)
+                raise
         except StartError:
             if rt is not None:
                 self._release(rt, keep=self._held())
@@ -536,6 +555,7 @@ class Master:
             if s not in self.cli:
                 self._watch_cli(s)
         self.cli = cli
+        self._set_exporter(exporter, config)
         for w in self.workers.values():
             w.old = True
         self._spawn_generation()
@@ -543,6 +563,70 @@ class Master:
     def _held(self) -> set[int]:
         rt = self.rt
         return {id(li.sock) for li in rt.listeners if li.sock is not None} if rt else set()
+
+    # -- metrics ------------------------------------------------------------------------------
+    def _exporter_for(self, config: Config) -> socket.socket | None:
+        """The metrics endpoint's socket for `config`: the open one if its address is kept."""
+        addr = config.global_.prometheus_exporter
+        if addr is None or addr == self.exporter_addr:
+            return self.exporter if addr is not None else None
+        try:
+            return metrics.open_socket(addr)
+        except OSError as exc:
+            log.alert(
+                f"Starting prometheus-exporter: cannot bind socket ({exc.strerror}) for [{addr}]"
+            )
+            raise StartError from None
+
+    def _set_exporter(self, sock: socket.socket | None, config: Config | None) -> None:
+        if sock is self.exporter:
+            return  # None, or the same socket already watched
+        if self.exporter is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.exporter)
+            self.exporter.close()
+        self.exporter = sock
+        self.exporter_addr = config.global_.prometheus_exporter if config and sock else None
+        if sock is not None:
+            self.sel.register(sock, selectors.EVENT_READ, self._on_scrape_accept)
+
+    def _on_scrape_accept(self) -> None:
+        if self.exporter is None:
+            return
+        try:
+            sock, _ = self.exporter.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        buf = bytearray()
+        self.scrapes[sock.fileno()] = sock
+        self.sel.register(sock, selectors.EVENT_READ, lambda: self._on_scrape(sock, buf))
+
+    def _on_scrape(self, sock: socket.socket, buf: bytearray) -> None:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        buf += data
+        reply = metrics.http_answer(bytes(buf), self._metrics) if data else b""
+        if reply is None:
+            return
+        if reply:
+            with contextlib.suppress(OSError):
+                sock.settimeout(_QUERY_TIMEOUT)
+                sock.sendall(reply)
+        self.scrapes.pop(sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(sock)
+        sock.close()
+
+    def _metrics(self) -> bytes:
+        """Every current worker's counters, merged as one process's."""
+        workers = self._current()
+        texts = [t for w in workers if (t := _query(w.cli_path, "_metrics")) is not None]
+        return metrics.merge(texts, len(workers))
 
     # -- runtime API --------------------------------------------------------------------------
     def _watch_cli(self, s: StatsSocket) -> None:

@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from nsproxy.addresses import SockAddr
 from nsproxy.netns import Namespace
+from nsproxy.ops.runtime_api import ADMIN, Session, command
 from nsproxy.ops.stats import live_bytes, server_status
 from nsproxy.runtime.objects import Server
 
@@ -23,6 +25,18 @@ if TYPE_CHECKING:
 
 _Family = GaugeMetricFamily | CounterMetricFamily
 _SERVER_STATES = ("UP", "DOWN", "MAINT", "DRAIN", "NOLB", "no check")
+# Families that describe the configuration or a state, not a worker's share: from worker 1.
+_FROM_FIRST = (
+    "_status",
+    "_weight",
+    "_active_servers",
+    "_backup_servers",
+    "_start_time_seconds",
+    "_uptime_seconds",
+    "_stopping",
+    "_listeners",
+)
+_MAX_REQUEST = 16384
 
 
 def _ns_label(namespaces: Iterable[Namespace | None]) -> str:
@@ -272,8 +286,96 @@ class RuntimeCollector(Collector):
         yield from (cur, tot, bin_, bout, errors)
 
 
+def exposition(rt: Runtime) -> bytes:
+    """The text exposition of one runtime's counters."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RuntimeCollector(rt))
+    return generate_latest(registry)
+
+
+@command("_metrics")
+def _metrics(session: Session, args: list[str]) -> str:
+    """A worker's exposition, for the master to merge (admin level: the private socket)."""
+    session.need(ADMIN)
+    return exposition(session.rt).decode()
+
+
+class _Merged(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def merge(texts: list[str], workers: int) -> bytes:
+    """The workers' expositions as one: samples matched on name and labels, counters and
+    limits summed (as the master's `show stat`), states and settings from worker 1."""
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            have = values.get(fam.name)
+            if have is None:
+                families[fam.name] = Metric(fam.name, fam.documentation, fam.type)
+                have = values[fam.name] = {}
+            summed = not fam.name.endswith(_FROM_FIRST)
+            for smp in fam.samples:
+                key = (smp.name, tuple(sorted(smp.labels.items())))
+                if key not in have:
+                    have[key] = smp.value
+                elif summed:
+                    have[key] += smp.value
+    for name, fam in families.items():
+        for (sample, labels), v in values[name].items():
+            if name == "haproxy_process_nbthread":
+                v = workers
+            fam.add_sample(sample, dict(labels), v)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged(list(families.values())))
+    return generate_latest(registry)
+
+
+def http_answer(request: bytes, body: Callable[[], bytes]) -> bytes | None:
+    """The reply to an HTTP/1.x request (GET /metrics or /), or None while the request's
+    head is incomplete; b"" means close without a reply (a head too long)."""
+    if b"\r\n\r\n" not in request and b"\n\n" not in request:
+        return b"" if len(request) > _MAX_REQUEST else None
+    line = request.split(b"\n", 1)[0].decode("latin-1").split()
+    method, path = [*line, "", ""][:2]
+    if method not in ("GET", "HEAD"):
+        code, reason, text = 405, "Method Not Allowed", b""
+    elif path.split("?")[0] in ("/metrics", "/"):
+        code, reason, text = 200, "OK", body()
+        if method == "HEAD":
+            text = b""
+    else:
+        code, reason, text = 404, "Not Found", b"Not Found\n"
+    head = (
+        f"HTTP/1.1 {code} {reason}\r\n"
+        "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+        f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + text
+
+
+def open_socket(addr: SockAddr) -> socket.socket:
+    """The endpoint's listening socket, non-blocking."""
+    sock = socket.socket(addr.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr.sockaddr())
+        sock.listen(16)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class _Http(asyncio.Protocol):
-    """Just enough HTTP/1.x: GET /metrics (or /) answers the scrape, then closes."""
+    """One scrape: the request, then the reply, then close."""
 
     def __init__(self, exporter: MetricsExporter) -> None:
         self.exporter = exporter
@@ -285,28 +387,10 @@ class _Http(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        if b"\r\n\r\n" not in self.buf and b"\n\n" not in self.buf:
-            if len(self.buf) > 16384 and self.transport is not None:
-                self.transport.close()
+        reply = http_answer(bytes(self.buf), self.exporter.body)
+        if reply is None or self.transport is None:
             return
-        line = bytes(self.buf.split(b"\n", 1)[0]).decode("latin-1").split()
-        method, path = [*line, "", ""][:2]
-        if method not in ("GET", "HEAD"):
-            self._reply(405, "Method Not Allowed", b"")
-        elif path.split("?")[0] in ("/metrics", "/"):
-            body = generate_latest(self.exporter.registry)
-            self._reply(200, "OK", b"" if method == "HEAD" else body)
-        else:
-            self._reply(404, "Not Found", b"Not Found\n")
-
-    def _reply(self, code: int, reason: str, body: bytes) -> None:
-        assert self.transport is not None
-        head = (
-            f"HTTP/1.1 {code} {reason}\r\n"
-            "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        )
-        self.transport.write(head.encode() + body)
+        self.transport.write(reply)
         self.transport.close()
 
 
@@ -316,23 +400,14 @@ class MetricsExporter:
     def __init__(self, rt: Runtime, addr: SockAddr) -> None:
         self.rt = rt
         self.addr = addr
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(RuntimeCollector(rt))
         self.sock: socket.socket | None = None
         self.server: asyncio.AbstractServer | None = None
 
+    def body(self) -> bytes:
+        return exposition(self.rt)
+
     def open(self) -> None:
-        sock = socket.socket(self.addr.family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(self.addr.sockaddr())
-            sock.listen(16)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+        self.sock = open_socket(self.addr)
 
     def start(self) -> None:
         if self.sock is None:

@@ -129,23 +129,44 @@ class ServerCheck:
 
     # -- health accounting --------------------------------------------------------------------
     def apply(self, result: Result) -> None:
+        previous = self.last
         self.last = result
         srv = self.srv
         srv.check_status = result.status
+        before = self.health
         if result.passed:
             if self.health < self.rise + self.fall - 1:
                 self.health += 1
                 if self.health >= self.rise:
                     self.health = self.rise + self.fall - 1
-            if self.health >= self.rise and not srv.up:
-                self._set_up(result)
+        elif self.health > 0:
+            self.health -= 1
+            if self.health < self.rise:
+                self.health = 0
+        logged = srv.backend.cfg.log_health_checks
+        if logged and (
+            previous is None or previous.status != result.status or before != self.health
+        ):
+            self._log_check(result)
+        if result.passed and self.health >= self.rise and not srv.up:
+            self._set_up(None if logged else result)
+        elif not result.passed and self.health == 0 and srv.up:
+            self._set_down(None if logged else result)
+
+    def _log_check(self, result: Result) -> None:
+        """`option log-health-checks`: one line per change of the check's status or health."""
+        srv, h = self.srv, self.health
+        if h >= self.rise:
+            where = f"{h - self.rise + 1}/{self.fall} {'UP' if srv.weight else 'DRAIN'}"
         else:
-            if self.health > 0:
-                self.health -= 1
-                if self.health < self.rise:
-                    self.health = 0
-            if self.health == 0 and srv.up:
-                self._set_down(result)
+            where = f"{h}/{self.rise} DOWN"
+        msg = (
+            f"Health check for {'backup ' if srv.backup else ''}server "
+            f"{srv.backend.name}/{srv.name} {'succeeded' if result.passed else 'failed'}"
+            f"{result.reason()}, status: {where}."
+        )
+        log.warning(msg)
+        srv.backend.logger.emit(LOG_NOTICE, msg)
 
     def _counts(self) -> tuple[int, int]:
         servers = self.srv.backend.servers
@@ -159,7 +180,8 @@ class ServerCheck:
         if be.balancer is not None:
             be.balancer.server_state_changed()
 
-    def _set_down(self, result: Result) -> None:
+    def _set_down(self, result: Result | None) -> None:
+        """The server goes DOWN; `result` is None when its check line already said why."""
         srv = self.srv
         be = srv.backend
         before = sum(self._counts())
@@ -167,9 +189,10 @@ class ServerCheck:
         self._changed()
         act, bck = self._counts()
         running_backup = " Running on backup." if bck and not act else ""
+        why = result.reason() if result else ""
         msg = (
-            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is DOWN"
-            f"{result.reason()}. {act} active and {bck} backup servers left.{running_backup} "
+            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is DOWN{why}. "
+            f"{act} active and {bck} backup servers left.{running_backup} "
             f"{srv.cur_conns} sessions active, 0 requeued, 0 remaining in queue."
         )
         log.warning(msg)
@@ -178,7 +201,7 @@ class ServerCheck:
             log.alert(f"{proxy_type(be)} '{be.name}' has no server available!")
             be.logger.emit(LOG_EMERG, f"{proxy_type(be)} {be.name} has no server available!")
 
-    def _set_up(self, result: Result) -> None:
+    def _set_up(self, result: Result | None) -> None:
         srv = self.srv
         be = srv.backend
         srv.up = True
@@ -186,9 +209,10 @@ class ServerCheck:
         act, bck = self._counts()
         moved = self._grab_queue()
         running_backup = " Running on backup." if bck and not act else ""
+        why = result.reason() if result else ""
         msg = (
-            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is UP"
-            f"{result.reason()}. {act} active and {bck} backup servers online.{running_backup} "
+            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is UP{why}. "
+            f"{act} active and {bck} backup servers online.{running_backup} "
             f"{moved} sessions requeued, 0 total in queue."
         )
         log.warning(msg)

@@ -89,12 +89,13 @@ class Runtime:
             self.frontends[px.name] = fe
             self.listeners.extend(fe.listeners)
 
-    def open_listeners(self, inherited: dict[Listener, socket.socket]) -> bool:
+    def open_listeners(self, inherited: dict[Listener, socket.socket] | None = None) -> bool:
         """Opens every listener, adopting the sockets in `inherited` (taken out of it).
 
         Returns False, after HAProxy's alert for each, when some address could not be bound.
         """
         ok = True
+        inherited = {} if inherited is None else inherited
         for li in self.listeners:
             try:
                 li.open(inherited.pop(li, None))
@@ -111,8 +112,8 @@ class Runtime:
         for li in self.listeners:
             li.resume()
         if self.config.namespace_patterns or len(self.registry):
-            self.netns_watch = NetnsWatch(self)
             try:
+                self.netns_watch = NetnsWatch(self)
                 self.netns_watch.start()
             except OSError as exc:
                 if self.config.namespace_patterns:

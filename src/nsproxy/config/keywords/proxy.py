@@ -353,6 +353,7 @@ for _opt, _field in (
     ("splice-auto", "splice_auto"),
     ("log-separate-errors", "log_separate_errors"),
     ("reject-unknown-netns", "reject_unknown_netns"),
+    ("log-health-checks", "log_health_checks"),
 ):
     _flag(_opt, _field)
 
@@ -369,7 +370,6 @@ _IGNORED_OPTIONS = [
     "abortonclose",
     "contstats",
     "dontlog-normal",
-    "log-health-checks",
     "nolinger",
     "socket-stats",
     "transparent",
