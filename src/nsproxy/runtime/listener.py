@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
+from nsproxy.runtime import poller
 
 if TYPE_CHECKING:
     from nsproxy.runtime.objects import Frontend
@@ -27,6 +28,7 @@ class Listener:
         "acls",
         "addr",
         "bind",
+        "family",
         "frontend",
         "id",
         "label",
@@ -54,6 +56,7 @@ class Listener:
         self.label = bind.name or str(lid)
         self.netns = netns
         self.sock: socket.socket | None = None
+        self.family = int(addr.family)
         self.paused = True
         self.acls = [
             (acl.negate, [ipaddress.ip_network(n) for n in acl.networks])
@@ -64,6 +67,7 @@ class Listener:
         """Creates, binds and listens (or adopts an inherited listening socket)."""
         if inherited is not None:
             self.sock = inherited
+            self.family = int(inherited.family)
             self.sock.setblocking(False)
             return
         a, b = self.addr, self.bind
@@ -100,17 +104,18 @@ class Listener:
 
     def resume(self) -> None:
         if self.paused and self.sock is not None:
-            self.rt.loop.add_reader(self.sock.fileno(), self._on_accept)
+            poller.get(self.rt.loop).set_reader(self.sock.fileno(), self._on_accept)
             self.paused = False
 
     def pause(self) -> None:
         if not self.paused and self.sock is not None:
-            self.rt.loop.remove_reader(self.sock.fileno())
+            poller.get(self.rt.loop).clear_reader(self.sock.fileno(), sync=True)
             self.paused = True
 
     def close(self) -> None:
         self.pause()
         if self.sock is not None:
+            poller.get(self.rt.loop).forget(self.sock.fileno())
             if self.addr.family == socket.AF_UNIX and not self.rt.fds_exported:
                 with contextlib.suppress(OSError):
                     os.unlink(self.addr.host)
@@ -145,15 +150,18 @@ class Listener:
                 return True
         return False
 
-    def _on_accept(self) -> None:
+    def _on_accept(self, _ev: int = 0) -> None:
         rt = self.rt
         assert self.sock is not None
+        # socket.accept() converts family and type to enums for every socket: done once here
+        accept, family = self.sock._accept, self.family  # type: ignore[attr-defined]
         for _ in range(_ACCEPT_BATCH):
             if rt.full(self.frontend):
                 rt.pause_for_limit(self)
                 return
             try:
-                csock, peer = self.sock.accept()
+                fd, peer = accept()
+                csock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -370,7 +370,7 @@ class Stream:
         return family, (host, port)
 
     def _on_connect_done(self, ev: int) -> None:
-        self._cancel_timer()
+        # the connect timer stands: a failure re-arms or closes, a success may keep it for idle
         # EPOLLERR, not HUP: a unix server that already wrote and closed reports HUP
         if ev & select.EPOLLERR:  # refused, reset, unreachable: no getsockopt(SO_ERROR) needed
             self._connect_failed(immediate=True)
@@ -379,6 +379,9 @@ class Stream:
         self._start_relay()
 
     def _on_connect_timeout(self) -> None:
+        if self.c2s is not None:  # connected: the connect timer was kept as the idle timer
+            self._on_idle_timer()
+            return
         self.timer = None
         self._connect_failed(immediate=False)
 
@@ -437,6 +440,13 @@ class Stream:
             self.poller.clear_writer(sock.fileno())  # first: the reader's MOD then drops OUT
         self.c2s.start()
         self.s2c.start()
+        timer = self.timer
+        if timer is not None:
+            # one timer per stream: the connect timer stays if it expires before idle would
+            deadline = self._idle_deadline()
+            if deadline is None or timer.when() <= deadline:  # type: ignore[attr-defined]
+                return
+            self._cancel_timer()
         self._arm_idle()
 
     def activity(self, half: Half) -> None:
@@ -476,15 +486,16 @@ class Stream:
             ts = t.server_fin
         return tc, ts
 
-    def _arm_idle(self) -> None:
+    def _idle_deadline(self) -> float | None:
         tc, ts = self._idle_limits()
-        deadlines = []
-        if tc is not None:
-            deadlines.append(self.last_c + tc)
-        if ts is not None:
-            deadlines.append(self.last_s + ts)
-        if deadlines:
-            self.timer = self.loop.call_at(min(deadlines), self._on_idle_timer)
+        if tc is None:
+            return None if ts is None else self.last_s + ts
+        return self.last_c + tc if ts is None else min(self.last_c + tc, self.last_s + ts)
+
+    def _arm_idle(self) -> None:
+        deadline = self._idle_deadline()
+        if deadline is not None:
+            self.timer = self.loop.call_at(deadline, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         self.timer = None
