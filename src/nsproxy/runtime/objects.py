@@ -119,11 +119,11 @@ class Frontend:
     logger: Logger
     listeners: list[Listener] = field(default_factory=list)
     stats: Counters = field(default_factory=Counters)
+    maxconn: int = 0
 
     @property
     def name(self) -> str:
         return self.cfg.name
 
-    @property
-    def full(self) -> bool:
-        return self.cfg.maxconn > 0 and self.stats.cur_conns >= self.cfg.maxconn
+    def __post_init__(self) -> None:
+        self.maxconn = self.cfg.maxconn or 1 << 62  # 0 in the config: no frontend limit

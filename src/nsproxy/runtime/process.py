@@ -53,6 +53,7 @@ class Runtime:
         self.netns_watch: NetnsWatch | None = None
         self.health = HealthChecks(self)
         relay.set_buffer_size(config.global_.bufsize)
+        self.maxconn = config.global_.maxconn
         relay.set_pipes(config.global_.maxpipes or config.global_.maxconn // 4)
 
     # -- building -----------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class Runtime:
 
     # -- limits -------------------------------------------------------------------------------
     def full(self, fe: Frontend) -> bool:
-        return self.stats.cur_conns >= self.config.global_.maxconn or fe.full
+        return self.stats.cur_conns >= self.maxconn or fe.stats.cur_conns >= fe.maxconn
 
     def pause_for_limit(self, li: Listener) -> None:
         li.pause()
