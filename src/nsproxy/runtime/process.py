@@ -125,14 +125,6 @@ class Runtime:
                 )
                 self.netns_watch = None
         self.health.start()
-        for px in self.config.proxies:
-            if not px.disabled:
-                kind = (
-                    "listen"
-                    if px.is_frontend and px.is_backend
-                    else ("frontend" if px.is_frontend else "backend")
-                )
-                del kind
 
     # -- limits -------------------------------------------------------------------------------
     def full(self, fe: Frontend) -> bool:

@@ -16,7 +16,7 @@ from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
-from nsproxy.runtime import connect, poller
+from nsproxy.runtime import connect, poller, relay
 from nsproxy.runtime.relay import Half
 
 if TYPE_CHECKING:
@@ -138,11 +138,11 @@ class Stream:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._header_failed(pp.ErrorKind.ABORT, None)
+            self._header_failed(pp.ErrorKind.ABORT)
             return
         if not data:
             kind = pp.ErrorKind.EMPTY if not self.hdr_buf else pp.ErrorKind.TRUNCATED
-            self._header_failed(kind, None)
+            self._header_failed(kind)
             return
         self.hdr_buf += data
         try:
@@ -150,7 +150,7 @@ class Stream:
         except pp.ProxyProtocolError as exc:
             if exc.src is not None:
                 self.src = exc.src
-            self._header_failed(exc.kind, None, rst=True)
+            self._header_failed(exc.kind, rst=True)
             return
         if result is pp.NEED_MORE:
             return
@@ -184,7 +184,7 @@ class Stream:
 
     def _on_header_timeout(self) -> None:
         self.timer = None
-        self._header_failed(pp.ErrorKind.TIMEOUT, None)
+        self._header_failed(pp.ErrorKind.TIMEOUT)
 
     def _move_to(self, ns: Namespace) -> None:
         """The connection now belongs to `ns` (a NETNS TLV): its counters move with it."""
@@ -195,7 +195,7 @@ class Stream:
         ns.conns += 1
         ns.total_conns += 1
 
-    def _header_failed(self, kind: pp.ErrorKind, _: None, rst: bool = False) -> None:
+    def _header_failed(self, kind: pp.ErrorKind, rst: bool = False) -> None:
         self.fe.stats.failed_headers += 1
         if self.netns is not None:
             self.netns.errors += 1
@@ -547,7 +547,7 @@ class Stream:
     def _drain_client(self) -> None:
         """Reads what the client already sent, as HAProxy has it buffered, so close is a FIN."""
         with contextlib.suppress(OSError):
-            self.csock.recv(1 << 20)
+            self.csock.recv_into(relay.BUFFER)
 
     @property
     def bytes_in(self) -> int:
