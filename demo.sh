@@ -56,3 +56,6 @@ echo "== tenant B (namespace $B) connects to 127.0.0.1:80:"
 client "$B" "ping from B"
 sleep 0.3
 echo "== done: same address in both namespaces, each tenant reached its own server."
+echo
+echo "== the seed's three examples, exactly as written (private lab: scripts/seed_lab.py):"
+"$PY" scripts/seed_lab.py
