@@ -176,3 +176,29 @@ listen app
     assert abs(datetime.fromisoformat(m[2]).timestamp() - time.time()) < 60
     assert TCPLOG.match(m[6]) is not None
     assert os.getpid() != pid
+
+
+def test_log_format_addresses_of_both_connections(lab: Lab) -> None:
+    ns = lab.netns("addr")
+    sink = lab.sink(ns, "127.0.0.1", 7000, reply=b"ok\n")
+    lport = free_port()
+    proxy = lab.proxy(
+        "global\n  log stdout format raw local0\n"
+        + DEFAULTS
+        + f"""
+listen l
+  bind 127.0.0.1:{lport}
+  log-format "addr ci=%ci:%cp fi=%fi:%fp bi=%bi:%bp si=%si:%sp ns=%[bc_netns]"
+  server s 127.0.0.1:7000 namespace {ns}
+"""
+    )
+    with connect(None, ("127.0.0.1", lport)) as c:
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b"ok\n"
+        client = c.getsockname()
+    seen = sink.wait_conns(1)[0]
+    line = next(ln for ln in proxy.wait_output("addr ci=").splitlines() if "addr ci=" in ln)
+    assert line == (
+        f"addr ci={client[0]}:{client[1]} fi=127.0.0.1:{lport} "
+        f"bi={seen.peer[0]}:{seen.peer[1]} si=127.0.0.1:7000 ns={ns}"
+    )

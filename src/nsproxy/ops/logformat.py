@@ -28,10 +28,7 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
         target = s.target[1] if s.target is not None else None
         return addr_text(target)[0 if name == "si" else 1] if target else "-"
     if name in ("bi", "bp"):
-        try:
-            local = s.ssock.getsockname() if s.ssock is not None else None
-        except OSError:
-            local = None
+        local = s.backend_local
         return addr_text(local)[0 if name == "bi" else 1] if local else "-"
     if name in ("f", "ft"):
         return fe.name

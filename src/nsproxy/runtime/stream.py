@@ -55,6 +55,7 @@ class Stream:
     __slots__ = (
         "authority",
         "backend",
+        "backend_local",
         "c2s",
         "closed",
         "connect_ts",
@@ -121,6 +122,7 @@ class Stream:
         self.unique_id: bytes | None = None
         self.authority: bytes | None = None
         self.closed = False
+        self.backend_local: Addr = None
 
     # -- start: optional PROXY header --------------------------------------------------------
     def start(self) -> None:
@@ -536,7 +538,11 @@ class Stream:
         elif self.c2s is None:
             self._drain_client()
         if self.fe.cfg.log_format:
-            self.local_addr()  # %fi/%fp are logged after the socket is closed
+            # %fi/%fp and %bi/%bp are written after the sockets are closed
+            self.local_addr()
+            if self.ssock is not None and self.c2s is not None:
+                with contextlib.suppress(OSError):
+                    self.backend_local = self.ssock.getsockname()
         self.poller.forget(self.csock.fileno())
         self.csock.close()
         if self.ssock is not None:
