@@ -567,7 +567,25 @@ class MapHashBalancer(_MapBalancer):
         return self._single(self._map[h % tot])
 
 
-class LeastConnBalancer(Balancer):
+class _TreeBalancer(Balancer):
+    """Servers kept in one ordered tree per group: the first usable one in order is picked."""
+
+    _act: _Tree
+    _bck: _Tree
+
+    def pick(self, key: bytes | None = None, exclude: Server | None = None) -> Server | None:
+        if self._srv_act:
+            node = self._act.find(exclude)
+        elif self._fbck is not None:
+            return self._single(self._fbck)
+        elif self._srv_bck:
+            node = self._bck.find(exclude)
+        else:
+            return None
+        return node.srv if node is not None else None
+
+
+class LeastConnBalancer(_TreeBalancer):
     """`balance leastconn`: lb_fwlc.c, ordered by (conns+1)/weight, FIFO among equal keys."""
 
     def _init_lb(self) -> None:
@@ -610,19 +628,8 @@ class LeastConnBalancer(Balancer):
     def on_release(self, s: Server) -> None:
         self._reposition(s)
 
-    def pick(self, key: bytes | None = None, exclude: Server | None = None) -> Server | None:
-        if self._srv_act:
-            node = self._act.find(exclude)
-        elif self._fbck is not None:
-            return self._single(self._fbck)
-        elif self._srv_bck:
-            node = self._bck.find(exclude)
-        else:
-            return None
-        return node.srv if node is not None else None
 
-
-class FirstBalancer(Balancer):
+class FirstBalancer(_TreeBalancer):
     """`balance first`: lb_fas.c, the lowest-id server that has a free slot."""
 
     def _init_lb(self) -> None:
@@ -641,17 +648,6 @@ class FirstBalancer(Balancer):
             self._queue(node)
         else:
             node.tree = None
-
-    def pick(self, key: bytes | None = None, exclude: Server | None = None) -> Server | None:
-        if self._srv_act:
-            node = self._act.find(exclude)
-        elif self._fbck is not None:
-            return self._single(self._fbck)
-        elif self._srv_bck:
-            node = self._bck.find(exclude)
-        else:
-            return None
-        return node.srv if node is not None else None
 
 
 class _Ring:

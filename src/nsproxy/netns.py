@@ -137,9 +137,16 @@ class NamespaceRegistry:
                 exc.errno, f"Cannot enter namespace '{ns.name}': {exc.strerror}"
             ) from exc
         try:
-            return socket.socket(family, type, proto)
-        finally:
+            sock = socket.socket(family, type, proto)
+        except BaseException:
             _setns(self._home_fd, CLONE_NEWNET)
+            raise
+        try:
+            _setns(self._home_fd, CLONE_NEWNET)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def close(self, name: str | None = None) -> None:
         """Closes one namespace's fd (or every fd, with no name)."""

@@ -16,20 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, Sink, connect, free_port, recv_all
+from lab.netlab import Lab, Sink, connect, free_port, recv_all, tcp_defaults
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-DEFAULTS = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults()
 
 
 def _named_sinks(lab: Lab, ns: str | None, names: list[str]) -> dict[str, Sink]:

@@ -9,19 +9,9 @@ import sys
 import threading
 import time
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
 
-DEFAULTS = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults()
 
 
 def _listening(ns: str | None, port: int) -> bool:

@@ -14,20 +14,14 @@ from typing import TypeVar
 
 import pytest
 
-from lab.netlab import Lab, connect, netns_inode_of_socket, recv_all, sh
+from lab.netlab import Lab, connect, netns_inode_of_socket, recv_all, sh, tcp_defaults
 from nsproxy.config.parser import parse_files
 from nsproxy.runtime import dynamic
 from nsproxy.runtime.process import Runtime
 
 T = TypeVar("T")
 
-DEFAULTS = """
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults(tcplog=False)
 
 
 def _echo_once(ns: str | None, addr: tuple[str, int], payload: bytes = b"ping") -> bytes:

@@ -12,20 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-BASE = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+BASE = tcp_defaults()
 
 
 def _listening(ns: str | None, port: int) -> bool:

@@ -7,20 +7,10 @@ import socket
 import struct
 import time
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
 
 SIG = bytes.fromhex("0d0a0d0a000d0a515549540a")
-DEFAULTS = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 3s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults(client="3s")
 
 
 def v2(src: tuple[str, int], dst: tuple[str, int], netns: bytes | None = None) -> bytes:

@@ -6,19 +6,9 @@ import os
 import socket
 import threading
 
-from lab.netlab import Lab, connect, free_port, recv_all, socket_in
+from lab.netlab import Lab, connect, free_port, recv_all, socket_in, tcp_defaults
 
-DEFAULTS = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-"""
+DEFAULTS = tcp_defaults("10s", "10s")
 
 
 def _pipes_of(pid: int) -> int:

@@ -22,6 +22,17 @@ _counter = itertools.count()
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+def tcp_defaults(client: str = "5s", server: str = "5s", tcplog: bool = True) -> str:
+    """The head most test configurations share: `defaults` in TCP mode with short timeouts,
+    and with `tcplog` HAProxy's tcplog lines on stdout."""
+    head = "\nglobal\n  log stdout format raw local0" if tcplog else ""
+    logs = "  log global\n  option tcplog\n" if tcplog else ""
+    return (
+        f"{head}\ndefaults\n  mode tcp\n{logs}  timeout connect 2s\n"
+        f"  timeout client {client}\n  timeout server {server}\n"
+    )
+
+
 def _setns(fd: int) -> None:
     if hasattr(os, "setns"):
         os.setns(fd, CLONE_NEWNET)

@@ -7,15 +7,9 @@ import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
 
-DEFAULTS = """
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults(tcplog=False)
 
 
 def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:

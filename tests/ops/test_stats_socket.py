@@ -9,15 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
 
-DEFAULTS = """
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults(tcplog=False)
 
 
 def cli(addr: str | tuple[str, int], text: str, timeout: float = 5.0) -> str:

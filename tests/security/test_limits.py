@@ -11,19 +11,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from lab.netlab import Lab, Proxy, connect, free_port, recv_all, socket_in
+from lab.netlab import Lab, Proxy, connect, free_port, recv_all, socket_in, tcp_defaults
 
-DEFAULTS = """
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults()
 SIG = bytes.fromhex("0d0a0d0a000d0a515549540a")
 _RST = struct.pack("ii", 1, 0)
 

@@ -6,16 +6,10 @@ import os
 import socket
 from pathlib import Path
 
-from lab.netlab import Lab, Proxy, connect, free_port, recv_all
+from lab.netlab import Lab, Proxy, connect, free_port, recv_all, tcp_defaults
 
 CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN = 12, 13, 21
-DEFAULTS = """
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 5s
-  timeout server 5s
-"""
+DEFAULTS = tcp_defaults(tcplog=False)
 
 
 def status(proxy: Proxy) -> dict[str, str]:

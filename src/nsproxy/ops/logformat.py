@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -64,8 +66,6 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     if name in ("sq", "bq"):
         return "0"
     if name == "pid":
-        import os
-
         return str(os.getpid())
     if name in ("[fc_netns]", "[fc_netns()]"):
         return s.netns.name if s.netns is not None else "-"
@@ -77,5 +77,15 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     return "-"
 
 
+@functools.cache
+def _parts(fmt: str) -> list[str]:
+    """`fmt` split once: literal text at even indexes, variable names at odd ones."""
+    return _VAR.split(fmt)
+
+
 def render(fmt: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
-    return _VAR.sub(lambda m: _value(m.group(1), rt, s, closing), fmt)
+    parts = _parts(fmt)
+    out = parts[:]
+    for i in range(1, len(parts), 2):
+        out[i] = _value(parts[i], rt, s, closing)
+    return "".join(out)

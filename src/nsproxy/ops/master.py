@@ -140,14 +140,10 @@ class Client:
 # -- the worker side ----------------------------------------------------------------------------
 def run_worker(config: Config, inherited: dict[str, socket.socket], ready_fd: int) -> int:
     """Runs one worker on the master's listening sockets; returns its exit status."""
-    loop = service._new_loop()
-    asyncio.set_event_loop(loop)
-    rt = Runtime(config, loop)
-    try:
-        rt.build()
-    except NetnsError as exc:
-        log.alert(f"config : {exc.strerror}")
+    rt = service._built_runtime(config)
+    if rt is None:
         return 1
+    loop = rt.loop
     rt.fds_exported = True  # the sockets are the master's: never unlink a UNIX listener
     try:
         for li in rt.listeners:

@@ -39,6 +39,37 @@ _FROM_FIRST = (
 _MAX_REQUEST = 16384
 
 
+# key: (name after `haproxy_<kind>_`, help, a counter rather than a gauge)
+_FAMILIES: dict[str, tuple[str, str, bool]] = {
+    "status": ("status", "Current status of the service.", False),
+    "queue": ("current_queue", "Number of current queued connections.", False),
+    "cur": ("current_sessions", "Number of current sessions.", False),
+    "max": ("max_sessions", "Maximum observed number of active sessions.", False),
+    "lim": ("limit_sessions", "Configured session limit.", False),
+    "tot": ("sessions", "Total number of sessions.", True),
+    "conn": ("connections", "Total number of connections.", True),
+    "in": ("bytes_in", "Current total of incoming bytes.", True),
+    "out": ("bytes_out", "Current total of outgoing bytes.", True),
+    "den": ("denied_connections", "Total number of requests denied by connection rules.", True),
+    "econ": ("connection_errors", "Total number of connection errors.", True),
+    "retry": ("retry_warnings", "Total number of retry warnings.", True),
+    "redisp": ("redispatch_warnings", "Total number of redispatch warnings.", True),
+    "act": ("active_servers", "Current number of active servers.", False),
+    "bck": ("backup_servers", "Current number of backup servers.", False),
+    "weight": ("weight", "Service weight.", False),
+}
+
+
+def _families(kind: str, labels: list[str], keys: str) -> dict[str, _Family]:
+    """The `haproxy_<kind>_*` families named by the space-separated `keys`, in that order."""
+    out: dict[str, _Family] = {}
+    for key in keys.split():
+        name, doc, counter = _FAMILIES[key]
+        family = CounterMetricFamily if counter else GaugeMetricFamily
+        out[key] = family(f"haproxy_{kind}_{name}", doc, labels=labels)
+    return out
+
+
 def _ns_label(namespaces: Iterable[Namespace | None]) -> str:
     return ",".join(sorted({ns.name for ns in namespaces if ns is not None}))
 
@@ -87,42 +118,7 @@ class RuntimeCollector(Collector):
             yield family(f"haproxy_process_{name}", doc, value=value)
 
     def _frontends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
-        labels = ["proxy", "netns"]
-        m: dict[str, _Family] = {
-            "status": GaugeMetricFamily(
-                "haproxy_frontend_status", "Current status of the service.", labels=labels
-            ),
-            "cur": GaugeMetricFamily(
-                "haproxy_frontend_current_sessions", "Number of current sessions.", labels=labels
-            ),
-            "max": GaugeMetricFamily(
-                "haproxy_frontend_max_sessions",
-                "Maximum observed number of active sessions.",
-                labels=labels,
-            ),
-            "lim": GaugeMetricFamily(
-                "haproxy_frontend_limit_sessions",
-                "Configured session limit.",
-                labels=labels,
-            ),
-            "tot": CounterMetricFamily(
-                "haproxy_frontend_sessions", "Total number of sessions.", labels=labels
-            ),
-            "conn": CounterMetricFamily(
-                "haproxy_frontend_connections", "Total number of connections.", labels=labels
-            ),
-            "in": CounterMetricFamily(
-                "haproxy_frontend_bytes_in", "Current total of incoming bytes.", labels=labels
-            ),
-            "out": CounterMetricFamily(
-                "haproxy_frontend_bytes_out", "Current total of outgoing bytes.", labels=labels
-            ),
-            "den": CounterMetricFamily(
-                "haproxy_frontend_denied_connections",
-                "Total number of requests denied by connection rules.",
-                labels=labels,
-            ),
-        }
+        m = _families("frontend", ["proxy", "netns"], "status cur max lim tot conn in out den")
         g = self.rt.config.global_
         for fe in self.rt.frontends.values():
             lv = [fe.name, _ns_label(li.netns for li in fe.listeners)]
@@ -140,84 +136,19 @@ class RuntimeCollector(Collector):
         yield from m.values()
 
     def _backends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
-        bl = ["proxy", "netns"]
         sl = ["proxy", "server", "netns"]
-        b: dict[str, _Family] = {
-            "status": GaugeMetricFamily(
-                "haproxy_backend_status", "Current status of the service.", labels=bl
-            ),
-            "queue": GaugeMetricFamily(
-                "haproxy_backend_current_queue", "Number of current queued connections.", labels=bl
-            ),
-            "cur": GaugeMetricFamily(
-                "haproxy_backend_current_sessions", "Number of current sessions.", labels=bl
-            ),
-            "max": GaugeMetricFamily(
-                "haproxy_backend_max_sessions",
-                "Maximum observed number of active sessions.",
-                labels=bl,
-            ),
-            "tot": CounterMetricFamily(
-                "haproxy_backend_sessions", "Total number of sessions.", labels=bl
-            ),
-            "in": CounterMetricFamily(
-                "haproxy_backend_bytes_in", "Current total of incoming bytes.", labels=bl
-            ),
-            "out": CounterMetricFamily(
-                "haproxy_backend_bytes_out", "Current total of outgoing bytes.", labels=bl
-            ),
-            "econ": CounterMetricFamily(
-                "haproxy_backend_connection_errors",
-                "Total number of connection errors.",
-                labels=bl,
-            ),
-            "retry": CounterMetricFamily(
-                "haproxy_backend_retry_warnings",
-                "Total number of retry warnings.",
-                labels=bl,
-            ),
-            "redisp": CounterMetricFamily(
-                "haproxy_backend_redispatch_warnings",
-                "Total number of redispatch warnings.",
-                labels=bl,
-            ),
-            "act": GaugeMetricFamily(
-                "haproxy_backend_active_servers", "Current number of active servers.", labels=bl
-            ),
-            "bck": GaugeMetricFamily(
-                "haproxy_backend_backup_servers", "Current number of backup servers.", labels=bl
-            ),
-            "weight": GaugeMetricFamily("haproxy_backend_weight", "Service weight.", labels=bl),
-        }
+        b = _families(
+            "backend",
+            ["proxy", "netns"],
+            "status queue cur max tot in out econ retry redisp act bck weight",
+        )
         s: dict[str, _Family] = {
             "status": GaugeMetricFamily(
                 "haproxy_server_status",
                 "Current status of the service, per state label value.",
                 labels=[*sl, "state"],
             ),
-            "cur": GaugeMetricFamily(
-                "haproxy_server_current_sessions", "Number of current sessions.", labels=sl
-            ),
-            "max": GaugeMetricFamily(
-                "haproxy_server_max_sessions",
-                "Maximum observed number of active sessions.",
-                labels=sl,
-            ),
-            "tot": CounterMetricFamily(
-                "haproxy_server_sessions", "Total number of sessions.", labels=sl
-            ),
-            "in": CounterMetricFamily(
-                "haproxy_server_bytes_in", "Current total of incoming bytes.", labels=sl
-            ),
-            "out": CounterMetricFamily(
-                "haproxy_server_bytes_out", "Current total of outgoing bytes.", labels=sl
-            ),
-            "econ": CounterMetricFamily(
-                "haproxy_server_connection_errors",
-                "Total number of connection errors.",
-                labels=sl,
-            ),
-            "weight": GaugeMetricFamily("haproxy_server_weight", "Service weight.", labels=sl),
+            **_families("server", sl, "cur max tot in out econ weight"),
         }
         for be in self.rt.backends.values():
             blv = [be.name, ",".join(sorted({_server_ns(x) for x in be.servers} - {""}))]

@@ -28,6 +28,20 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
+def _built_runtime(config: Config) -> Runtime | None:
+    """A Runtime built from `config` on a new current event loop; None after the alert."""
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    rt = Runtime(config, loop)
+    try:
+        rt.build()
+    except NetnsError as exc:
+        log.alert(f"config : {exc.strerror}")
+        loop.close()
+        return None
+    return rt
+
+
 def _daemonize() -> None:
     if os.fork() > 0:
         os._exit(0)
@@ -46,14 +60,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
 
     if master.is_master_worker(config, args):
         return master.run_master(config, args)
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    rt = Runtime(config, loop)
-    try:
-        rt.build()
-    except NetnsError as exc:
-        log.alert(f"config : {exc.strerror}")
+    rt = _built_runtime(config)
+    if rt is None:
         return 1
+    loop = rt.loop
     inherited = _inherited_sockets(rt, args)
     failed = not rt.open_listeners(inherited)
     for sock in inherited.values():

@@ -7,6 +7,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
+from nsproxy.config.model import SourceCfg
 from nsproxy.netns import Namespace
 
 if TYPE_CHECKING:
@@ -47,11 +48,8 @@ def open_socket(
     return sock
 
 
-def bind_source(sock: socket.socket, family: int, src: object, stream: Stream | None) -> None:
+def bind_source(sock: socket.socket, family: int, src: SourceCfg, stream: Stream | None) -> None:
     """Applies `source ADDR [usesrc ...] [interface IF]` to an unconnected socket."""
-    from nsproxy.config.model import SourceCfg
-
-    assert isinstance(src, SourceCfg)
     if src.interface:
         # As HAProxy: a device missing in this namespace or a lacking CAP_NET_RAW is ignored.
         with contextlib.suppress(OSError):

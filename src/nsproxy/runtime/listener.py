@@ -13,6 +13,7 @@ from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
 from nsproxy.runtime import poller
+from nsproxy.runtime.connect import IP_TRANSPARENT, IPV6_TRANSPARENT
 
 if TYPE_CHECKING:
     from nsproxy.runtime.objects import Frontend
@@ -86,11 +87,10 @@ class Listener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if a.family == socket.AF_INET6 and (b.v6only or b.v4v6):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if b.v6only else 0)
-                if b.transparent:
-                    level = (
-                        socket.IPPROTO_IPV6 if a.family == socket.AF_INET6 else socket.IPPROTO_IP
-                    )
-                    sock.setsockopt(level, 75 if a.family == socket.AF_INET6 else 19, 1)
+                if b.transparent and a.family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+                elif b.transparent:
+                    sock.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
                 if b.interface:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b.interface.encode())
                 sock.bind(a.sockaddr())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import signal
 import socket
 import time
@@ -15,6 +14,7 @@ from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
+from nsproxy.ops.logformat import render
 from nsproxy.runtime import relay
 from nsproxy.runtime.health import HealthChecks
 from nsproxy.runtime.listener import Listener
@@ -74,6 +74,7 @@ class Runtime:
                     be.servers.append(Server(scfg, be, self._ns(scfg.namespace)))
                 be.rebuild_balancer()
                 self.backends[px.name] = be
+        templates = {p.template for p in self.config.namespace_patterns}
         for px in self.config.proxies:
             if px.disabled or not px.is_frontend:
                 continue
@@ -82,7 +83,6 @@ class Runtime:
                 target = self.backends.get(px.default_backend)
             logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
             fe = Frontend(px, target, logger)
-            templates = {p.template for p in self.config.namespace_patterns}
             for bind in () if px.name in templates else px.binds:
                 ns = self._ns(bind.namespace)
                 for i, addr in enumerate(bind.addrs):
@@ -149,10 +149,13 @@ class Runtime:
 
     def accepted(self, li: Listener, csock: socket.socket, peer: object) -> None:
         fe = li.frontend
+        src = peer if isinstance(peer, tuple) else None
         csock.setblocking(False)
         if li.addr.family != socket.AF_UNIX:
-            csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        stream = Stream(self, li, csock, peer if isinstance(peer, tuple) else None)
+            # as HAProxy: a client already gone (EINVAL, ECONNRESET) is met by the first read
+            with contextlib.suppress(OSError):
+                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = Stream(self, li, csock, src)
         self.streams.add(stream)
         self.stats.cur_conns += 1
         self.stats.total_conns += 1
@@ -163,7 +166,7 @@ class Runtime:
             stream.netns.conns += 1
             stream.netns.total_conns += 1
         if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
-            ci, cp = addr_text(peer if isinstance(peer, tuple) else None)
+            ci, cp = addr_text(src)
             fi, fp = addr_text(stream.local_addr())
             fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")
         stream.start()
@@ -252,16 +255,14 @@ class Runtime:
             return
         if fe.cfg.dontlognull and s.bytes_in == 0 and s.bytes_out == 0 and s.termination == "--":
             return
+        if fe.cfg.log_format:
+            logger.emit(LOG_INFO, render(fe.cfg.log_format, self, s, closing=True))
+            return
         be = s.backend
         srv = s.server
         ci, cp = addr_text(s.src)
         tt = int((self.loop.time() - s.t0) * 1000)
         rc = ("+" if s.redispatched else "") + str(s.retries)
-        if fe.cfg.log_format:
-            from nsproxy.ops.logformat import render
-
-            logger.emit(LOG_INFO, render(fe.cfg.log_format, self, s, closing=True))
-            return
         # As HAProxy logs: this stream still counts in %ac/%fc, no longer in %bc/%sc.
         bc = (be.stats.cur_conns - (srv is not None)) if be else 0
         sc = srv.cur_conns - 1 if srv else 0
@@ -277,8 +278,6 @@ class Runtime:
         fmt = stream.listener.frontend.cfg.unique_id_format
         if fmt is None:
             return b""
-        from nsproxy.ops.logformat import render
-
         return render(fmt, self, stream).encode()
 
     # -- stopping -------------------------------------------------------------------------
@@ -349,7 +348,3 @@ def listener_key(li: Listener) -> str:
     """Identifies a listener across reloads: frontend, namespace and address."""
     ns = li.netns.name if li.netns is not None else ""
     return f"{li.frontend.name}|{ns}|{li.addr}"
-
-
-def pid() -> int:
-    return os.getpid()

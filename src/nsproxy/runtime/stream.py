@@ -337,7 +337,11 @@ class Stream:
             self._connect_failed(immediate=True)
             return
         self.ssock = sock
-        err = sock.connect_ex(target[1])  # type: ignore[arg-type]
+        err: int | None
+        try:
+            err = sock.connect_ex(target[1])  # type: ignore[arg-type]
+        except OSError as exc:  # raised, not returned, for an address refused before connect(2)
+            err = exc.errno
         if err in (0, errno.EINPROGRESS):
             self.poller.set_writer(sock.fileno(), self._on_connect_done)
             self._arm(srv.backend.cfg.timeouts.connect, self._on_connect_timeout)
@@ -412,14 +416,7 @@ class Stream:
 
     def _retry(self) -> None:
         self.timer = None
-        if (
-            self.server is not None
-            and self.backend is not None
-            and (self.backend.cfg.redispatch and self.retries == self.backend.cfg.retries)
-        ):
-            self._connect()
-        elif self.server is not None:
-            self._connect_to(self.server)
+        self._connect()  # the same server, unless this last retry redispatches
 
     # -- relay -------------------------------------------------------------------------------
     def _start_relay(self) -> None:
