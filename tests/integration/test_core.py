@@ -9,7 +9,16 @@ import sys
 import threading
 import time
 
-from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
+from lab.netlab import (
+    Lab,
+    connect,
+    echo_through,
+    free_port,
+    log_fields,
+    recv_all,
+    tcp_defaults,
+    timeout_proxy,
+)
 
 DEFAULTS = tcp_defaults()
 
@@ -140,17 +149,7 @@ listen bulk
 """
     )
     payload = os.urandom(32 * 1024 * 1024)
-    received = bytearray()
-    with connect(None, ("127.0.0.1", lport), timeout=30) as c:
-
-        def reader() -> None:
-            received.extend(recv_all(c, timeout=30))
-
-        t = threading.Thread(target=reader)
-        t.start()
-        c.sendall(payload)
-        c.shutdown(socket.SHUT_WR)
-        t.join(60)
+    received = echo_through(lport, payload)
     assert len(received) == len(payload)
     assert received == payload
     conn = echo.wait_conns(1)[0]
@@ -245,47 +244,21 @@ def test_config_errors_listed_with_file_and_line(tmp_path: object) -> None:
     assert "Fatal errors found in configuration." in err
 
 
-def _proxy_with(lab: Lab, timeouts: str, server: str) -> tuple[object, int]:
-    lport = free_port()
-    proxy = lab.proxy(
-        f"""
-global
-  log stdout format raw local0
-defaults
-  mode tcp
-  log global
-  option tcplog
-  retries 0
-{timeouts}
-listen t
-  bind 127.0.0.1:{lport}
-  server s {server}
-"""
-    )
-    return proxy, lport
-
-
-def _termination(proxy: object, marker: str = " t t/s ") -> str:
-    out = proxy.wait_output(marker)  # type: ignore[attr-defined]
-    line = next(ln for ln in out.splitlines() if marker in ln)
-    return line.split()[6]
-
-
 def test_timeout_client_closes_idle_connection(lab: Lab) -> None:
     sink = lab.sink(None, "127.0.0.1", free_port())
-    proxy, lport = _proxy_with(
+    proxy, lport = timeout_proxy(
         lab,
         "  timeout connect 2s\n  timeout client 400ms\n  timeout server 30s",
         f"127.0.0.1:{sink.port}",
     )
     with connect(None, ("127.0.0.1", lport)) as c:
         assert recv_all(c, timeout=10) == b""
-    assert _termination(proxy) == "cD"
+    assert log_fields(proxy)[6] == "cD"
 
 
 def test_timeout_server_closes_when_server_is_silent(lab: Lab) -> None:
     sink = lab.sink(None, "127.0.0.1", free_port())
-    proxy, lport = _proxy_with(
+    proxy, lport = timeout_proxy(
         lab,
         "  timeout connect 2s\n  timeout client 30s\n  timeout server 400ms",
         f"127.0.0.1:{sink.port}",
@@ -293,7 +266,7 @@ def test_timeout_server_closes_when_server_is_silent(lab: Lab) -> None:
     with connect(None, ("127.0.0.1", lport)) as c:
         c.sendall(b"question")
         assert recv_all(c, timeout=10) == b""
-    assert _termination(proxy) == "sD"
+    assert log_fields(proxy)[6] == "sD"
 
 
 def test_timeout_connect_when_server_never_answers(lab: Lab) -> None:
@@ -305,14 +278,14 @@ def test_timeout_connect_when_server_never_answers(lab: Lab) -> None:
     full.listen(0)
     fillers = [connect(ns, ("127.0.0.1", 7500), timeout=1)]  # backlog 0 holds one
     try:
-        proxy, lport = _proxy_with(
+        proxy, lport = timeout_proxy(
             lab,
             "  timeout connect 300ms\n  timeout client 30s\n  timeout server 30s",
             f"127.0.0.1:7500 namespace {ns}",
         )
         with connect(None, ("127.0.0.1", lport)) as c:
             assert recv_all(c, timeout=10) == b""
-        assert _termination(proxy) == "sC"
+        assert log_fields(proxy)[6] == "sC"
     finally:
         for f in fillers:
             f.close()
@@ -321,7 +294,7 @@ def test_timeout_connect_when_server_never_answers(lab: Lab) -> None:
 
 def test_timeout_tunnel_replaces_client_and_server(lab: Lab) -> None:
     echo = lab.sink(None, "127.0.0.1", free_port(), echo=True)
-    proxy, lport = _proxy_with(
+    proxy, lport = timeout_proxy(
         lab,
         "  timeout connect 2s\n  timeout client 200ms\n  timeout server 200ms\n"
         "  timeout tunnel 1500ms",
@@ -332,7 +305,7 @@ def test_timeout_tunnel_replaces_client_and_server(lab: Lab) -> None:
         c.sendall(b"still-there")
         assert c.recv(100) == b"still-there"
         assert recv_all(c, timeout=10) == b""  # then the tunnel timeout ends it
-    assert _termination(proxy) in ("cD", "sD")
+    assert log_fields(proxy)[6] in ("cD", "sD")
 
 
 def test_timeout_client_fin_after_half_close(lab: Lab) -> None:
@@ -344,7 +317,7 @@ def test_timeout_client_fin_after_half_close(lab: Lab) -> None:
     held: list[socket.socket] = []
     t = threading.Thread(target=lambda: held.append(srv.accept()[0]), daemon=True)
     t.start()
-    proxy, lport = _proxy_with(
+    proxy, lport = timeout_proxy(
         lab,
         "  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n"
         "  timeout client-fin 400ms",
@@ -354,7 +327,7 @@ def test_timeout_client_fin_after_half_close(lab: Lab) -> None:
         with connect(None, ("127.0.0.1", lport)) as c:
             c.shutdown(socket.SHUT_WR)  # the server never answers nor closes
             assert recv_all(c, timeout=10) == b""
-        assert _termination(proxy) == "cD"
+        assert log_fields(proxy)[6] == "cD"
     finally:
         for h in held:
             h.close()

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from lab.netlab import Lab, connect, free_port, recv_all, socket_in, tcp_defaults
+from lab.netlab import Lab, connect, echo_through, free_port, recv_all, socket_in, tcp_defaults
 
 DEFAULTS = tcp_defaults("10s", "10s")
 
@@ -18,18 +18,7 @@ def _pipes_of(pid: int) -> int:
 
 def _echo_32_mib(lport: int) -> tuple[bytes, bytes]:
     payload = os.urandom(32 * 1024 * 1024)
-    received = bytearray()
-    with connect(None, ("127.0.0.1", lport), timeout=30) as c:
-
-        def reader() -> None:
-            received.extend(recv_all(c, timeout=30))
-
-        t = threading.Thread(target=reader)
-        t.start()
-        c.sendall(payload)
-        c.shutdown(socket.SHUT_WR)
-        t.join(60)
-    return payload, bytes(received)
+    return payload, echo_through(lport, payload)
 
 
 def test_spliced_32_mib_each_way_byte_exact_and_pipes_reused(lab: Lab) -> None:

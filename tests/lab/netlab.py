@@ -375,3 +375,32 @@ def recv_all(s: socket.socket, timeout: float = 10.0) -> bytes:
         if not data:
             return bytes(out)
         out += data
+
+
+def timeout_proxy(lab: Lab, timeouts: str, server: str) -> tuple[Proxy, int]:
+    """A `listen t` proxy with tcplog, no retries and the given timeout lines, on a free port."""
+    lport = free_port()
+    proxy = lab.proxy(
+        "global\n  log stdout format raw local0\n"
+        "defaults\n  mode tcp\n  log global\n  option tcplog\n  retries 0\n"
+        f"{timeouts}\nlisten t\n  bind 127.0.0.1:{lport}\n  server s {server}\n"
+    )
+    return proxy, lport
+
+
+def log_fields(proxy: Proxy, marker: str = " t t/s ") -> list[str]:
+    """The fields of the first tcplog line containing `marker` (waits for it)."""
+    out = proxy.wait_output(marker)
+    return next(ln for ln in out.splitlines() if marker in ln).split()
+
+
+def echo_through(port: int, payload: bytes, ns: str | None = None) -> bytes:
+    """Sends `payload` through 127.0.0.1:`port` to an echo server, reading back concurrently."""
+    received = bytearray()
+    with connect(ns, ("127.0.0.1", port), timeout=30) as c:
+        reader = threading.Thread(target=lambda: received.extend(recv_all(c, timeout=30)))
+        reader.start()
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+        reader.join(60)
+    return bytes(received)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 
-from lab.netlab import Lab, connect, recv_all
+from lab.netlab import Lab, connect, echo_through
 
 IDLE = 10_000
 
@@ -41,13 +40,7 @@ listen busy
             assert time.monotonic() < deadline, "the proxy did not accept every idle client"
             time.sleep(0.1)
         payload = os.urandom(8 * 1024 * 1024)
-        got = bytearray()
-        with connect(busy_ns, ("127.0.0.1", 80), timeout=30) as c:
-            t = threading.Thread(target=lambda: got.extend(recv_all(c, timeout=30)))
-            t.start()
-            c.sendall(payload)
-            c.shutdown(socket.SHUT_WR)
-            t.join(60)
+        got = echo_through(80, payload, ns=busy_ns)
         assert got == payload
         assert echo.wait_conns(1)[0].peer[0] == "127.0.0.1"
     finally:
