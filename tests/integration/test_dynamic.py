@@ -16,6 +16,7 @@ import pytest
 
 from lab.netlab import Lab, connect, netns_inode_of_socket, recv_all, sh, tcp_defaults
 from nsproxy.config.parser import parse_files
+from nsproxy.ops.stats import set_state
 from nsproxy.runtime import dynamic
 from nsproxy.runtime.process import Runtime
 
@@ -39,6 +40,14 @@ def _wait_served(ns: str, addr: tuple[str, int], attempts: int = 200) -> bytes:
         except OSError:
             time.sleep(0.025)
     raise AssertionError(f"nothing listens on {addr} in {ns}")
+
+
+def _maint(rt: Runtime, on: bool) -> None:
+    """`disable server tb/web` / `enable server tb/web`."""
+    be = rt.backends["tb"]
+    srv = be.server("web")
+    assert srv is not None
+    set_state(rt, be, srv, "maint" if on else "ready")
 
 
 def _netns_fds(pid: int) -> set[int]:
@@ -224,7 +233,7 @@ listen tb
     assert srv.admin_maint  # HAProxy's `add server` creates servers in maintenance
     with connect(b, ("127.0.0.1", 80)) as c:
         assert recv_all(c) == b""  # no usable server yet: closed without data
-    p.call(dynamic.set_maintenance, rt, "tb", "web", False)
+    p.call(_maint, rt, False)
     with connect(b, ("127.0.0.1", 80)) as c:
         c.shutdown(socket.SHUT_WR)
         assert recv_all(c) == b"b-server\n"
@@ -233,7 +242,7 @@ listen tb
         p.call(dynamic.del_server, rt, "tb", "web")
     with pytest.raises(dynamic.DynamicError, match="used by server tb/web"):
         p.call(dynamic.del_netns, rt, b)
-    p.call(dynamic.set_maintenance, rt, "tb", "web", True)
+    p.call(_maint, rt, True)
     p.call(dynamic.del_server, rt, "tb", "web")
     assert p.call(lambda: rt.backends["tb"].server("web")) is None
 
@@ -307,7 +316,7 @@ listen tb
         c.shutdown(socket.SHUT_WR)
         assert recv_all(c) == b"b-server\n"
     assert "maintenance" in cli("del server tb/web")
-    p.call(dynamic.set_maintenance, p.rt, "tb", "web", True)
+    p.call(_maint, p.rt, True)
     assert cli("del server tb/web") == "Server deleted.\n"
     assert cli(f"del bind tb 127.0.0.1:80 namespace {b}") == "Bind deleted.\n"
     with pytest.raises(OSError):

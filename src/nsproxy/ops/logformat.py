@@ -23,14 +23,14 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     if name == "%":
         return "%"
     if name in ("ci", "cp"):
-        return addr_text(s.src)[0 if name == "ci" else 1]
+        return addr_text(s.cli.src)[0 if name == "ci" else 1]
     if name in ("fi", "fp"):
-        return addr_text(s.local_addr())[0 if name == "fi" else 1]
+        return addr_text(s.cli.local_addr())[0 if name == "fi" else 1]
     if name in ("si", "sp"):
-        target = s.target[1] if s.target is not None else None
+        target = s.srv_conn.dst if s.srv_conn is not None else None
         return addr_text(target)[0 if name == "si" else 1] if target else "-"
     if name in ("bi", "bp"):
-        local = s.backend_local
+        local = s.srv_conn.src if s.srv_conn is not None else None
         return addr_text(local)[0 if name == "bi" else 1] if local else "-"
     if name in ("f", "ft"):
         return fe.name
@@ -51,7 +51,7 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     if name == "Tc":
         return str(s.tc)
     if name == "Tt":
-        return str(int((rt.loop.time() - s.t0) * 1000))
+        return str(int((rt.clock.time() - s.t0) * 1000))
     # At close (the log line) this stream still counts in %ac/%fc but not in %bc/%sc.
     if name == "ac":
         return str(rt.stats.cur_conns + closing)
@@ -68,11 +68,11 @@ def _value(name: str, rt: Runtime, s: Stream, closing: bool = False) -> str:
     if name == "pid":
         return str(os.getpid())
     if name in ("[fc_netns]", "[fc_netns()]"):
-        return s.netns.name if s.netns is not None else "-"
+        return s.cli.netns.name if s.cli.netns is not None else "-"
     if name in ("[bc_netns]", "[bc_netns()]"):
         if srv is None:
             return "-"
-        ns = s.netns if srv.cfg.use_client_netns else srv.netns
+        ns = s.cli.netns if srv.cfg.use_client_netns else srv.netns
         return ns.name if ns is not None else "-"
     return "-"
 

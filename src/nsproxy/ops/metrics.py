@@ -18,7 +18,7 @@ from nsproxy.addresses import SockAddr
 from nsproxy.netns import Namespace
 from nsproxy.ops.runtime_api import ADMIN, Session, command
 from nsproxy.ops.stats import live_bytes, server_status
-from nsproxy.runtime.objects import Server
+from nsproxy.runtime.backend import Server
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -155,9 +155,8 @@ class RuntimeCollector(Collector):
             active = [x for x in be.servers if x.usable() and not x.backup]
             backup = [x for x in be.servers if x.usable() and x.backup]
             a, o = live.get(be, (0, 0))
-            queue = self.rt.queues.get(be)
             b["status"].add_metric(blv, 1 if active or backup else 0)
-            b["queue"].add_metric(blv, len(queue) if queue else 0)
+            b["queue"].add_metric(blv, len(be.queue))
             b["cur"].add_metric(blv, be.stats.cur_conns)
             b["max"].add_metric(blv, be.stats.max_conns)
             b["tot"].add_metric(blv, be.stats.total_conns)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from nsproxy import __version__
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, Session, command
-from nsproxy.runtime.objects import Backend, Counters, Server
+from nsproxy.runtime.backend import Backend, Server
+from nsproxy.runtime.objects import Counters
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -86,7 +87,7 @@ def server_status(srv: Server) -> str:
 def _since(rt: Runtime, srv: Server) -> int:
     if not srv.last_change:
         return int(time.time() - rt.start_time)
-    return int(rt.loop.time() - srv.last_change)
+    return int(rt.clock.time() - srv.last_change)
 
 
 def _addr(srv: Server) -> str:
@@ -174,12 +175,11 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
         bi, bo = _bytes(live, be, be.stats)
         active = [s for s in be.servers if s.usable() and not s.backup]
         backup = [s for s in be.servers if s.usable() and s.backup]
-        queue = rt.queues.get(be)
         rows.append(
             {
                 "pxname": px.name,
                 "svname": "BACKEND",
-                "qcur": len(queue) if queue else 0,
+                "qcur": len(be.queue),
                 "qmax": 0,
                 "scur": be.stats.cur_conns,
                 "smax": be.stats.max_conns,
@@ -334,7 +334,7 @@ def _show_servers_state(session: Session, args: list[str]) -> str:
 def _show_sess(session: Session, args: list[str]) -> str:
     session.need(OPERATOR)
     rt = session.rt
-    now = rt.loop.time()
+    now = rt.clock.time()
     out = []
     for s in list(rt.streams):
         src = s.src
@@ -390,22 +390,11 @@ def find_server(rt: Runtime, ref: str | None) -> tuple[Backend, Server]:
     return be, srv
 
 
-def _changed(rt: Runtime, be: Backend, srv: Server) -> None:
-    srv.last_change = rt.loop.time()
-    if be.balancer is not None:
-        be.balancer.server_state_changed()
-    queue = rt.queues.get(be)
-    while queue and srv.usable() and srv.has_free_slot():
-        waiting = queue.popleft()
-        if not waiting.closed:
-            waiting.dequeue()
-
-
 def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
     """ready / drain / maint, as `set server b/s state`."""
     srv.admin_maint = state == "maint"
     srv.drain = state == "drain"
-    _changed(rt, be, srv)
+    be.server_changed(srv, rt.clock.time())
 
 
 def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:
@@ -421,7 +410,7 @@ def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:
     elif value > 256:
         raise CliError("Absolute weight can only be between 0 and 256 inclusive.\n")
     srv.weight = value
-    _changed(rt, be, srv)
+    be.server_changed(srv, rt.clock.time())
 
 
 @command(

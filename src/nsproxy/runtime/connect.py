@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import SourceCfg
-from nsproxy.netns import Namespace
+from nsproxy.netns import Namespace, NamespaceRegistry
 
 if TYPE_CHECKING:
-    from nsproxy.runtime.objects import Server
+    from nsproxy.runtime.backend import Server
+    from nsproxy.runtime.conn import Addr
     from nsproxy.runtime.process import Runtime
     from nsproxy.runtime.stream import Stream
 
@@ -31,24 +32,31 @@ class SourceBindError(OSError):
 
 
 def open_socket(
-    rt: Runtime, srv: Server, family: int, netns: Namespace | None, stream: Stream | None
+    registry: NamespaceRegistry,
+    srv: Server,
+    family: int,
+    netns: Namespace | None,
+    client: Addr = None,
 ) -> socket.socket:
-    """A non-blocking socket for `srv` inside `netns`, bound per its `source` settings."""
+    """A non-blocking socket for `srv` inside `netns`, bound per its `source` settings.
+
+    `client` is the client's address, for `usesrc client|clientip` (None for health checks).
+    """
     # SOCK_NONBLOCK at creation: no ioctl(FIONBIO) per connection
-    sock = rt.registry.socket_in(netns, family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    sock = registry.socket_in(netns, family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
         if family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             src = srv.cfg.source or srv.backend.cfg.source
             if src is not None:
-                bind_source(sock, family, src, stream)
+                bind_source(sock, family, src, client)
     except BaseException:
         sock.close()
         raise
     return sock
 
 
-def bind_source(sock: socket.socket, family: int, src: SourceCfg, stream: Stream | None) -> None:
+def bind_source(sock: socket.socket, family: int, src: SourceCfg, client: Addr) -> None:
     """Applies `source ADDR [usesrc ...] [interface IF]` to an unconnected socket."""
     if src.interface:
         # As HAProxy: a device missing in this namespace or a lacking CAP_NET_RAW is ignored.
@@ -56,10 +64,10 @@ def bind_source(sock: socket.socket, family: int, src: SourceCfg, stream: Stream
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, src.interface.encode())
     host, port = src.addr.host, src.addr.port
     transparent = False
-    if src.usesrc is not None and stream is not None:
-        if src.usesrc in ("client", "clientip") and isinstance(stream.src, tuple):
-            host = str(stream.src[0])
-            port = int(stream.src[1]) if src.usesrc == "client" else 0
+    if src.usesrc is not None:
+        if src.usesrc in ("client", "clientip") and isinstance(client, tuple):
+            host = str(client[0])
+            port = int(client[1]) if src.usesrc == "client" else 0
             transparent = True
         elif src.usesrc == "addr" and src.usesrc_addr is not None:
             host, port = src.usesrc_addr.host, src.usesrc_addr.port
@@ -120,8 +128,9 @@ def _make_transparent(sock: socket.socket, v6: bool) -> None:
 
 def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
     """The PROXY header `srv` wants, for the addresses and namespace of `stream`."""
-    src = stream.src if isinstance(stream.src, tuple) else None
-    dst = stream.local_addr()
+    cli = stream.cli
+    src = cli.src if isinstance(cli.src, tuple) else None
+    dst = cli.local_addr()
     dst = dst if isinstance(dst, tuple) else None
     if src is not None:
         src = (src[0], src[1])
@@ -131,12 +140,12 @@ def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
         return pp.encode_v1(src, dst)
     opts = srv.cfg.pp2_options
     tlvs: list[pp.Tlv] = []
-    if "authority" in opts and stream.authority:
-        tlvs.append(pp.Tlv(0x02, stream.authority))
+    if "authority" in opts and cli.authority:
+        tlvs.append(pp.Tlv(pp.TlvType.AUTHORITY, cli.authority))
     if "unique-id" in opts:
-        tlvs.append(pp.Tlv(0x05, rt.unique_id(stream)))
+        tlvs.append(pp.Tlv(pp.TlvType.UNIQUE_ID, rt.unique_id(stream)))
     if "ssl" in opts:
-        tlvs.append(pp.Tlv(0x20, b"\x00\x00\x00\x00\x00"))
-    if stream.netns is not None:
-        tlvs.append(pp.Tlv(0x30, stream.netns.name.encode()))
+        tlvs.append(pp.ssl_tlv())
+    if cli.netns is not None:
+        tlvs.append(pp.Tlv(pp.TlvType.NETNS, cli.netns.name.encode()))
     return pp.encode_v2(src, dst, tlvs=tlvs, crc32c="crc32c" in opts)

@@ -10,8 +10,9 @@ from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_server
 from nsproxy.config.model import BindCfg, ServerCfg, Where
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.runtime_api import ADMIN, CliError, Session, command
+from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.listener import Listener
-from nsproxy.runtime.objects import Backend, Frontend, Server
+from nsproxy.runtime.objects import Frontend
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -146,10 +147,6 @@ def _backend(rt: Runtime, name: str) -> Backend:
     return be
 
 
-def _rebalance(be: Backend) -> None:
-    be.rebuild_balancer()
-
-
 def add_server(
     rt: Runtime,
     backend: str,
@@ -185,20 +182,7 @@ def add_server(
         weight=weight,
     )
     srv = Server(cfg, be, ns)
-    be.servers.append(srv)
-    _rebalance(be)
-    return srv
-
-
-def set_maintenance(rt: Runtime, backend: str, name: str, maint: bool) -> Server:
-    """`disable server` / `enable server`: puts server NAME in or out of maintenance."""
-    be = _backend(rt, backend)
-    srv = be.server(name)
-    if srv is None:
-        raise DynamicError("No such server.")
-    srv.admin_maint = maint
-    if be.balancer is not None:
-        be.balancer.server_state_changed()
+    be.set_servers([*be.servers, srv])
     return srv
 
 
@@ -210,15 +194,9 @@ def del_server(rt: Runtime, backend: str, name: str) -> None:
         raise DynamicError("No such server.")
     if not srv.admin_maint:
         raise DynamicError("Only servers in maintenance mode can be deleted.")
-    queue = rt.queues.get(be)
-    if (
-        srv.cur_conns > 0
-        or any(s.server is srv for s in rt.streams)
-        or (queue and any(s.server is srv for s in queue))
-    ):
+    if srv.cur_conns > 0 or any(s.server is srv for s in rt.streams):
         raise DynamicError("Server still has connections attached to it, cannot remove it.")
-    be.servers.remove(srv)
-    _rebalance(be)
+    be.set_servers([s for s in be.servers if s is not srv])
 
 
 # -- runtime API commands (admin level) --------------------------------------------------------

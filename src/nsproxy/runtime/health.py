@@ -18,7 +18,7 @@ from nsproxy.ops import log
 from nsproxy.runtime import connect
 
 if TYPE_CHECKING:
-    from nsproxy.runtime.objects import Backend, Server
+    from nsproxy.runtime.backend import Backend, Server
     from nsproxy.runtime.process import Runtime
 
 LOG_EMERG = 0
@@ -174,19 +174,13 @@ class ServerCheck:
         bck = sum(1 for s in servers if s.backup and s.usable())
         return act, bck
 
-    def _changed(self) -> None:
-        be = self.srv.backend
-        self.srv.last_change = self.rt.loop.time()
-        if be.balancer is not None:
-            be.balancer.server_state_changed()
-
     def _set_down(self, result: Result | None) -> None:
         """The server goes DOWN; `result` is None when its check line already said why."""
         srv = self.srv
         be = srv.backend
         before = sum(self._counts())
         srv.up = False
-        self._changed()
+        be.server_changed(srv, self.rt.clock.time())
         act, bck = self._counts()
         running_backup = " Running on backup." if bck and not act else ""
         why = result.reason() if result else ""
@@ -205,9 +199,8 @@ class ServerCheck:
         srv = self.srv
         be = srv.backend
         srv.up = True
-        self._changed()
+        moved = be.server_changed(srv, self.rt.clock.time())
         act, bck = self._counts()
-        moved = self._grab_queue()
         running_backup = " Running on backup." if bck and not act else ""
         why = result.reason() if result else ""
         msg = (
@@ -217,17 +210,6 @@ class ServerCheck:
         )
         log.warning(msg)
         be.logger.emit(LOG_NOTICE, msg)
-
-    def _grab_queue(self) -> int:
-        """Lets connections waiting in the backend queue try the server that came back."""
-        queue = self.rt.queues.get(self.srv.backend)
-        moved = 0
-        while queue and self.srv.has_free_slot():
-            waiting = queue.popleft()
-            if not waiting.closed:
-                moved += 1
-                waiting.dequeue()
-        return moved
 
     # -- one check ----------------------------------------------------------------------------
     async def run_once(self) -> Result:
@@ -333,7 +315,7 @@ class _Run:
         self.eof = False
         self.must_read = True
         try:
-            sock = connect.open_socket(chk.rt, chk.srv, chk.family, chk.srv.netns, None)
+            sock = connect.open_socket(chk.rt.registry, chk.srv, chk.family, chk.srv.netns)
         except OSError as exc:
             raise self._fail("SOCKERR", _strerror(exc) + self._where()) from None
         self.sock = sock

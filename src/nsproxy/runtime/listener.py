@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import os
 import socket
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
-from nsproxy.runtime import poller
+from nsproxy.runtime import analysers, poller
 from nsproxy.runtime.connect import IP_TRANSPARENT, IPV6_TRANSPARENT
 
 if TYPE_CHECKING:
@@ -26,8 +25,8 @@ class Listener:
     """One address of one `bind` line, listening inside `netns`."""
 
     __slots__ = (
-        "acls",
         "addr",
+        "analysers",
         "bind",
         "family",
         "frontend",
@@ -37,7 +36,6 @@ class Listener:
         "paused",
         "rt",
         "sock",
-        "stream_cls",
     )
 
     def __init__(
@@ -59,10 +57,7 @@ class Listener:
         self.sock: socket.socket | None = None
         self.family = int(addr.family)
         self.paused = True
-        self.acls = [
-            (acl.negate, [ipaddress.ip_network(n) for n in acl.networks])
-            for acl in frontend.cfg.expect_proxy
-        ]
+        self.analysers = analysers.build(frontend.cfg, bind)
 
     def open(self, inherited: socket.socket | None = None) -> None:
         """Creates, binds and listens (or adopts an inherited listening socket)."""
@@ -134,21 +129,6 @@ class Listener:
             or self.addr.host == host
             or (host.startswith("::ffff:") and host[7:] == self.addr.host)
         )
-
-    def expects_proxy(self, peer: object) -> bool:
-        if self.bind.accept_proxy:
-            return True
-        if not self.acls:
-            return False
-        try:
-            ip = ipaddress.ip_address(peer[0]) if isinstance(peer, tuple) else None
-        except ValueError:
-            ip = None
-        for negate, nets in self.acls:
-            hit = ip is not None and any(ip in n for n in nets)
-            if not nets or hit != negate:
-                return True
-        return False
 
     def _on_accept(self, _ev: int = 0) -> None:
         rt = self.rt

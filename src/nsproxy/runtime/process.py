@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import signal
 import socket
@@ -16,10 +15,12 @@ from nsproxy.ops import log
 from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
 from nsproxy.ops.logformat import render
 from nsproxy.runtime import relay
+from nsproxy.runtime.backend import Backend, Server
+from nsproxy.runtime.clock import Clock
 from nsproxy.runtime.health import HealthChecks
 from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.netns_watch import NetnsWatch
-from nsproxy.runtime.objects import Backend, Counters, Frontend, Server
+from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.stream import Stream
 
 
@@ -31,9 +32,11 @@ class Runtime:
         config: Config,
         loop: asyncio.AbstractEventLoop,
         registry: NamespaceRegistry | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.loop = loop
+        self.clock: Clock = clock or loop
         self.registry = registry or NamespaceRegistry()
         self.stats = Counters()
         self.streams: set[Stream] = set()
@@ -41,7 +44,6 @@ class Runtime:
         self.backends: dict[str, Backend] = {}
         self.listeners: list[Listener] = []
         self.paused_for_limit: list[Listener] = []
-        self.queues: dict[Backend, collections.deque[Stream]] = {}
         self.unknown_netns = 0
         self.stopping = False
         self.start_time = time.time()
@@ -70,9 +72,7 @@ class Runtime:
             logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
             if px.is_backend:
                 be = Backend(px, logger=logger)
-                for scfg in px.servers:
-                    be.servers.append(Server(scfg, be, self._ns(scfg.namespace)))
-                be.rebuild_balancer()
+                be.set_servers([Server(s, be, self._ns(s.namespace)) for s in px.servers])
                 self.backends[px.name] = be
         templates = {p.template for p in self.config.namespace_patterns}
         for px in self.config.proxies:
@@ -162,86 +162,44 @@ class Runtime:
         fe.stats.cur_conns += 1
         fe.stats.total_conns += 1
         fe.stats.max_conns = max(fe.stats.max_conns, fe.stats.cur_conns)
-        if stream.netns is not None:
-            stream.netns.conns += 1
-            stream.netns.total_conns += 1
+        ns = li.netns
+        if ns is not None:
+            ns.conns += 1
+            ns.total_conns += 1
         if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
             ci, cp = addr_text(src)
             fi, fp = addr_text(stream.local_addr())
             fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")
         stream.start()
 
-    def server_take(self, srv: Server) -> None:
-        srv.cur_conns += 1
-        srv.stats.cur_conns += 1
-        srv.stats.total_conns += 1
-        srv.stats.max_conns = max(srv.stats.max_conns, srv.cur_conns)
-        be = srv.backend
-        be.stats.cur_conns += 1
-        be.stats.total_conns += 1
-        if be.balancer is not None:
-            be.balancer.on_connect(srv)
-
-    def server_release(self, srv: Server) -> None:
-        srv.cur_conns -= 1
-        srv.stats.cur_conns -= 1
-        be = srv.backend
-        be.stats.cur_conns -= 1
-        if be.balancer is not None:
-            be.balancer.on_release(srv)
-        queue = self.queues.get(be)
-        while queue:
-            waiting = queue.popleft()
-            if not waiting.closed:
-                waiting.dequeue()
-                break
-
-    # -- queue --------------------------------------------------------------------------------
-    def try_queue(self, stream: Stream) -> bool:
-        be = stream.backend
-        assert be is not None
-        if not any(s.usable() and not s.has_free_slot() for s in be.servers):
-            return False
-        self.queues.setdefault(be, collections.deque()).append(stream)
-        stream.queued = True
-        t = be.cfg.timeouts
-        tq = t.queue if t.queue is not None else t.connect
-        if tq is not None:
-            stream.timer = self.loop.call_later(tq, stream.queue_timeout)
-        return True
-
-    def unqueue(self, stream: Stream) -> None:
-        queue = self.queues.get(stream.backend)  # type: ignore[arg-type]
-        if queue is not None:
-            with contextlib.suppress(ValueError):
-                queue.remove(stream)
-
     # -- end of a stream ------------------------------------------------------------------
     def stream_closed(self, stream: Stream) -> None:
         if stream not in self.streams:
             return
         self.streams.discard(stream)
-        fe = stream.listener.frontend
+        fe = stream.fe
+        bytes_in, bytes_out = stream.bytes_in, stream.bytes_out
         self.stats.cur_conns -= 1
         fe.stats.cur_conns -= 1
-        fe.stats.bytes_in += stream.bytes_in
-        fe.stats.bytes_out += stream.bytes_out
-        if stream.netns is not None:
-            stream.netns.conns -= 1
-            stream.netns.bytes_in += stream.bytes_in
-            stream.netns.bytes_out += stream.bytes_out
+        fe.stats.bytes_in += bytes_in
+        fe.stats.bytes_out += bytes_out
+        ns = stream.cli.netns
+        if ns is not None:
+            ns.conns -= 1
+            ns.bytes_in += bytes_in
+            ns.bytes_out += bytes_out
             if stream.termination != "--":
-                stream.netns.errors += 1
+                ns.errors += 1
         srv = stream.server
         if srv is not None:
-            srv.stats.bytes_in += stream.bytes_in
-            srv.stats.bytes_out += stream.bytes_out
-            srv.backend.stats.bytes_in += stream.bytes_in
-            srv.backend.stats.bytes_out += stream.bytes_out
-        if stream.hdr_buf is None and (stream.c2s is not None or stream.termination != "--"):
+            srv.stats.bytes_in += bytes_in
+            srv.stats.bytes_out += bytes_out
+            srv.backend.stats.bytes_in += bytes_in
+            srv.backend.stats.bytes_out += bytes_out
+        if stream.logged:
             self._log_stream(stream)
         if srv is not None:
-            self.server_release(srv)
+            srv.backend.release(srv)
         while self.paused_for_limit and not self.stopping:
             li = self.paused_for_limit.pop()
             li.resume()
@@ -260,8 +218,8 @@ class Runtime:
             return
         be = s.backend
         srv = s.server
-        ci, cp = addr_text(s.src)
-        tt = int((self.loop.time() - s.t0) * 1000)
+        ci, cp = addr_text(s.cli.src)
+        tt = int((self.clock.time() - s.t0) * 1000)
         rc = ("+" if s.redispatched else "") + str(s.retries)
         # As HAProxy logs: this stream still counts in %ac/%fc, no longer in %bc/%sc.
         bc = (be.stats.cur_conns - (srv is not None)) if be else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -18,9 +17,8 @@ _READS_PER_WAKEUP = 4  # a full buffer likely means more is waiting: saves event
 
 
 class Owner(Protocol):
-    """What a relay half reports to: its stream."""
+    """What a relay half reports to: its mux."""
 
-    loop: asyncio.AbstractEventLoop
     poller: Poller
 
     def half_done(self, half: Half) -> None: ...

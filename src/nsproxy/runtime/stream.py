@@ -1,8 +1,9 @@
-"""One client connection from accept to close: PROXY header, server choice, connect, relay, log."""
+"""One client connection's life: analysers, server choice, connect, the mux, close and log."""
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import ipaddress
 import resource
@@ -10,23 +11,36 @@ import select
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
 from nsproxy.runtime import connect, poller, relay
-from nsproxy.runtime.relay import Half
+from nsproxy.runtime.analysers import Verdict
+from nsproxy.runtime.conn import Addr, Connection
+from nsproxy.runtime.mux_pt import PassThroughMux
 
 if TYPE_CHECKING:
+    from nsproxy.runtime.backend import Server
+    from nsproxy.runtime.clock import Timer
     from nsproxy.runtime.listener import Listener
-    from nsproxy.runtime.objects import Server
     from nsproxy.runtime.process import Runtime
 
-Addr = tuple[str, int] | str | bytes | None
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class Phase(enum.IntEnum):
+    """Where a stream is; each phase owns the stream's one timer for its own purpose."""
+
+    ANALYSE = 0  # analysers read client bytes (PROXY header, rules); timer: their delay
+    QUEUED = 1  # waiting in the backend queue; timer: timeout queue
+    CONNECT = 2  # connecting, or waiting to retry; timer: timeout connect / turn-around
+    MUX = 3  # the mux moves bytes; timer: the idle timeouts
+    CLOSED = 4
 
 
 def _resource_message(proxy: str, err: int | None) -> str:
@@ -53,273 +67,253 @@ class Stream:
     """A client connection and, once connected, its server connection."""
 
     __slots__ = (
-        "authority",
+        "an_index",
         "backend",
-        "backend_local",
-        "c2s",
-        "closed",
+        "cli",
+        "clock",
         "connect_ts",
-        "csock",
-        "dst",
         "fe",
-        "hdr_buf",
         "last_c",
         "last_s",
         "listener",
         "loop",
-        "netns",
-        "pending",
+        "mux",
+        "phase",
         "poller",
-        "proxied",
-        "queued",
+        "quiet",
         "redispatched",
+        "req",
+        "req_eof",
+        "req_error",
         "retries",
         "rt",
-        "s2c",
         "server",
-        "src",
-        "ssock",
+        "srv_conn",
         "start_ts",
         "t0",
-        "target",
         "tc",
         "termination",
         "timer",
         "tw",
-        "unique_id",
     )
 
     def __init__(self, rt: Runtime, listener: Listener, csock: socket.socket, peer: Addr) -> None:
         self.rt = rt
         self.loop = rt.loop
+        self.clock = rt.clock
         self.poller = poller.get(self.loop)
         self.listener = listener
         self.fe = listener.frontend
         self.backend = self.fe.backend
-        self.csock = csock
-        self.src: Addr = peer
-        self.dst: Addr = None
-        self.netns: Namespace | None = listener.netns
+        self.cli = Connection(csock, peer, None, listener.netns)
+        self.srv_conn: Connection | None = None
         self.start_ts = time.time()
-        self.t0 = self.loop.time()
+        self.t0 = self.clock.time()
         self.last_c = self.last_s = self.t0
+        self.phase = Phase.ANALYSE
+        self.an_index = 0
+        self.req = bytearray()
+        self.req_eof = False
+        self.req_error = False
         self.server: Server | None = None
-        self.ssock: socket.socket | None = None
-        self.target: tuple[int, Addr] | None = None
-        self.c2s: Half | None = None
-        self.s2c: Half | None = None
-        self.pending = b""
-        self.hdr_buf: bytearray | None = None
-        self.proxied = False
+        self.mux: PassThroughMux | None = None
         self.retries = 0
         self.redispatched = False
         self.tc = -1
         self.tw = 0
         self.connect_ts = 0.0
-        self.queued = False
-        self.timer: object = None
+        self.timer: Timer | None = None
         self.termination = "--"
-        self.unique_id: bytes | None = None
-        self.authority: bytes | None = None
-        self.closed = False
-        self.backend_local: Addr = None
+        self.quiet = False
 
-    # -- start: optional PROXY header --------------------------------------------------------
-    def start(self) -> None:
-        if self.listener.expects_proxy(self.src):
-            self.hdr_buf = bytearray()
-            self.poller.set_reader(self.csock.fileno(), self._on_header_data)
-            self._arm(self.fe.cfg.timeouts.client, self._on_header_timeout)
-        else:
-            self._connect()
+    # -- facts of the client connection ------------------------------------------------------
+    @property
+    def src(self) -> Addr:
+        return self.cli.src
 
-    def _on_header_data(self, _ev: int = 0) -> None:
-        assert self.hdr_buf is not None
-        try:
-            data = self.csock.recv(min(16384, pp.MAX_V2_LEN - len(self.hdr_buf)))
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._header_failed(pp.ErrorKind.ABORT)
-            return
-        if not data:
-            kind = pp.ErrorKind.EMPTY if not self.hdr_buf else pp.ErrorKind.TRUNCATED
-            self._header_failed(kind)
-            return
-        self.hdr_buf += data
-        try:
-            result = pp.decode(self.hdr_buf)
-        except pp.ProxyProtocolError as exc:
-            if exc.src is not None:
-                self.src = exc.src
-            self._header_failed(exc.kind, rst=True)
-            return
-        if result is pp.NEED_MORE:
-            return
-        assert isinstance(result, tuple)
-        header, used = result
-        self.poller.clear_reader(self.csock.fileno())
-        self._cancel_timer()
-        self.pending = bytes(self.hdr_buf[used:])
-        self.hdr_buf = None
-        if not header.local and header.src is not None:
-            self.src, self.dst = header.src, header.dst
-            self.proxied = True
-        self.authority = header.authority
-        self.unique_id = header.unique_id
-        names = header.netns_names
-        if names:
-            found = [ns for ns in map(self.rt.registry.lookup, names) if ns is not None]
-            if found:
-                self._move_to(found[-1])
-            else:
-                raw_ns = names[-1]
-                self.rt.unknown_netns += 1
-                name = raw_ns.decode("ascii", "backslashreplace")
-                if self.fe.cfg.reject_unknown_netns:
-                    self._log_error(f"Rejected unknown namespace '{name}' in PROXY protocol header")
-                    self.fe.stats.denied += 1
-                    self._finish_early()
-                    return
-                self._log_error(f"Ignored unknown namespace '{name}' in PROXY protocol header")
-        self._connect()
+    @property
+    def netns(self) -> Namespace | None:
+        return self.cli.netns
 
-    def _on_header_timeout(self) -> None:
-        self.timer = None
-        self._header_failed(pp.ErrorKind.TIMEOUT)
+    @property
+    def closed(self) -> bool:
+        return self.phase is Phase.CLOSED
 
-    def _move_to(self, ns: Namespace) -> None:
+    def local_addr(self) -> Addr:
+        return self.cli.local_addr()
+
+    def move_to(self, ns: Namespace) -> None:
         """The connection now belongs to `ns` (a NETNS TLV): its counters move with it."""
-        if self.netns is not None:
-            self.netns.conns -= 1
-            self.netns.total_conns -= 1
-        self.netns = ns
+        old = self.cli.netns
+        if old is not None:
+            old.conns -= 1
+            old.total_conns -= 1
+        self.cli.netns = ns
         ns.conns += 1
         ns.total_conns += 1
 
-    def _header_failed(self, kind: pp.ErrorKind, rst: bool = False) -> None:
-        self.fe.stats.failed_headers += 1
-        if self.netns is not None:
-            self.netns.errors += 1
-        if not (self.fe.cfg.dontlognull and kind in (pp.ErrorKind.EMPTY, pp.ErrorKind.ABORT)):
-            self._log_error(kind.message)
-        if rst:
-            self._rst_client()
-        self._finish_early()
+    # -- analysers ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.listener.analysers:
+            self._analyse(False)
+        else:
+            self._connect()
 
-    def _rst_client(self) -> None:
-        with contextlib.suppress(OSError):
-            self.csock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+    def _analyse(self, expired: bool) -> None:
+        analysers = self.listener.analysers
+        while self.an_index < len(analysers):
+            an = analysers[self.an_index]
+            verdict = an.run(self, expired)
+            if verdict is Verdict.WAIT:
+                if not self.req_eof and not self.req_error:
+                    self.poller.set_reader(self.cli.fd, self._on_req_data)
+                if self.timer is None:
+                    delay = an.delay(self)
+                    if delay is not None:
+                        self.timer = self.clock.call_at(self.t0 + delay, self._on_analyse_timeout)
+                return
+            if verdict is Verdict.STOP:
+                return
+            self.an_index += 1
+            expired = False
+            self._cancel_timer()
+        self.poller.clear_reader(self.cli.fd)
+        self._connect()
 
-    def _log_error(self, msg: str) -> None:
+    def _on_req_data(self, _ev: int = 0) -> None:
+        room = max(len(relay.BUFFER), pp.MAX_V2_LEN) - len(self.req)  # a PROXY v2 header fits
+        if room <= 0:  # full: the analysers decide with what they have
+            self.poller.clear_reader(self.cli.fd, sync=True)
+            self._analyse(True)
+            return
+        try:
+            data = self.cli.sock.recv(min(16384, room))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.req_error = True
+            self.poller.clear_reader(self.cli.fd, sync=True)
+        else:
+            if data:
+                self.req += data
+            else:
+                self.req_eof = True
+                self.poller.clear_reader(self.cli.fd, sync=True)
+        self._analyse(False)
+
+    def _on_analyse_timeout(self) -> None:
+        self.timer = None
+        self._analyse(True)
+
+    # -- errors before a server is involved --------------------------------------------------
+    def log_error(self, msg: str) -> None:
+        """One line on the frontend's log, as HAProxy words connection-level errors."""
         logger = self.fe.logger
         if not logger:
             return
-        ci, cp = addr_text(self.src)
+        ci, cp = addr_text(self.cli.src)
         level = LOG_ERR if self.fe.cfg.log_separate_errors else LOG_INFO
         logger.emit(
             level,
             f"{ci}:{cp} [{accept_date(self.start_ts)}] {self.fe.name}/{self.listener.label}: {msg}",
         )
 
-    def _finish_early(self) -> None:
-        self.hdr_buf = None
-        self._cancel_timer()
-        self.closed = True
-        self.poller.forget(self.csock.fileno())
-        self.csock.close()
-        self.rt.stream_closed(self)
+    def rst_client(self) -> None:
+        with contextlib.suppress(OSError):
+            self.cli.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
 
-    # -- connect ------------------------------------------------------------------------------
-    def local_addr(self) -> Addr:
-        if self.dst is None:
-            try:
-                self.dst = self.csock.getsockname()
-            except OSError:
-                self.dst = None
-        return self.dst
+    def finish_early(self) -> None:
+        """Closes a connection whose own log line was already written (no stream log)."""
+        self.quiet = True
+        self.close()
 
+    # -- server choice and connect -----------------------------------------------------------
     def _hash_key(self) -> bytes | None:
         if self.backend is None or self.backend.cfg.balance != "source":
             return None
-        if isinstance(self.src, tuple):
+        src = self.cli.src
+        if isinstance(src, tuple):
             try:
-                return ipaddress.ip_address(self.src[0]).packed
+                return ipaddress.ip_address(src[0]).packed
             except ValueError:
                 return None
         return None
 
     def _connect(self) -> None:
+        self.phase = Phase.CONNECT
         be = self.backend
         if be is None:
-            self.termination = "SC"
-            self.close()
+            self.close("SC")
             return
         exclude = None
         if self.server is not None and be.cfg.redispatch and self.retries == be.cfg.retries:
             exclude = self.server
             self.server = None
-            self.rt.server_release(exclude)
+            be.release(exclude)
         if self.server is None:
             srv = be.pick(self._hash_key(), exclude)
             if srv is None:
-                if self.rt.try_queue(self):
+                if be.can_queue():
+                    self._enqueue()
                     return
                 be.stats.conn_errors += 1
-                self.termination = "SC"
-                self.close()
+                self.close("SC")
                 return
             if exclude is not None and srv is not exclude:
                 self.redispatched = True
                 be.stats.redispatches += 1
             self.server = srv
-            self.rt.server_take(srv)
+            be.take(srv)
         self._connect_to(self.server)
 
+    def _enqueue(self) -> None:
+        be = self.backend
+        assert be is not None
+        be.enqueue(self)
+        self.phase = Phase.QUEUED
+        t = be.cfg.timeouts
+        tq = t.queue if t.queue is not None else t.connect
+        self._arm(tq, self._on_queue_timeout)
+
     def dequeue(self) -> None:
-        self.queued = False
+        """A server slot may be free: pick again (called by the backend)."""
         self._cancel_timer()
-        self.tw = int((self.loop.time() - self.t0) * 1000)
+        self.tw = int((self.clock.time() - self.t0) * 1000)
         self._connect()
 
-    def queue_timeout(self) -> None:
+    def _on_queue_timeout(self) -> None:
         self.timer = None
-        self.queued = False
-        self.tw = int((self.loop.time() - self.t0) * 1000)
-        self.termination = "sQ"
-        self.close()
+        self.tw = int((self.clock.time() - self.t0) * 1000)
+        self.close("sQ")
 
     def _connect_to(self, srv: Server) -> None:
         cfg = srv.cfg
-        netns = self.netns if cfg.use_client_netns else srv.netns
+        netns = self.cli.netns if cfg.use_client_netns else srv.netns
         target = self._target(srv)
         if target is None:
-            self.termination = "PC"
-            self._log_error(
+            self.log_error(
                 f"server {srv.backend.name}/{srv.name} connects to the client's "
                 "destination, but the connection has none usable"
             )
-            self.close()
+            self.close("PC")
             return
         if (
             cfg.addr.uses_client_dst
-            and not self.proxied
+            and not self.cli.proxied
             and netns is self.listener.netns
             and self.listener.owns(target[1])
         ):
-            self.termination = "PC"
-            self._log_error(
+            self.log_error(
                 f"server {srv.backend.name}/{srv.name} would connect back to this listener "
                 "(server '*' without a PROXY header); connection refused to avoid a loop"
             )
-            self.close()
+            self.close("PC")
             return
-        self.target = target
-        self.connect_ts = self.loop.time()
+        self.connect_ts = self.clock.time()
         try:
-            sock = connect.open_socket(self.rt, srv, target[0], netns, self)
+            sock = connect.open_socket(self.rt.registry, srv, target[0], netns, self.cli.src)
         except NetnsError as exc:
-            self._log_error(f"Cannot get a server socket: {exc.strerror}")
+            self.log_error(f"Cannot get a server socket: {exc.strerror}")
             self._connect_failed(immediate=True)
             return
         except connect.SourceBindError as exc:
@@ -328,15 +322,15 @@ class Stream:
             return
         except OSError as exc:
             if exc.errno in _RESOURCE_ERRNOS:
-                self._log_error(_resource_message(srv.backend.name, exc.errno))
+                self.log_error(_resource_message(srv.backend.name, exc.errno))
             else:
-                self._log_error(
+                self.log_error(
                     f"Cannot bind to source address before connect() for backend "
                     f"{srv.backend.name}: {exc.strerror}"
                 )
             self._connect_failed(immediate=True)
             return
-        self.ssock = sock
+        self.srv_conn = Connection(sock, None, target[1], netns)
         err: int | None
         try:
             err = sock.connect_ex(target[1])  # type: ignore[arg-type]
@@ -354,7 +348,7 @@ class Stream:
             return socket.AF_UNIX, a.host
         dst: tuple[str, int] = ("", 0)
         if a.uses_client_dst or a.port_mode is not PortMode.FIXED:
-            local = self.local_addr()
+            local = self.cli.local_addr()
             if not isinstance(local, tuple):
                 return None
             dst = local
@@ -381,21 +375,22 @@ class Stream:
         if ev & select.EPOLLERR:  # refused, reset, unreachable: no getsockopt(SO_ERROR) needed
             self._connect_failed(immediate=True)
             return
-        self.tc = int((self.loop.time() - self.connect_ts) * 1000)
-        self._start_relay()
+        self.tc = int((self.clock.time() - self.connect_ts) * 1000)
+        self._start_mux()
 
     def _on_connect_timeout(self) -> None:
-        if self.c2s is not None:  # connected: the connect timer was kept as the idle timer
+        if self.phase is Phase.MUX:  # connected: the connect timer was kept as the idle timer
             self._on_idle_timer()
             return
         self.timer = None
         self._connect_failed(immediate=False)
 
     def _connect_failed(self, immediate: bool, turnaround: bool = True) -> None:
-        if self.ssock is not None:
-            self.poller.forget(self.ssock.fileno())
-            self.ssock.close()
-            self.ssock = None
+        sc = self.srv_conn
+        if sc is not None:
+            self.poller.forget(sc.fd)
+            sc.sock.close()
+            self.srv_conn = None
         srv = self.server
         be = self.backend
         assert srv is not None and be is not None
@@ -411,67 +406,47 @@ class Stream:
             self._arm(delay, self._retry)
             return
         be.stats.conn_errors += 1
-        self.termination = "SC" if immediate else "sC"
-        self.close()
+        self.close("SC" if immediate else "sC")
 
     def _retry(self) -> None:
         self.timer = None
         self._connect()  # the same server, unless this last retry redispatches
 
-    # -- relay -------------------------------------------------------------------------------
-    def _start_relay(self) -> None:
+    # -- the mux -----------------------------------------------------------------------------
+    def _start_mux(self) -> None:
         srv = self.server
-        sock = self.ssock
-        assert srv is not None and sock is not None
+        sc = self.srv_conn
+        assert srv is not None and sc is not None
         head = connect.proxy_header(self.rt, self, srv) if srv.cfg.send_proxy else b""
         fe, be = self.fe.cfg, srv.backend.cfg
         tcp = self.listener.addr.family != socket.AF_UNIX and srv.cfg.addr.family != socket.AF_UNIX
         auto = tcp and (fe.splice_auto or be.splice_auto)
         up = auto or (tcp and (fe.splice_request or be.splice_request))
         down = auto or (tcp and (fe.splice_response or be.splice_response))
-        self.c2s = Half(self, self.csock, sock, head + self.pending, up)
-        self.s2c = Half(self, sock, self.csock, b"", down)
-        Half.link(self.c2s, self.s2c)
-        self.pending = b""
-        now = self.loop.time()
-        self.last_c = self.last_s = now
-        if not self.c2s.pending:
-            self.poller.clear_writer(sock.fileno())  # first: the reader's MOD then drops OUT
-        self.c2s.start()
-        self.s2c.start()
+        if self.req:
+            head += self.req
+        self.req = bytearray()
+        self.mux = PassThroughMux(self, self.cli.sock, sc.sock, head, up, down)
+        self.phase = Phase.MUX
+        self.last_c = self.last_s = self.clock.time()
+        self.mux.start()
         timer = self.timer
         if timer is not None:
             # one timer per stream: the connect timer stays if it expires before idle would
             deadline = self._idle_deadline()
-            if deadline is None or timer.when() <= deadline:  # type: ignore[attr-defined]
+            if deadline is None or timer.when() <= deadline:
                 return
             self._cancel_timer()
-        self._arm_idle()
+        self.arm_idle()
 
-    def activity(self, half: Half) -> None:
-        now = self.loop.time()
-        if half is self.c2s:
-            self.last_c = now
-        else:
-            self.last_s = now
-        if self.timer is None:
-            self._arm_idle()
-
-    def half_done(self, half: Half) -> None:
-        if self.c2s is not None and self.s2c is not None and self.c2s.shut and self.s2c.shut:
-            self.close()
-        else:
-            ft = self.fe.cfg.timeouts
-            bt = self.backend.cfg.timeouts if self.backend is not None else ft
-            if self.timer is None or ft.client_fin is not None or bt.server_fin is not None:
-                # the limits change only with client-fin/server-fin: else the timer stands
-                self._cancel_timer()
-                self._arm_idle()
-
-    def half_error(self, half: Half, on_read: bool) -> None:
-        client_side = (half is self.c2s) == on_read
-        self.termination = "CD" if client_side else "SD"
-        self.close()
+    def limits_changed(self) -> None:
+        """One direction finished: `timeout client-fin`/`server-fin` may now apply."""
+        ft = self.fe.cfg.timeouts
+        bt = self.backend.cfg.timeouts if self.backend is not None else ft
+        if self.timer is None or ft.client_fin is not None or bt.server_fin is not None:
+            # the limits change only with client-fin/server-fin: else the timer stands
+            self._cancel_timer()
+            self.arm_idle()
 
     def _idle_limits(self) -> tuple[float | None, float | None]:
         t = self.backend.cfg.timeouts if self.backend is not None else self.fe.cfg.timeouts
@@ -479,10 +454,12 @@ class Stream:
         tunnel = t.tunnel if t.tunnel is not None else ft.tunnel
         tc = tunnel if tunnel is not None else ft.client
         ts = tunnel if tunnel is not None else t.server
-        if self.c2s is not None and self.c2s.eof and ft.client_fin is not None:
-            tc = ft.client_fin
-        if self.s2c is not None and self.s2c.eof and t.server_fin is not None:
-            ts = t.server_fin
+        mux = self.mux
+        if mux is not None:
+            if mux.client_eof and ft.client_fin is not None:
+                tc = ft.client_fin
+            if mux.server_eof and t.server_fin is not None:
+                ts = t.server_fin
         return tc, ts
 
     def _idle_deadline(self) -> float | None:
@@ -491,71 +468,79 @@ class Stream:
             return None if ts is None else self.last_s + ts
         return self.last_c + tc if ts is None else min(self.last_c + tc, self.last_s + ts)
 
-    def _arm_idle(self) -> None:
+    def arm_idle(self) -> None:
         deadline = self._idle_deadline()
         if deadline is not None:
-            self.timer = self.loop.call_at(deadline, self._on_idle_timer)
+            self.timer = self.clock.call_at(deadline, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         self.timer = None
-        now = self.loop.time()
+        now = self.clock.time()
         tc, ts = self._idle_limits()
         if tc is not None and now >= self.last_c + tc:
-            self.termination = "cD"
-            self.close()
+            self.close("cD")
         elif ts is not None and now >= self.last_s + ts:
-            self.termination = "sD"
-            self.close()
+            self.close("sD")
         else:
-            self._arm_idle()
+            self.arm_idle()
 
-    # -- timers and close ---------------------------------------------------------------------
-    def _arm(self, delay: float | None, cb: object) -> None:
+    # -- timers and close --------------------------------------------------------------------
+    def _arm(self, delay: float | None, cb: Callable[[], Any]) -> None:
         self._cancel_timer()
         if delay is not None:
-            self.timer = self.loop.call_later(delay, cb)  # type: ignore[arg-type]
+            self.timer = self.clock.call_later(delay, cb)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
-            self.timer.cancel()  # type: ignore[attr-defined]
+            self.timer.cancel()
             self.timer = None
 
-    def close(self) -> None:
-        if self.closed:
+    def close(self, termination: str | None = None) -> None:
+        """Ends the stream once: both sockets closed, counters updated, the log line written."""
+        if self.phase is Phase.CLOSED:
             return
-        self.closed = True
+        if termination is not None:
+            self.termination = termination
+        phase, self.phase = self.phase, Phase.CLOSED
         self._cancel_timer()
-        if self.queued:
-            self.rt.unqueue(self)
-        for half in (self.c2s, self.s2c):
-            if half is not None:
-                half.stop()
-        if self.termination[0] in "CS" and self.termination[1] == "D":
-            self._rst_client()
-        elif self.c2s is None:
-            self._drain_client()
-        if self.fe.cfg.log_format:
-            # %fi/%fp and %bi/%bp are written after the sockets are closed
-            self.local_addr()
-            if self.ssock is not None and self.c2s is not None:
-                with contextlib.suppress(OSError):
-                    self.backend_local = self.ssock.getsockname()
-        self.poller.forget(self.csock.fileno())
-        self.csock.close()
-        if self.ssock is not None:
-            self.poller.forget(self.ssock.fileno())
-            self.ssock.close()
+        if phase is Phase.QUEUED and self.backend is not None:
+            self.backend.unqueue(self)
+        mux = self.mux
+        if mux is not None:
+            mux.stop()
+        cli = self.cli
+        if not self.quiet:
+            if self.termination[0] in "CS" and self.termination[1] == "D":
+                self.rst_client()
+            elif mux is None:
+                self._drain_client()
+            if self.fe.cfg.log_format:
+                # %fi/%fp and %bi/%bp are written after the sockets are closed
+                cli.local_addr()
+                if self.srv_conn is not None and mux is not None:
+                    self.srv_conn.read_local()
+        self.poller.forget(cli.fd)
+        cli.sock.close()
+        sc = self.srv_conn
+        if sc is not None:
+            self.poller.forget(sc.fd)
+            sc.sock.close()
         self.rt.stream_closed(self)
 
     def _drain_client(self) -> None:
         """Reads what the client already sent, as HAProxy has it buffered, so close is a FIN."""
         with contextlib.suppress(OSError):
-            self.csock.recv_into(relay.BUFFER)
+            self.cli.sock.recv_into(relay.BUFFER)
+
+    @property
+    def logged(self) -> bool:
+        """Whether this stream's end gets a log line (errors before it wrote their own)."""
+        return not self.quiet and (self.mux is not None or self.termination != "--")
 
     @property
     def bytes_in(self) -> int:
-        return self.c2s.nbytes if self.c2s is not None else 0
+        return self.mux.bytes_in if self.mux is not None else 0
 
     @property
     def bytes_out(self) -> int:
-        return self.s2c.nbytes if self.s2c is not None else 0
+        return self.mux.bytes_out if self.mux is not None else 0

@@ -1,0 +1,84 @@
+"""The pass-through mux of TCP mode: two relay halves between the client and server sockets."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from nsproxy.runtime.relay import Half
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.stream import Stream
+
+
+class PassThroughMux:
+    """Moves bytes both ways until both are done or one fails; reports to its stream.
+
+    It is the relay halves' owner: reads tell the stream the side was active (its idle
+    timer), a finished direction may change the stream's limits (`timeout client-fin`), an
+    error ends the stream with the side that failed.
+    """
+
+    __slots__ = ("c2s", "clock", "poller", "s2c", "stream")
+
+    def __init__(
+        self,
+        stream: Stream,
+        csock: socket.socket,
+        ssock: socket.socket,
+        head: bytes,
+        splice_up: bool,
+        splice_down: bool,
+    ) -> None:
+        self.stream = stream
+        self.clock = stream.clock
+        self.poller = stream.poller
+        self.c2s = Half(self, csock, ssock, head, splice_up)
+        self.s2c = Half(self, ssock, csock, b"", splice_down)
+        Half.link(self.c2s, self.s2c)
+
+    def start(self) -> None:
+        if not self.c2s.pending:
+            self.poller.clear_writer(self.c2s.dstfd)  # first: the reader's MOD then drops OUT
+        self.c2s.start()
+        self.s2c.start()
+
+    def stop(self) -> None:
+        self.c2s.stop()
+        self.s2c.stop()
+
+    @property
+    def client_eof(self) -> bool:
+        return self.c2s.eof
+
+    @property
+    def server_eof(self) -> bool:
+        return self.s2c.eof
+
+    @property
+    def bytes_in(self) -> int:
+        return self.c2s.nbytes
+
+    @property
+    def bytes_out(self) -> int:
+        return self.s2c.nbytes
+
+    # -- relay.Owner ------------------------------------------------------------------------
+    def activity(self, half: Half) -> None:
+        s = self.stream
+        if half is self.c2s:
+            s.last_c = self.clock.time()
+        else:
+            s.last_s = self.clock.time()
+        if s.timer is None:
+            s.arm_idle()
+
+    def half_done(self, half: Half) -> None:
+        if self.c2s.shut and self.s2c.shut:
+            self.stream.close()
+        else:
+            self.stream.limits_changed()
+
+    def half_error(self, half: Half, on_read: bool) -> None:
+        client_side = (half is self.c2s) == on_read
+        self.stream.close("CD" if client_side else "SD")
