@@ -106,9 +106,12 @@ def _add_server(rt: Runtime, args: list[str]) -> str:
     """`add server <bk>/<srv> <addr> [options]`: the options of a configuration server line."""
     if len(args) < 3:
         raise DynamicError("'server' expects <name> and <addr>[:<port>] as arguments.")
-    be, name = _split_srv(args[2])
+    be, slash, name = args[2].partition("/")
+    # HAProxy 2.6 ends these two answers without the blank line of the others.
+    if not slash or not be or not name:
+        raise CliError("Require 'backend/server'.")
     if be not in rt.backends:
-        raise DynamicError("No such backend.")
+        raise CliError("No such backend.")
     add_server_cfg(rt, be, dynamic_server(RUNTIME_WHERE, be, name, args[3:]))
     return "New server registered.\n"
 

@@ -53,7 +53,6 @@ SUM_STAT = frozenset(
 SAME_NETNS = frozenset(("name", "inode", "listeners", "servers", "state"))  # others: summed
 
 
-
 def num(v: str) -> int | None:
     return int(v) if v.lstrip("-").isdigit() else None
 
