@@ -1,4 +1,4 @@
-"""The `nsproxy` command line, with HAProxy's flags (-f, -c, -db, -D, -p, -sf, -st, -v)."""
+"""The `nsproxy` command line, with HAProxy's flags; picks single-process or master-worker mode."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import argparse
 import sys
 
 from nsproxy import __version__
-from nsproxy.config.model import Config
-from nsproxy.config.parser import expand_paths, parse_files
+from nsproxy.config.load import load
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log
+from nsproxy.ops import log, master, service
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,21 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(files: list[str], quiet: bool = False) -> Config | None:
-    config, state = parse_files(files)
-    if not quiet:
-        for w in state.warnings:
-            log.warning(w if w.startswith("config :") else f"config : {w}")
-    for e in state.errors:
-        log.alert(e if e.startswith("config :") else f"config : {e}")
-    if config is None:
-        for path in expand_paths(files):
-            if any(f"[{path}:" in e for e in state.errors):
-                log.alert(f"config : Error(s) found in configuration file : {path}")
-        log.alert("config : Fatal errors found in configuration.")
-    return config
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.version or args.version_full:
@@ -68,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print("Configuration file is valid")
         return 0
-    from nsproxy.ops.service import run
-
+    run = master.run_master if master.is_master_worker(config, args) else service.run
     try:
         return run(config, args)
     except NetnsError as exc:

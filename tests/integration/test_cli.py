@@ -7,16 +7,31 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, free_port, recv_all, wait_until
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nsproxy", *args], capture_output=True, text=True, timeout=30
     )
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _refused(port: int) -> bool:
+    try:
+        connect(None, ("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 def test_version_and_usage() -> None:
@@ -37,9 +52,7 @@ def test_daemon_with_pidfile_serves_and_stops_on_sigterm(lab: Lab, tmp_path: Pat
     )
     res = _run("-D", "-p", str(pidfile), "-f", str(cfg))
     assert res.returncode == 0, res.stderr
-    deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(pidfile.exists, 10, "the daemon's pidfile")
     pid = int(pidfile.read_text())
     try:
         with connect(None, ("127.0.0.1", lport)) as c:
@@ -47,16 +60,11 @@ def test_daemon_with_pidfile_serves_and_stops_on_sigterm(lab: Lab, tmp_path: Pat
             assert recv_all(c) == b"pong\n"
     finally:
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
+    try:
+        wait_until(lambda: not _exists(pid), 10, "the daemon to stop on SIGTERM")
+    except TimeoutError:
         os.kill(pid, signal.SIGKILL)
-        raise AssertionError("daemon did not stop on SIGTERM")
+        raise
 
 
 def test_sigusr1_soft_stop_lets_connections_finish(lab: Lab) -> None:
@@ -70,14 +78,8 @@ def test_sigusr1_soft_stop_lets_connections_finish(lab: Lab) -> None:
         c.sendall(b"one")
         assert c.recv(10) == b"one"
         proxy.proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.3)
-        # the listener is gone, the established connection still flows
-        try:
-            connect(None, ("127.0.0.1", lport), timeout=1).close()
-            refused = False
-        except OSError:
-            refused = True
-        assert refused
+        # the listener goes, the established connection still flows
+        wait_until(lambda: _refused(lport), 5, "the listener to close on SIGUSR1")
         c.sendall(b"two")
         assert c.recv(10) == b"two"
         assert proxy.proc.poll() is None

@@ -289,7 +289,8 @@ listen ta
 
 
 def test_runtime_api_commands(lab: Lab, inproc: Callable[[str], _InProcess]) -> None:
-    from nsproxy.ops.runtime_api import ADMIN, OPERATOR, Session, execute
+    from nsproxy.ops.commands import execute
+    from nsproxy.ops.runtime_api import ADMIN, OPERATOR, Session
 
     a = lab.netns("a")
     b = lab.netns("b")

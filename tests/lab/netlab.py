@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,10 +17,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+T = TypeVar("T")
+
+
+def wait_until(pred: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
+    """Polls `pred` until it returns a true value, which is returned; raises TimeoutError
+    naming `what` (and the last value seen) when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
+        time.sleep(0.01)
 
 
 def tcp_defaults(client: str = "5s", server: str = "5s", tcplog: bool = True) -> str:
@@ -170,14 +186,13 @@ class Sink:
                 conn.closed.set()
 
     def wait_conns(self, n: int, timeout: float = 10.0) -> list[Conn]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The connections seen, once there are at least `n`; raises TimeoutError otherwise."""
+
+        def enough() -> list[Conn] | None:
             with self._lock:
-                if len(self.conns) >= n:
-                    return list(self.conns)
-            time.sleep(0.01)
-        with self._lock:
-            return list(self.conns)
+                return list(self.conns) if len(self.conns) >= n else None
+
+        return wait_until(enough, timeout, f"{n} connection(s) to {self.host}:{self.port}")
 
     def close(self) -> None:
         self._stop = True
@@ -233,13 +248,20 @@ class Proxy:
             return f.read().decode("utf-8", "replace")
 
     def wait_output(self, needle: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The output once it contains `needle`; raises TimeoutError (with the output) if not."""
+        return self.wait_count(needle, 1, timeout)
+
+    def wait_count(self, needle: str, n: int, timeout: float = 10.0) -> str:
+        """The output once `needle` appears at least `n` times; raises TimeoutError if not."""
+
+        def enough() -> str | None:
             out = self.output()
-            if needle in out:
-                return out
-            time.sleep(0.02)
-        return self.output()
+            return out if out.count(needle) >= n else None
+
+        try:
+            return wait_until(enough, timeout, f"{n} x {needle!r}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; nsproxy's output:\n{self.output()}") from None
 
     def log_lines(self) -> list[str]:
         return [ln for ln in self.output().splitlines() if ln and not ln.startswith("[")]
@@ -334,6 +356,36 @@ class Lab:
         self._closers.append(p.stop)
         return p
 
+    def haproxy(self, config: str, stats_socket: str) -> subprocess.Popen[bytes]:
+        """Debian's HAProxy 2.6 (`haproxy -db -f CFG`), ready once `stats_socket` exists.
+
+        For differential tests: the same configuration and runtime API commands as nsproxy.
+        """
+        exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        with tempfile.NamedTemporaryFile("w", suffix=".cfg", prefix="hap-", delete=False) as f:
+            f.write(config)
+            path = f.name
+        proc = subprocess.Popen([exe, "-db", "-f", path], stderr=subprocess.PIPE)
+
+        def stop() -> None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+        self._closers.append(stop)
+        wait_until(
+            lambda: os.path.exists(stats_socket) or proc.poll() is not None, 10, "HAProxy's start"
+        )
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"haproxy exited: {err}")
+        return proc
+
     def close(self) -> None:
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
@@ -365,6 +417,19 @@ def connect(
         s.bind(source)
     s.connect(addr)
     return s
+
+
+def cli(addr: str | tuple[str, int], text: str, timeout: float = 5.0) -> bytes:
+    """One line to a stats socket (UNIX path or TCP address); the answer until it closes."""
+    family = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(addr)
+        s.sendall(text.encode() + b"\n")
+        out = bytearray()
+        while chunk := s.recv(65536):
+            out += chunk
+    return bytes(out)
 
 
 def recv_all(s: socket.socket, timeout: float = 10.0) -> bytes:

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 from lab.netlab import Lab, Proxy, connect, free_port, recv_all
@@ -72,16 +71,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_count(p: Proxy, needle: str, n: int) -> str:
-    out = p.output()
-    for _ in range(500):  # bounded: 10 s
-        if out.count(needle) >= n:
-            break
-        time.sleep(0.02)
-        out = p.output()
-    return out
-
-
 def _echo(ns: str, port: int, payload: bytes) -> bytes:
     with connect(ns, ("127.0.0.1", port), timeout=5) as c:
         c.sendall(payload)
@@ -139,7 +128,7 @@ def test_master_worker_reloads_without_failed_connection(lab: Lab, tmp_path: Pat
     for n in range(1, RELOADS + 1):
         client.wait_done(n * CONNECTIONS // (RELOADS + 1))
         os.kill(master, signal.SIGUSR2)
-        out = _wait_count(p, "Loading success.", n + 1)
+        out = p.wait_count("Loading success.", n + 1)
         assert out.count("Loading success.") == n + 1, out
     client.join(60)
     assert not client.is_alive()

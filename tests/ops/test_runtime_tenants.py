@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 from pathlib import Path
 
 from lab.netlab import Lab, connect, recv_all
+from lab.netlab import cli as raw_cli
 
 
 def cli(path: str, text: str) -> str:
@@ -128,3 +130,44 @@ listen b
     assert rows[ns_a]["errors"] == "1" and rows[ns_a]["total_conns"] == "1"
     assert rows[ns_b]["errors"] == "0" and rows[ns_b]["total_conns"] == "2"
     assert rows[ns_a]["cur_conns"] == rows[ns_b]["cur_conns"] == "0"
+
+
+ADD_SERVER_CASES = (
+    "add server be/s1 127.0.0.1:7001",
+    "add server nope/x 127.0.0.1:7001",
+    "add server be 127.0.0.1:7001",
+    "add server be/n0",
+    "add server be/n1 127.0.0.1:7001 non-stick",
+    "add server be/n2 127.0.0.1:7001 no-check",
+    "add server be/n3 127.0.0.1:7001 id 1",
+    "add server be/n4 127.0.0.1:7001 bogus",
+    "add server be/n6 127.0.0.1:7001 weight 7 maxconn 3 send-proxy-v2 enabled",
+    "get weight be/n6",
+    "add server be/n7 127.0.0.1:7001 backup disabled",
+    "add server be/n7 127.0.0.1:7001",
+)
+
+
+def test_add_server_options_and_errors_match_haproxy(lab: Lab, tmp_path: Path) -> None:
+    """`add server` parses its options with the configuration's server keyword table and
+    answers HAProxy 2.6's texts, byte for byte (the file name in `id` errors aside)."""
+
+    def config(sock: str) -> str:
+        return (
+            f"global\n  stats socket {sock} level admin\n"
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 5s\n"
+            "  timeout server 5s\nbackend be\n  server s1 127.0.0.1:7000\n"
+        )
+
+    hsock, nsock = str(tmp_path / "h.sock"), str(tmp_path / "n.sock")
+    lab.haproxy(config(hsock), hsock)
+    proxy = lab.proxy(config(nsock))
+    for line in ADD_SERVER_CASES:
+        theirs = raw_cli(hsock, line).decode()
+        ours = raw_cli(nsock, line).decode().replace(proxy.cfg, "CFG")
+        assert ours == re.sub(r"at \S+\.cfg:", "at CFG:", theirs), line
+    for sock in (hsock, nsock):  # n6: weight 7, ready; n7: in maintenance (`disabled`)
+        state = raw_cli(sock, "show servers state be").decode().splitlines()
+        row = {ln.split()[3]: ln.split() for ln in state[2:] if ln}
+        assert row["n6"][6:9] == ["0", "7", "7"], sock
+        assert row["n7"][6] != "0" and row["n7"][7:9] == ["1", "1"], sock

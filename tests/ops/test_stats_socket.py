@@ -6,10 +6,9 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults, wait_until
 
 DEFAULTS = tcp_defaults(tcplog=False)
 
@@ -51,10 +50,7 @@ def _haproxy_stat_header(tmp: Path) -> str:
     )
     proc = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)], stderr=subprocess.PIPE)
     try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.02)
+        wait_until(lambda: os.path.exists(sock), 4, "HAProxy's stats socket")
         return cli(sock, "show stat").splitlines()[0]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -134,12 +130,15 @@ backend be
     held = connect(b, ("127.0.0.1", pb))
     held.sendall(b"xy")
     try:
-        for _ in range(200):
+
+        def settled() -> tuple[list[str], dict[str, list[str]]] | None:
             lines = cli(sock, "show netns").splitlines()
             table = {ln.split()[0]: ln.split() for ln in lines[1:] if ln}
             if table.get(b, ["", "", "0"])[2] == "1" and table[b][4] == "2":
-                break
-            time.sleep(0.02)
+                return lines, table
+            return None
+
+        lines, table = wait_until(settled, 4, f"the held connection counted in {b}")
         assert lines[0].split()[:6] == [
             "#",
             "name",

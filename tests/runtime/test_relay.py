@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,11 +16,17 @@ from nsproxy.runtime import poller, relay
 from nsproxy.runtime.relay import Half
 
 
-def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+def _tcp_pair(bufsize: int | None) -> tuple[socket.socket, socket.socket]:
+    """A connected TCP pair; `bufsize` fixes both ends' buffers before the handshake."""
     ls = socket.socket()
+    a = socket.socket()
+    if bufsize is not None:
+        for s in (ls, a):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
-    a = socket.create_connection(ls.getsockname())
+    a.connect(ls.getsockname())
     b, _ = ls.accept()
     ls.close()
     for s in (a, b):
@@ -30,12 +37,12 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
 class Pair:
     """client <-> [proxy_c | Half x2 | proxy_s] <-> server, each link a TCP loopback pair."""
 
-    def __init__(self, splice: bool) -> None:
+    def __init__(self, splice: bool, bufsize: int | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.poller = poller.get(self.loop)
         relay.set_pipes(8, 1 << 16)
-        self.client, self.proxy_c = _tcp_pair()
-        self.proxy_s, self.server = _tcp_pair()
+        self.client, self.proxy_c = _tcp_pair(bufsize)
+        self.proxy_s, self.server = _tcp_pair(bufsize)
         self.events: list[tuple[str, str]] = []
         self.c2s = Half(self, self.proxy_c, self.proxy_s, b"", splice)
         self.s2c = Half(self, self.proxy_s, self.proxy_c, b"", splice)
@@ -59,12 +66,12 @@ class Pair:
     def half_error(self, half: Half, on_read: bool) -> None:
         self.events.append(("error-read" if on_read else "error-write", self._name(half)))
 
-    def run_until(self, pred: Callable[[], bool], what: str) -> None:
-        for _ in range(5000):
-            if pred():
-                return
+    def run_until(self, pred: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what} (events: {self.events})")
             self.loop.run_until_complete(asyncio.sleep(0.001))
-        raise AssertionError(f"timed out waiting for {what}")
 
     def pump(
         self, src: socket.socket, data: bytes, dst: socket.socket, shut: bool = False
@@ -108,8 +115,21 @@ class Pair:
 
 
 @pytest.fixture(params=[False, True], ids=["copy", "splice"])
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
-    p = Pair(request.param)
+def splice(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def pair(splice: bool) -> Iterator[Pair]:
+    p = Pair(splice)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def small_pair(splice: bool) -> Iterator[Pair]:
+    """Small socket buffers (set before the handshake): the chain fills after a few KiB."""
+    p = Pair(splice, bufsize=16384)
     yield p
     p.close()
 
@@ -142,14 +162,8 @@ def test_half_close_passes_the_fin_and_keeps_the_other_way(pair: Pair) -> None:
     assert pair.events == [("done", "c2s"), ("done", "s2c")]
 
 
-def test_back_pressure_holds_bytes_until_the_reader_reads(pair: Pair) -> None:
-    for sock, opt in (
-        (pair.client, socket.SO_SNDBUF),
-        (pair.proxy_c, socket.SO_RCVBUF),
-        (pair.proxy_s, socket.SO_SNDBUF),
-        (pair.server, socket.SO_RCVBUF),
-    ):
-        sock.setsockopt(socket.SOL_SOCKET, opt, 16384)
+def test_back_pressure_holds_bytes_until_the_reader_reads(small_pair: Pair) -> None:
+    pair = small_pair
     data = _payload(8 << 20)
     view = memoryview(data)
     sent = 0

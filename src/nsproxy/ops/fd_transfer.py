@@ -106,7 +106,8 @@ def _field(data: bytearray, pos: int) -> tuple[str, int]:
     return bytes(data[pos + 1 : pos + 1 + n]).decode("utf-8", "replace"), pos + 1 + n
 
 
-def _addr_key(family: int, addr: object) -> tuple[object, ...] | None:
+def addr_key(family: int, addr: object) -> tuple[object, ...] | None:
+    """What identifies a bound address across processes: (path,) or (host, port)."""
     if family == socket.AF_UNIX:
         return (addr.decode() if isinstance(addr, bytes) else str(addr),)
     if not isinstance(addr, tuple) or len(addr) < 2:
@@ -131,7 +132,7 @@ def adopt(rt: Runtime, path: str) -> dict[Listener, socket.socket]:
         return {}
     wanted: dict[tuple[object, ...], Listener] = {}
     for lst in rt.listeners:
-        key = _addr_key(lst.addr.family, lst.addr.sockaddr())
+        key = addr_key(lst.addr.family, lst.addr.sockaddr())
         if key is not None:
             wanted[(lst.netns.name if lst.netns else "", lst.addr.family, *key)] = lst
     adopted: dict[Listener, socket.socket] = {}
@@ -139,7 +140,7 @@ def adopt(rt: Runtime, path: str) -> dict[Listener, socket.socket]:
         li: Listener | None = None
         try:
             listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            key = _addr_key(sock.family, sock.getsockname())
+            key = addr_key(sock.family, sock.getsockname())
             if listening and sock.type == socket.SOCK_STREAM and key is not None:
                 li = wanted.pop((ns, sock.family, *key), None)
         except OSError:

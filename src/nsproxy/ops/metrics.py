@@ -16,12 +16,15 @@ from prometheus_client.registry import Collector
 
 from nsproxy.addresses import SockAddr
 from nsproxy.netns import Namespace
-from nsproxy.ops.runtime_api import ADMIN, Session, command
+from nsproxy.ops.runtime_api import ADMIN, CommandSet, Session
 from nsproxy.ops.stats import live_bytes, server_status
 from nsproxy.runtime.backend import Server
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
+
+COMMANDS = CommandSet()  # listed by nsproxy.ops.commands
+command = COMMANDS.command
 
 _Family = GaugeMetricFamily | CounterMetricFamily
 _SERVER_STATES = ("UP", "DOWN", "MAINT", "DRAIN", "NOLB", "no check")

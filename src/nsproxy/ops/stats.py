@@ -8,12 +8,15 @@ import time
 from typing import TYPE_CHECKING
 
 from nsproxy import __version__
-from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, Session, command
+from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.objects import Counters
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
+
+COMMANDS = CommandSet()  # listed by nsproxy.ops.commands
+command = COMMANDS.command
 
 # HAProxy 2.6's `show stat` columns, in order (the fields after '-' come from its stats modules).
 _STAT_COLUMNS = (

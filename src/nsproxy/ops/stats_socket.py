@@ -9,9 +9,8 @@ import socket
 from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
-from nsproxy.ops import log, stats  # noqa: F401  (stats fills the command table)
-from nsproxy.ops.fd_transfer import send_listeners
-from nsproxy.ops.runtime_api import LEVEL_NAMES, Session, command, execute, split_commands
+from nsproxy.ops.commands import TABLE
+from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -75,13 +74,7 @@ class CliConn:
             self._flush()
 
     def _run_line(self, line: str) -> None:
-        for text in split_commands(line):
-            if self.session.end:
-                break
-            answer = execute(self.session, text)
-            if self.session.end and not answer:
-                break
-            self.outbuf += answer.encode() + b"\n"
+        self.outbuf += self.server.table.run_line(self.session, line).encode()
 
     def _flush(self) -> None:
         if self.closed:
@@ -117,9 +110,10 @@ class CliConn:
 class StatsSocket:
     """One `stats socket` line: a listening socket and its clients."""
 
-    def __init__(self, rt: Runtime, cfg: StatsSocketCfg) -> None:
+    def __init__(self, rt: Runtime, cfg: StatsSocketCfg, table: CommandTable = TABLE) -> None:
         self.rt = rt
         self.cfg = cfg
+        self.table = table
         self.sock: socket.socket | None = None
         self.conns: set[CliConn] = set()
 
@@ -208,15 +202,3 @@ class StatsSockets:
     def close(self) -> None:
         for s in self.sockets:
             s.close()
-
-
-@command("_getsocks")
-def _getsocks(session: Session, args: list[str]) -> str:
-    """Hands the listening sockets to a new process (HAProxy's `expose-fd listeners`)."""
-    session.end = True
-    if session.expose_fd and session.sock is not None:
-        try:
-            send_listeners(session.rt, session.sock)
-        except OSError as exc:
-            log.warning(f"Failed to transfer sockets: {exc.strerror}")
-    return ""

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_server
 from nsproxy.config.model import BindCfg, ServerCfg, Where
 from nsproxy.netns import Namespace, NetnsError
-from nsproxy.ops.runtime_api import ADMIN, CliError, Session, command
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.objects import Frontend
@@ -143,7 +141,7 @@ def del_bind(rt: Runtime, frontend: str, addr_text: str, netns: str | None = Non
 def _backend(rt: Runtime, name: str) -> Backend:
     be = rt.backends.get(name)
     if be is None:
-        raise DynamicError(f"No such backend '{name}'.")
+        raise DynamicError("No such backend.")
     return be
 
 
@@ -161,26 +159,42 @@ def add_server(
 
     As HAProxy's `add server`, the new server starts in maintenance unless `enabled`.
     """
-    be = _backend(rt, backend)
-    if be.server(name) is not None:
-        raise DynamicError("Already exists a server with the same name in backend.")
     try:
         addr = parse_server(addr_text)
     except AddressError as exc:
         raise DynamicError(f"Invalid address '{addr_text}': {exc}") from None
-    ns: Namespace | None = None
-    if netns is not None and netns != "*":
-        ns = rt.registry.get(netns) or add_netns(rt, netns)
     cfg = ServerCfg(
         RUNTIME_WHERE,
         name,
         addr,
-        puid=max((s.puid for s in be.servers), default=0) + 1,
         namespace=None if netns == "*" else netns,
         use_client_netns=netns == "*",
         disabled=not enabled,
         weight=weight,
     )
+    return add_server_cfg(rt, backend, cfg)
+
+
+def add_server_cfg(rt: Runtime, backend: str, cfg: ServerCfg) -> Server:
+    """Adds the server `cfg` describes to BACKEND, opening its namespace if needed.
+
+    A `puid` of 0 takes the next free id; a given one must be unused (HAProxy's message).
+    """
+    be = _backend(rt, backend)
+    if be.server(cfg.name) is not None:
+        raise DynamicError("Already exists a server with the same name in backend.")
+    if cfg.puid:
+        other = next((s for s in be.servers if s.puid == cfg.puid), None)
+        if other is not None:
+            raise DynamicError(
+                f"'id' : custom id {cfg.puid} already used at {other.cfg.where} "
+                f"('server {other.name}')."
+            )
+    else:
+        cfg = dataclasses.replace(cfg, puid=max((s.puid for s in be.servers), default=0) + 1)
+    ns: Namespace | None = None
+    if cfg.namespace is not None:
+        ns = rt.registry.get(cfg.namespace) or add_netns(rt, cfg.namespace)
     srv = Server(cfg, be, ns)
     be.set_servers([*be.servers, srv])
     return srv
@@ -197,109 +211,3 @@ def del_server(rt: Runtime, backend: str, name: str) -> None:
     if srv.cur_conns > 0 or any(s.server is srv for s in rt.streams):
         raise DynamicError("Server still has connections attached to it, cannot remove it.")
     be.set_servers([s for s in be.servers if s is not srv])
-
-
-# -- runtime API commands (admin level) --------------------------------------------------------
-def _cli(fn: Callable[[Runtime, list[str]], str]) -> Callable[[Session, list[str]], str]:
-    def handler(session: Session, args: list[str]) -> str:
-        session.need(ADMIN)
-        try:
-            return fn(session.rt, args)
-        except DynamicError as exc:
-            raise CliError(f"{exc}\n") from None
-
-    return handler
-
-
-def _opt(args: list[str], start: int, names: tuple[str, ...]) -> dict[str, str]:
-    """`keyword value` pairs after the positional words (`enabled` takes no value)."""
-    out: dict[str, str] = {}
-    i = start
-    while i < len(args):
-        word = args[i]
-        if word == "enabled" and "enabled" in names:
-            out[word] = ""
-            i += 1
-        elif word in names and i + 1 < len(args):
-            out[word] = args[i + 1]
-            i += 2
-        else:
-            raise DynamicError(f"'{word}' : unknown or incomplete keyword.")
-    return out
-
-
-def _need(args: list[str], n: int, usage: str) -> None:
-    if len(args) < n:
-        raise DynamicError(f"Usage: {usage}")
-
-
-def _cli_add_netns(rt: Runtime, args: list[str]) -> str:
-    _need(args, 3, "add netns <name>")
-    add_netns(rt, args[2])
-    return "New namespace registered.\n"
-
-
-def _cli_del_netns(rt: Runtime, args: list[str]) -> str:
-    _need(args, 3, "del netns <name>")
-    del_netns(rt, args[2])
-    return "Namespace deleted.\n"
-
-
-def _cli_bind(add: bool) -> Callable[[Runtime, list[str]], str]:
-    def run(rt: Runtime, args: list[str]) -> str:
-        verb = "add" if add else "del"
-        _need(args, 4, f"{verb} bind <frontend> <addr> [namespace <name>]")
-        ns = _opt(args, 4, ("namespace",)).get("namespace")
-        if add:
-            add_bind(rt, args[2], args[3], ns)
-            return "New bind registered.\n"
-        del_bind(rt, args[2], args[3], ns)
-        return "Bind deleted.\n"
-
-    return run
-
-
-def _split_srv(text: str) -> tuple[str, str]:
-    be, slash, srv = text.partition("/")
-    if not slash or not be or not srv:
-        raise DynamicError("Require 'backend/server'.")
-    return be, srv
-
-
-def _cli_add_server(rt: Runtime, args: list[str]) -> str:
-    _need(args, 4, "add server <bk>/<srv> <addr> [namespace <name>] [weight <w>] [enabled]")
-    be, name = _split_srv(args[2])
-    opts = _opt(args, 4, ("namespace", "weight", "enabled"))
-    weight = opts.get("weight", "1")
-    if not weight.isdigit() or int(weight) > 256:
-        raise DynamicError(f"invalid weight '{weight}'.")
-    add_server(
-        rt, be, name, args[3], opts.get("namespace"), weight=int(weight), enabled="enabled" in opts
-    )
-    return "New server registered.\n"
-
-
-def _cli_del_server(rt: Runtime, args: list[str]) -> str:
-    _need(args, 3, "del server <bk>/<srv>")
-    del_server(rt, *_split_srv(args[2]))
-    return "Server deleted.\n"
-
-
-command("add", "netns", usage="add netns <name>", help="open a network namespace")(
-    _cli(_cli_add_netns)
-)
-command("del", "netns", usage="del netns <name>", help="close a namespace and its listeners")(
-    _cli(_cli_del_netns)
-)
-command("add", "bind", usage="add bind <fe> <addr> [namespace <ns>]", help="add a listener")(
-    _cli(_cli_bind(True))
-)
-command("del", "bind", usage="del bind <fe> <addr> [namespace <ns>]", help="remove a listener")(
-    _cli(_cli_bind(False))
-)
-command("add", "server", usage="add server <bk>/<srv> [args]*", help="create a new server")(
-    _cli(_cli_add_server)
-)
-command("del", "server", usage="del server <bk>/<name>", help="remove a server")(
-    _cli(_cli_del_server)
-)

@@ -8,12 +8,13 @@ from typing import Any
 from nsproxy.addresses import AddressError, parse_server
 from nsproxy.config.keywords.namespace import netns_exists
 from nsproxy.config.keywords.proxy import BE, parse_source_args
-from nsproxy.config.model import CheckCfg, ServerCfg
+from nsproxy.config.model import CheckCfg, ServerCfg, Where
 from nsproxy.config.registry import (
     KEYWORDS,
     SERVER_OPTIONS,
     ConfigError,
     Ctx,
+    Section,
     parse_int,
     parse_time,
 )
@@ -27,21 +28,61 @@ PP2_OPTIONS = frozenset(
 _CHECK_FIELDS = {f.name for f in dataclasses.fields(CheckCfg)}
 
 
-def _parse_options(ctx: Ctx, rest: list[str], line: str) -> dict[str, Any]:
-    opts: dict[str, Any] = dict(ctx.section.fields.get(DEFAULTS, {}))
+# HAProxy refuses these in the runtime API's `add server` ('namespace' is nsproxy's addition:
+# a tenant's server is added at runtime in its namespace).
+NOT_DYNAMIC = frozenset(("non-stick", "no-check"))
+
+
+def _apply_options(
+    ctx: Ctx, rest: list[str], opts: dict[str, Any], dynamic: bool = False
+) -> dict[str, Any]:
     ctx.section.fields[OPTS] = opts
     try:
         while rest:
             kw = SERVER_OPTIONS.get(rest[0])
             if kw is None:
-                raise ConfigError(f"{line} : unknown keyword '{rest[0]}'.", "bracket")
-            try:
-                kw.handler(ctx, rest)
-            except ConfigError as exc:
-                raise ConfigError(f"{line} : {exc}", "bracket") from None
+                raise ConfigError(f"unknown keyword '{rest[0]}'.")
+            if dynamic and rest[0] in NOT_DYNAMIC:
+                raise ConfigError(f"'{rest[0]}' option is not accepted for dynamic server")
+            kw.handler(ctx, rest)
     finally:
         del ctx.section.fields[OPTS]
     return opts
+
+
+def _parse_options(ctx: Ctx, rest: list[str], line: str) -> dict[str, Any]:
+    opts: dict[str, Any] = dict(ctx.section.fields.get(DEFAULTS, {}))
+    try:
+        return _apply_options(ctx, rest, opts)
+    except ConfigError as exc:
+        raise ConfigError(f"{line} : {exc}", "bracket") from None
+
+
+def _checked(line: str, opts: dict[str, Any]) -> tuple[CheckCfg, dict[str, Any]]:
+    """The health check settings and the other ServerCfg fields of parsed options."""
+    check = CheckCfg(**{k[6:]: v for k, v in opts.items() if k.startswith("check.")})
+    if check.enabled and opts.get("use_client_netns"):
+        raise ConfigError(
+            f"{line}'check' cannot be used with 'namespace *': a health check has no client "
+            "connection, so it has no namespace to run in."
+        )
+    return check, {k: v for k, v in opts.items() if not k.startswith("check.")}
+
+
+def dynamic_server(where: Where, backend: str, name: str, words: list[str]) -> ServerCfg:
+    """The runtime API's `add server <backend>/<name> <addr> [options]`, parsed with the
+    configuration's server option table; as in HAProxy the server starts in maintenance
+    unless `enabled` is given. Raises ConfigError with HAProxy's message (no location)."""
+    if not words:
+        raise ConfigError("'server' expects <name> and <addr>[:<port>] as arguments.")
+    try:
+        addr = parse_server(words[0])
+    except AddressError as exc:
+        raise ConfigError(str(exc)) from None
+    ctx = Ctx(where, Section("backend", backend, where, is_backend=True), None)
+    opts = _apply_options(ctx, list(words[1:]), {"disabled": True}, dynamic=True)
+    check, fields = _checked("", opts)
+    return ServerCfg(where=where, name=name, addr=addr, check=check, **fields)
 
 
 @KEYWORDS.register("server", "backend", "listen")
@@ -63,17 +104,11 @@ def _server(ctx: Ctx, args: list[str]) -> None:
                 f"{line} : backend '{px}' has already a server named '{name}' "
                 f"declared at {other.where}."
             )
-    check = CheckCfg(**{k[6:]: v for k, v in opts.items() if k.startswith("check.")})
-    if check.enabled and opts.get("use_client_netns"):
-        raise ConfigError(
-            f"{line} : 'check' cannot be used with 'namespace *': a health check has no client "
-            "connection, so it has no namespace to run in."
-        )
+    check, fields = _checked(f"{line} : ", opts)
     if opts.get("namespace") is not None:
         if not netns_exists(ctx, opts["namespace"]):
             raise ConfigError(f"{line} : Cannot open namespace '{opts['namespace']}'.", "bracket")
         ctx.state.used_namespaces.setdefault(opts["namespace"], ctx.where)
-    fields = {k: v for k, v in opts.items() if not k.startswith("check.")}
     fields.setdefault("puid", len(servers) + 1)
     servers.append(ServerCfg(where=ctx.where, name=name, addr=addr, check=check, **fields))
 

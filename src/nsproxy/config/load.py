@@ -1,0 +1,29 @@
+"""Loading a configuration: parse the files and directories given, report every message."""
+
+from __future__ import annotations
+
+from nsproxy.config.model import Config
+from nsproxy.config.parser import expand_paths, parse_files
+from nsproxy.ops import log
+
+
+def load(files: list[str], quiet: bool = False) -> Config | None:
+    """The model of `files` (directories: their `*.cfg`), or None once the errors are logged.
+
+    Warnings and alerts are written as HAProxy writes them; `quiet` drops the warnings.
+    """
+    config, state = parse_files(files)
+    if not quiet:
+        for w in state.warnings:
+            log.warning(w if w.startswith("config :") else f"config : {w}")
+    for e in state.errors:
+        log.alert(e if e.startswith("config :") else f"config : {e}")
+    if config is None:
+        for path in expand_paths(files):
+            if any(f"[{path}:" in e for e in state.errors):
+                log.alert(f"config : Error(s) found in configuration file : {path}")
+        log.alert("config : Fatal errors found in configuration.")
+    return config
+
+
+__all__ = ["load"]

@@ -1,0 +1,29 @@
+"""The runtime API of a worker or a single process: the command sets it answers, listed."""
+
+from __future__ import annotations
+
+from nsproxy.ops import metrics, stats, tenants_cli
+from nsproxy.ops.runtime_api import SESSION, CommandSet, CommandTable, Session
+
+COMMAND_SETS: tuple[CommandSet, ...] = (
+    SESSION,  # show cli level, operator, user, _getsocks
+    stats.COMMANDS,  # show info/stat/servers state/sess/netns, server state and weight
+    metrics.COMMANDS,  # _metrics, for the master's exporter
+    tenants_cli.COMMANDS,  # add/del netns, bind, server
+)
+
+
+def build_table() -> CommandTable:
+    """A fresh table holding every command set listed above."""
+    return CommandTable(COMMAND_SETS)
+
+
+TABLE = build_table()
+
+
+def execute(session: Session, text: str) -> str:
+    """Runs one command of the process's runtime API; returns the client's answer."""
+    return TABLE.execute(session, text)
+
+
+__all__ = ["COMMAND_SETS", "TABLE", "build_table", "execute"]

@@ -1,0 +1,256 @@
+"""The master's runtime API: the configured `stats socket`s on the shared dispatcher.
+
+Session commands (prompt, quit, levels, `_getsocks`) are the workers' own; `show proc`,
+`reload` and the `@` prefixes are the master's; anything else is asked of every current
+worker at the client's level and their answers are merged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import selectors
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from nsproxy import __version__
+from nsproxy.ops import log
+from nsproxy.ops.master.merge import merge_info, merge_netns, merge_stat
+from nsproxy.ops.master.workers import QUERY_TIMEOUT, Worker, proc_line, query, uptime
+from nsproxy.ops.runtime_api import (
+    ADMIN,
+    LEVEL_NAMES,
+    OPERATOR,
+    SESSION,
+    CommandSet,
+    CommandTable,
+    Session,
+)
+from nsproxy.ops.stats_socket import StatsSocket
+
+if TYPE_CHECKING:
+    from nsproxy.ops.master.process import Master
+    from nsproxy.runtime.process import Runtime
+
+MASTER_HELP = (
+    f"  {'@<relative pid>':<40}: send a command to the <relative pid> process\n"
+    f"  {'@!<pid>':<40}: send a command to the <pid> process\n"
+    f"  {'@master':<40}: send a command to the master process\n"
+    f"  {'show proc':<40}: show the list of processes\n"
+    f"  {'reload':<40}: reload the configuration (new workers, old ones finish)\n"
+)
+
+
+@dataclasses.dataclass(slots=True)
+class Client:
+    """One connection to a `stats socket` served by the master."""
+
+    sock: socket.socket
+    session: Session
+    inbuf: bytearray = dataclasses.field(default_factory=bytearray)
+
+
+class MasterCli:
+    """The master's stats sockets, their clients and the command table they share."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.sel = master.sel
+        self.sockets: list[StatsSocket] = []
+        self.clients: dict[int, Client] = {}
+        own = CommandSet()
+        own.command("show", "proc")(self._show_proc)
+        own.command("reload")(self._reload)
+        self.table = CommandTable((SESSION, own), fallback=self._forward)
+
+    # -- sockets ------------------------------------------------------------------------------
+    def open_sockets(self, rt: Runtime) -> list[StatsSocket]:
+        """The `stats socket`s of `rt`'s configuration; one already open with the same line is
+        kept. Raises OSError (after the alert) if one cannot be bound."""
+        current = {s.cfg: s for s in self.sockets}
+        out: list[StatsSocket] = []
+        for cfg in rt.config.global_.stats_sockets:
+            kept = current.pop(cfg, None)
+            if kept is not None:
+                out.append(kept)
+                continue
+            s = StatsSocket(rt, cfg, self.table)
+            try:
+                s.open()
+            except OSError as exc:
+                log.alert(
+                    f"Starting frontend GLOBAL: cannot bind socket ({exc.strerror}) for "
+                    f"[{cfg.addr}]"
+                )
+                for opened in out:
+                    if opened not in self.sockets:
+                        self.close_socket(opened)
+                raise
+            out.append(s)
+        return out
+
+    def use(self, sockets: list[StatsSocket], rt: Runtime) -> None:
+        """Serves `sockets` from now on (others are closed); clients see runtime `rt`."""
+        for s in self.sockets:
+            if s not in sockets:
+                self.close_socket(s)
+        for s in sockets:
+            if s not in self.sockets and s.sock is not None:
+                self.sel.register(s.sock, selectors.EVENT_READ, lambda s=s: self._on_accept(s))
+        self.sockets = sockets
+        for c in self.clients.values():
+            c.session.rt = rt
+
+    def close_socket(self, s: StatsSocket) -> None:
+        if s.sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(s.sock)
+        s.close(clients=False)
+
+    def close(self, clients: bool) -> None:
+        for s in self.sockets:
+            self.close_socket(s)
+        self.sockets = []
+        if clients:
+            for c in list(self.clients.values()):
+                self._drop(c)
+
+    def close_in_child(self) -> None:
+        """In a new worker: the sockets and clients are the master's."""
+        for s in self.sockets:
+            if s.sock is not None:
+                s.sock.close()
+        for c in self.clients.values():
+            c.sock.close()
+
+    # -- clients ------------------------------------------------------------------------------
+    def _on_accept(self, s: StatsSocket) -> None:
+        if s.sock is None or self.master.rt is None:
+            return
+        try:
+            csock, _ = s.sock.accept()
+        except OSError:
+            return
+        csock.setblocking(False)
+        session = Session(self.master.rt, LEVEL_NAMES[s.cfg.level], s.cfg.expose_fd, csock)
+        c = Client(csock, session)
+        self.clients[csock.fileno()] = c
+        self.sel.register(csock, selectors.EVENT_READ, lambda: self._on_client(c))
+
+    def _drop(self, c: Client) -> None:
+        self.clients.pop(c.sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(c.sock)
+        c.sock.close()
+
+    def _on_client(self, c: Client) -> None:
+        try:
+            data = c.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        lines: list[str] = []
+        if data:
+            c.inbuf += data
+            while b"\n" in c.inbuf:
+                raw, _, rest = bytes(c.inbuf).partition(b"\n")
+                c.inbuf = bytearray(rest)
+                lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
+        elif c.inbuf.strip():
+            lines.append(c.inbuf.decode("utf-8", "replace"))
+            c.inbuf.clear()
+        out = bytearray()
+        done = not data
+        for line in lines:
+            out += self.table.run_line(c.session, line).encode()
+            if not c.session.prompt or c.session.end:
+                done = True
+                break
+            out += b"> "
+        if out:
+            try:
+                c.sock.settimeout(QUERY_TIMEOUT)
+                c.sock.sendall(out)
+                c.sock.setblocking(False)
+            except OSError:
+                done = True
+        if done:
+            self._drop(c)
+
+    # -- the master's commands ----------------------------------------------------------------
+    def _reload(self, session: Session, args: list[str]) -> str:
+        session.need(ADMIN)
+        self.master.reload()
+        return ""
+
+    def _show_proc(self, session: Session, args: list[str]) -> str:
+        m = self.master
+        now = time.time()
+        head = f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} <version>\n"
+        failed = f"{m.reloads} [failed: {m.failed_reloads}]"
+        lines = [head, f"{os.getpid():<15} {'master':<15} {failed:<15} "]
+        lines.append(f"{uptime(now - m.started):<15} {__version__}\n# workers\n")
+        for w in m.current():
+            lines.append(proc_line(w, m.reloads - w.reloads, now))
+        lines.append("# old workers\n")
+        for w in sorted(m.workers.values(), key=lambda w: w.pid):
+            if w.old:
+                lines.append(proc_line(w, m.reloads - w.reloads, now))
+        return "".join(lines)
+
+    def _forward(self, session: Session, text: str, words: list[str]) -> str:
+        """A command the master does not answer: routed by `@`, or asked of every worker."""
+        first = words[0]
+        if first.startswith("@"):
+            return self._routed(session, first[1:], text.lstrip()[len(first) :].lstrip())
+        workers = self.master.current()
+        answers = self._ask(session, workers, text)
+        if not answers:
+            return "No worker answered.\n"
+        if words[:2] == ["show", "info"]:
+            return merge_info(answers, os.getpid(), len(workers))
+        if words[:2] == ["show", "stat"]:
+            return merge_stat(answers)
+        if words[:2] == ["show", "netns"]:
+            return merge_netns(answers)
+        if words[:2] == ["show", "sess"]:
+            return "".join(answers)
+        if first == "help":
+            return answers[0] + MASTER_HELP
+        return answers[0]
+
+    def _routed(self, session: Session, target: str, text: str) -> str:
+        """HAProxy's master CLI prefixes: `@master`, `@N` (current worker N), `@!PID`."""
+        if target == "master":
+            if text.split()[:2] == ["show", "proc"]:
+                return self.table.execute(session, text)
+            return ""
+        found: Worker | None = None
+        if target.startswith("!") and target[1:].isdigit():
+            found = self.master.workers.get(int(target[1:]))
+        elif target.isdigit():
+            found = next((w for w in self.master.current() if w.num == int(target)), None)
+        if found is None:
+            return "Can't find the target process, please verify the PID or the relative number\n"
+        answers = self._ask(session, [found], text)
+        return answers[0] if answers else ""
+
+    def _ask(self, session: Session, workers: list[Worker], text: str) -> list[str]:
+        """Runs one command on each worker at the client's level; their answers, in order."""
+        level = session.level
+        prefix = "" if level == ADMIN else ("operator; " if level == OPERATOR else "user; ")
+        answers = []
+        for w in workers:
+            got = query(w.cli_path, prefix + text)
+            if got is None:
+                continue
+            if prefix:
+                got = got[1:]  # the empty answer of the level command
+            answers.append(got[:-1] if got.endswith("\n") else got)
+        return answers
+
+
+__all__ = ["MASTER_HELP", "Client", "MasterCli"]
