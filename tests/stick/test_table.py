@@ -48,7 +48,7 @@ def test_full_table_gives_up_after_twice_the_batch_visits() -> None:
     """HAProxy visits at most 2 * ((size >> 8) + 1) queue entries: one in use and one
     re-queued are enough to refuse a new entry in a 3-entry table."""
     t = StickTable("t", "ip", 3, store=[("gpc0", None)])
-    a, b, c = _three(t)
+    _, b, c = _three(t)
     t.release(b)
     t.release(c)
     t.touch_local(b, 5)
