@@ -174,3 +174,35 @@ def test_track_and_deny_burst_like_haproxy(burst: int) -> None:
     mine = table_command("show", ["fe"], [t], 1000 + burst * 3)
     norm = [re.sub(r"0x[0-9a-f]+|exp=\d+", "X", x) for x in (shown[:-1], mine)]
     assert norm[0] == norm[1]
+
+
+def test_cleared_entries_do_not_accumulate_in_the_queue() -> None:
+    t = StickTable("t", "integer", 1000)
+    for i in range(5000):
+        e = t.get_entry(i % 7, i)
+        assert e is not None
+        t.release(e)
+        assert t.kill(e)
+    assert len(t) == 0
+    assert t.queue_length() < 200
+
+
+def test_peer_update_into_full_table_evicts_first_like_haproxy() -> None:
+    from nsproxy.stick import peers_proto as pp
+    from nsproxy.stick.peers_sync import apply_update, table_def
+
+    t = StickTable("t", "integer", 2, nopurge=True, store=[("gpc0", None)])
+    for k in (1, 2):
+        e = t.get_entry(k, 0)
+        assert e is not None
+        t.release(e)
+    td = table_def(t, 1)
+    assert apply_update(t, td, pp.Update(1, None, 1, (9,)), 10) is None  # even key 1 exists
+    u = StickTable("u", "integer", 2, store=[("gpc0", None)])
+    for k in (1, 2):
+        e = u.get_entry(k, k)
+        assert e is not None
+        u.release(e)
+    got = apply_update(u, td, pp.Update(1, None, 2, (9,)), 10)
+    assert got is not None and u.get(got, "gpc0", 10) == 9
+    assert u.lookup(1) is None and len(u) == 1

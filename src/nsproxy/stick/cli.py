@@ -9,6 +9,15 @@ from collections.abc import Sequence
 from nsproxy.stick.table import Entry, Key, StickTable
 from nsproxy.stick.types import DICT, FRQP, data_type
 
+# (words, usage, help) of the three commands, as HAProxy 2.6's `help` lists them
+COMMANDS = (
+    (("clear", "table"), "clear table <table> [<filter>]*",
+     "remove an entry from a table (filter: data/key)"),
+    (("set", "table"), "set table <table> key <k> [data.* <v>]*",
+     "update or create a table entry's data"),
+    (("show", "table"), "show table <table> [<filter>]*",
+     "report table usage stats or dump this table's contents (filter: data/key)"),
+)
 FILTER_LEN = 4
 OPS = ("eq", "ne", "le", "ge", "lt", "gt")
 PERMISSION_DENIED = "Permission denied\n"

@@ -41,6 +41,10 @@ def apply_update(t: StickTable, td: TableDef, u: Update, now_ms: int) -> Entry |
     """peer_treat_updatemsg(): stores what a peer taught (local-only types such as conn_cur
     are skipped, types this table does not store are ignored); None if no room."""
     key = t.make_key(u.key) if not isinstance(u.key, int) else u.key & U32
+    # HAProxy allocates before looking the key up: a full table evicts (or, nopurge,
+    # ignores the update) even when the key is already there
+    if t.current >= t.size and (t.nopurge or not t.trash_oldest((t.size >> 8) + 1)):
+        return None
     ts = t.lookup(key)
     if ts is None:
         ts = t.new_entry(key, now_ms)

@@ -99,6 +99,7 @@ class StickTable:
                                                   for dt in self.stored for _ in range(dt.width)]
         self._keys: dict[Key, Entry] = {}
         self._exps: deque[Entry] = deque()
+        self._dead = 0  # freed entries still in _exps, dropped when reached or compacted
         # offsets of the data the counter events touch, None when not stored
         o = self.offsets.get
         self._conn_cur, self._conn_cnt, self._conn_rate = o(6), o(4), o(5)
@@ -209,9 +210,18 @@ class StickTable:
             del self._keys[ts.key]
             self.current -= 1
             ts.exp_key = -1
-            if self._exps and self._exps[-1] is ts:
-                self._exps.pop()
+            self._dead += 1
+            if self._dead > 64 and self._dead * 2 > len(self._exps):
+                self._compact()
         return True
+
+    def queue_length(self) -> int:
+        """Slots in the expiry queue, freed entries not yet dropped included."""
+        return len(self._exps)
+
+    def _compact(self) -> None:
+        self._exps = deque(e for e in self._exps if e.exp_key >= 0)
+        self._dead = 0
 
     def expired(self, ts: Entry, now_ms: int) -> bool:
         return bool(self.expire_ms) and ts.expire <= now_ms
@@ -231,6 +241,8 @@ class StickTable:
         if not q or q[-1].exp_key <= ts.exp_key:
             q.append(ts)
         else:  # a date earlier than the tail's (peer-learnt); rare, keep the queue sorted
+            self._compact()
+            q = self._exps
             keys = [e.exp_key for e in q]
             q.insert(bisect.bisect_right(keys, ts.exp_key), ts)
 
@@ -238,6 +250,7 @@ class StickTable:
         q = self._exps
         while q and q[0].exp_key < 0:
             q.popleft()
+            self._dead -= 1
         return q[0] if q else None
 
     def trash_oldest(self, to_batch: int) -> int:
@@ -258,12 +271,13 @@ class StickTable:
                 continue
             if ts.expire != ts.exp_key:
                 self._queue(ts)
+                q = self._exps
                 continue
             del self._keys[ts.key]
             self.current -= 1
             ts.exp_key = -1
             batched += 1
-        q.extendleft(reversed(held))
+        self._exps.extendleft(reversed(held))
         return batched
 
     def expire_entries(self, now_ms: int) -> int | None:
@@ -287,11 +301,12 @@ class StickTable:
                 continue
             if ts.expire > now_ms:
                 self._queue(ts)
+                q = self._exps
                 continue
             del self._keys[ts.key]
             self.current -= 1
             ts.exp_key = -1
-        q.extendleft(reversed(held))
+        self._exps.extendleft(reversed(held))
         return nxt
 
     # -- data -------------------------------------------------------------------------------
