@@ -100,6 +100,7 @@ class StickTable:
         self._keys: dict[Key, Entry] = {}
         self._exps: deque[Entry] = deque()
         self._dead = 0  # freed entries still in _exps, dropped when reached or compacted
+        self._updates: dict[Entry, None] | None = None  # local updates, oldest first
         # offsets of the data the counter events touch, None when not stored
         o = self.offsets.get
         self._conn_cur, self._conn_cnt, self._conn_rate = o(6), o(4), o(5)
@@ -193,8 +194,17 @@ class StickTable:
         ts.expire = now_ms + self.expire_ms
         self.update = (self.update + 1) & U32
         ts.upd = self.update
+        log = self._updates
+        if log is not None:
+            log.pop(ts, None)
+            log[ts] = None
         if decref:
             ts.ref_cnt -= 1
+
+    def keep_update_log(self) -> None:
+        """Keeps local updates in order from now on (what peer sessions push from)."""
+        if self._updates is None:
+            self._updates = {}
 
     def touch_remote(self, ts: Entry, expire: int, decref: bool = False) -> None:
         """stktable_touch_remote(): an update learnt from a peer, with its expiry date."""
@@ -211,9 +221,18 @@ class StickTable:
             self.current -= 1
             ts.exp_key = -1
             self._dead += 1
+            if self._updates is not None:
+                self._updates.pop(ts, None)
             if self._dead > 64 and self._dead * 2 > len(self._exps):
                 self._compact()
         return True
+
+    def _forget(self, ts: Entry) -> None:
+        del self._keys[ts.key]
+        self.current -= 1
+        ts.exp_key = -1
+        if self._updates is not None:
+            self._updates.pop(ts, None)
 
     def queue_length(self) -> int:
         """Slots in the expiry queue, freed entries not yet dropped included."""
@@ -273,9 +292,7 @@ class StickTable:
                 self._queue(ts)
                 q = self._exps
                 continue
-            del self._keys[ts.key]
-            self.current -= 1
-            ts.exp_key = -1
+            self._forget(ts)
             batched += 1
         self._exps.extendleft(reversed(held))
         return batched
@@ -303,9 +320,7 @@ class StickTable:
                 self._queue(ts)
                 q = self._exps
                 continue
-            del self._keys[ts.key]
-            self.current -= 1
-            ts.exp_key = -1
+            self._forget(ts)
         self._exps.extendleft(reversed(held))
         return nxt
 
@@ -431,7 +446,17 @@ class StickTable:
 
     def updates_after(self, update_id: int) -> list[Entry]:
         """Entries locally updated after `update_id`, oldest first (what to teach a peer)."""
-        out = [e for e in self._keys.values() if e.upd and ((e.upd - update_id) & U32) - 1
-               < 0x7FFFFFFF]
-        out.sort(key=lambda e: (e.upd - update_id) & U32)
-        return out
+        def newer(e: Entry) -> bool:
+            return 0 < ((e.upd - update_id) & U32) < 0x80000000
+
+        if self._updates is not None:
+            out = []
+            for e in reversed(self._updates):
+                if not newer(e):
+                    break
+                out.append(e)
+            out.reverse()
+            return out
+        found = [e for e in self._keys.values() if e.upd and newer(e)]
+        found.sort(key=lambda e: (e.upd - update_id) & U32)
+        return found
