@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from nsproxy.stick import peers_proto as pp
 from nsproxy.stick.peers_session import CLOSED, ESTABLISHED, Events, PeerSession
 from nsproxy.stick.table import StickTable
@@ -112,3 +115,27 @@ def test_updates_for_unknown_or_mismatched_tables_are_ignored() -> None:
     u = pp.encode_update(other, pp.Update(1, None, b"k", (5,)))
     ev = b.receive(other.encode() + u, 0)
     assert ev.learnt == [] and len(mine) == 0 and b.state == ESTABLISHED
+
+
+FRAMES = st.builds(lambda t, p: pp.Frame(pp.CLASS_STICKTABLE, t, p).encode(),
+                   st.integers(0x80, 0x87), st.binary(max_size=40))
+
+
+@given(st.lists(st.one_of(st.binary(max_size=64), FRAMES), max_size=8), st.booleans())
+def test_any_bytes_after_the_handshake_only_close_the_session(chunks: list[bytes],
+                                                            accept: bool) -> None:
+    t = table()
+    if accept:
+        s = PeerSession.accept("b", ("a",), {"t": t}, 0)
+        s.receive(pp.Hello("b", "a", 1).encode(), 0)
+    else:
+        s = PeerSession.connect("a", "b", {"t": t}, 0, pid=1)
+        s.receive(b"200\n", 0)
+    s.receive(pp.TableDef(1, "t", "ip", 4, (2, 10, 6), ((10, 1000),), 0).encode(), 0)
+    for c in chunks:
+        ev = s.receive(c or b"x", 1)
+        s.outgoing()
+        if ev.closed:
+            assert s.state == CLOSED
+            break
+    assert len(t) <= t.size
