@@ -18,6 +18,7 @@ conn_rate(10s): 370 bytes per entry, against 208 bytes of RSS growth per entry f
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import struct
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -123,8 +124,6 @@ class StickTable:
             if isinstance(value, bytes):
                 return int.from_bytes(value[:4], "big")
             if isinstance(value, str):
-                import ipaddress
-
                 return int(ipaddress.IPv4Address(value))
             return value & U32
         if t == "integer":
