@@ -8,7 +8,18 @@ from nsproxy.config.keywords import (
     proxy,
     sections,
     server,
+    stick,
     transparent,
 )
 
-__all__ = ["bind", "checks", "global_", "namespace", "proxy", "sections", "server", "transparent"]
+__all__ = [
+    "bind",
+    "checks",
+    "global_",
+    "namespace",
+    "proxy",
+    "sections",
+    "server",
+    "stick",
+    "transparent",
+]

@@ -1,0 +1,1 @@
+"""Stick tables, frequency counters and the peers protocol (sans I/O)."""
