@@ -50,11 +50,14 @@ class Haproxy:
         cfg.write_text(config.replace("{SOCK}", self.sock))
         self.proc = subprocess.Popen(
             [exe, "-db", "-f", str(cfg), *extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
-            wait_for(lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
-                     what="haproxy's stats socket")
+            wait_for(
+                lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
+                what="haproxy's stats socket",
+            )
             if self.proc.poll() is not None:
                 raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
         except BaseException:

@@ -46,7 +46,8 @@ def theirs() -> float:
     (d / "h.cfg").write_text(
         f"global\n    stats socket {sock} level admin\n"
         "backend t\n"
-        f"    stick-table type ip size {N} expire 60s store conn_cur,conn_rate(10s)\n")
+        f"    stick-table type ip size {N} expire 60s store conn_cur,conn_rate(10s)\n"
+    )
     p = subprocess.Popen(["haproxy", "-db", "-f", str(d / "h.cfg")])
     try:
         deadline = time.monotonic() + 10
@@ -74,8 +75,10 @@ def theirs() -> float:
         batch = []
         for i in range(N):
             a = 0x0A000000 + i
-            batch.append(f"set table t key {a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
-                         " data.conn_cur 1 data.conn_rate 1\n")
+            batch.append(
+                f"set table t key {a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+                " data.conn_cur 1 data.conn_rate 1\n"
+            )
             if len(batch) == 1000:
                 s.sendall("".join(batch).encode())
                 batch = []

@@ -39,16 +39,31 @@ backend b_v6
 
 def our_tables() -> list[StickTable]:
     return [
-        StickTable("fe", "ip", 10240, expire_ms=30000, store=[
-            ("conn_cur", None), ("conn_rate", 10000), ("http_req_rate", 10000),
-            ("server_id", None), ("gpc0", None), ("gpt0", None), ("bytes_in_cnt", None),
-            ("http_req_cnt", None), ("server_key", None)]),
+        StickTable(
+            "fe",
+            "ip",
+            10240,
+            expire_ms=30000,
+            store=[
+                ("conn_cur", None),
+                ("conn_rate", 10000),
+                ("http_req_rate", 10000),
+                ("server_id", None),
+                ("gpc0", None),
+                ("gpt0", None),
+                ("bytes_in_cnt", None),
+                ("http_req_cnt", None),
+                ("server_key", None),
+            ],
+        ),
         StickTable("b_int", "integer", 10, store=[("gpc0", None), ("gpc0_rate", 60000)]),
-        StickTable("b_str", "string", 1048576, key_len=8,
-                   store=[("gpc0", None), ("sess_cnt", None)]),
+        StickTable(
+            "b_str", "string", 1048576, key_len=8, store=[("gpc0", None), ("sess_cnt", None)]
+        ),
         StickTable("b_bin", "binary", 1 << 30, key_len=4, store=[("gpc0", None)]),
-        StickTable("b_v6", "ipv6", 100, nopurge=True,
-                   store=[("gpc0", None), ("http_err_rate", 5000)]),
+        StickTable(
+            "b_v6", "ipv6", 100, nopurge=True, store=[("gpc0", None), ("http_err_rate", 5000)]
+        ),
     ]
 
 

@@ -116,18 +116,25 @@ def test_errors_match_haproxy(tmp_path: Path) -> None:
     exe = need_haproxy()
     cfg = tmp_path / "bad.cfg"
     cfg.write_text(BAD)
-    theirs = _alerts(subprocess.run([exe, "-c", "-f", str(cfg)], capture_output=True,
-                                    text=True, cwd=tmp_path).stderr, cfg)
-    res = subprocess.run([sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)],
-                         capture_output=True, text=True)
+    theirs = _alerts(
+        subprocess.run(
+            [exe, "-c", "-f", str(cfg)], capture_output=True, text=True, cwd=tmp_path
+        ).stderr,
+        cfg,
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)], capture_output=True, text=True
+    )
     ours = _alerts(res.stderr, cfg)
     assert res.returncode == 1
     ours = [x.replace(str(cfg), "bad.cfg") for x in ours]
     theirs = [x.replace(str(cfg), "bad.cfg") for x in theirs]
     assert [x for x in ours if x.startswith("ALERT")] == [
-        x for x in theirs if x.startswith("ALERT")]
+        x for x in theirs if x.startswith("ALERT")
+    ]
     assert sorted(x for x in ours if x.startswith("WARNING")) == sorted(
-        x for x in theirs if x.startswith("WARNING"))
+        x for x in theirs if x.startswith("WARNING")
+    )
 
 
 def _parse(text: str, tmp_path: Path) -> ParseState:
@@ -143,12 +150,19 @@ def test_model_and_tables(tmp_path: Path) -> None:
     g = state.global_.fields
     assert g["localpeer"] == "hap"
     (mesh,) = g["peers"]
-    assert mesh.name == "mesh" and mesh.local == PeerCfg(Where("g.cfg", 9), "hap", "127.0.0.1",
-                                                        10001, True)
+    assert mesh.name == "mesh" and mesh.local == PeerCfg(
+        Where("g.cfg", 9), "hap", "127.0.0.1", 10001, True
+    )
     assert [p.name for p in mesh.peers] == ["hap", "py"]
     (sess,) = mesh.tables
     assert (sess.name, sess.key_type, sess.key_size, sess.size, sess.expire_ms, sess.peers) == (
-        "mesh/sessions", "string", 41, 1048576, 600000, "mesh")
+        "mesh/sessions",
+        "string",
+        41,
+        1048576,
+        600000,
+        "mesh",
+    )
     meta = next(s for s in state.proxies if s.name == "meta")
     assert meta.fields["stick_rules"] == [
         StickRuleCfg(Where("g.cfg", 18), "match", "src", "mesh/sessions", ("if", "TRUE")),
@@ -165,18 +179,22 @@ def test_model_and_tables(tmp_path: Path) -> None:
 def test_show_table_of_parsed_tables_matches_haproxy(tmp_path: Path) -> None:
     h = Haproxy(GOOD)
     try:
-        for cmd in ("set table octavia key 10.0.0.1 data.server_id 1",
-                    "set table mesh/sessions key abc data.gpc0 3"):
+        for cmd in (
+            "set table octavia key 10.0.0.1 data.server_id 1",
+            "set table mesh/sessions key abc data.gpc0 3",
+        ):
             h.cli(cmd)
-        theirs = [h.cli(c)[:-1] for c in ("show table", "show table octavia",
-                                           "show table mesh/sessions")]
+        theirs = [
+            h.cli(c)[:-1] for c in ("show table", "show table octavia", "show table mesh/sessions")
+        ]
     finally:
         h.close()
     state = _parse(GOOD.replace("{SOCK}", "/nonexistent"), tmp_path)
     tables = make_tables(effective_tables(state))
     table_command("set", ["octavia", "key", "10.0.0.1", "data.server_id", "1"], tables, 5000)
     table_command("set", ["mesh/sessions", "key", "abc", "data.gpc0", "3"], tables, 5000)
-    ours = [table_command("show", c.split(), tables, 5000) for c in ("", "octavia",
-                                                                       "mesh/sessions")]
+    ours = [
+        table_command("show", c.split(), tables, 5000) for c in ("", "octavia", "mesh/sessions")
+    ]
     norm = [[re.sub(r"0x[0-9a-f]+|exp=\d+", "X", x) for x in v] for v in (theirs, ours)]
     assert norm[0] == norm[1]

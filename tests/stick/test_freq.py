@@ -58,8 +58,10 @@ def test_wrapping_ticks_behave_like_small_ones() -> None:
         assert a.read(1000, base + t + 1) == b.read(1000, 1_000_000 + t + 1)
 
 
-@given(st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 50)), max_size=40),
-       st.sampled_from([1000, 10000, 60000]))
+@given(
+    st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 50)), max_size=40),
+    st.sampled_from([1000, 10000, 60000]),
+)
 def test_rate_never_exceeds_events_in_two_periods(
     steps: list[tuple[int, int]], period: int
 ) -> None:

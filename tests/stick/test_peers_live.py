@@ -91,8 +91,10 @@ def test_handshake_learn_and_teach() -> None:
             conn.sendall(pp.control(pp.HEARTBEAT))
 
             # learn: HAProxy announces its table then sends the entry set on its CLI
-            assert h.cli("set table t key 192.0.2.1 data.gpc0 5 data.server_id 2 "
-                         "data.conn_rate 4") == "\n"
+            assert (
+                h.cli("set table t key 192.0.2.1 data.gpc0 5 data.server_id 2 data.conn_rate 4")
+                == "\n"
+            )
             f = pc.frame(lambda f: f.type == pp.DEFINE)
             td = pp.TableDef.decode(f.payload)
             assert (td.name, td.key_type, td.key_size, td.expire) == ("t", "ip", 4, 60000)
@@ -107,8 +109,18 @@ def test_handshake_learn_and_teach() -> None:
             assert isinstance(rate, pp.FreqValue) and (rate.curr, rate.prev) == (4, 0)
             assert u.expire is None or 59000 < u.expire <= 60000
             assert pp.encode_update(td, u) == f.encode()
-            ours = StickTable("t", "ip", 100, expire_ms=60000, store=[
-                ("server_id", None), ("gpc0", None), ("conn_rate", 10000), ("conn_cur", None)])
+            ours = StickTable(
+                "t",
+                "ip",
+                100,
+                expire_ms=60000,
+                store=[
+                    ("server_id", None),
+                    ("gpc0", None),
+                    ("conn_rate", 10000),
+                    ("conn_cur", None),
+                ],
+            )
             ts = apply_update(ours, td, u, 1_000_000)
             assert ts is not None and ours.get(ts, "gpc0", 1_000_000) == 5
             assert ours.get(ts, "conn_rate", 1_000_000) == 4

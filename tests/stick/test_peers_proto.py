@@ -12,15 +12,23 @@ from nsproxy.stick import peers_proto as pp
 # peers mesh store server_id,gpc0,conn_rate(10s),conn_cur`, then `set table t key
 # 192.0.2.1 data.gpc0 5`.
 HAP_DEFINE = b"\n\x82\r\x01\x01t\x04\x04e\xf0\x97\x1c\x05\xf0\xe2\x03"
-HAP_UPDATE = (b"\n\x80\x12\x00\x00\x00\x01\xc0\x00\x02\x01\x00\x05\xf5\xe6\xd7\xb7\x12"
-              b"\x00\x00\x00")
+HAP_UPDATE = b"\n\x80\x12\x00\x00\x00\x01\xc0\x00\x02\x01\x00\x05\xf5\xe6\xd7\xb7\x12\x00\x00\x00"
 
 
-@pytest.mark.parametrize(("value", "encoded"), [
-    (0, b"\x00"), (239, b"\xef"), (240, b"\xf0\x00"), (2287, b"\xff\x7f"),
-    (2288, b"\xf0\x80\x00"), (10000, b"\xf0\xe2\x03"), (60000, b"\xf0\x97\x1c"),
-    (264432, b"\xf0\x80\x80\x00"), (33818864, b"\xf0\x80\x80\x80\x00"),
-])
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (0, b"\x00"),
+        (239, b"\xef"),
+        (240, b"\xf0\x00"),
+        (2287, b"\xff\x7f"),
+        (2288, b"\xf0\x80\x00"),
+        (10000, b"\xf0\xe2\x03"),
+        (60000, b"\xf0\x97\x1c"),
+        (264432, b"\xf0\x80\x80\x00"),
+        (33818864, b"\xf0\x80\x80\x80\x00"),
+    ],
+)
 def test_varint_vectors(value: int, encoded: bytes) -> None:
     assert pp.encode_varint(value) == encoded
     assert pp.decode_varint(encoded) == (value, len(encoded))
@@ -85,7 +93,8 @@ KEYS = {
     "binary": st.binary(min_size=32, max_size=32),
 }
 TYPES = st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 13, 14, 19]), unique=True).map(
-    lambda x: tuple(sorted(x)))
+    lambda x: tuple(sorted(x))
+)
 
 
 def _value(n: int) -> st.SearchStrategy[pp.Value]:
@@ -105,25 +114,34 @@ def _value(n: int) -> st.SearchStrategy[pp.Value]:
 def table_and_update(draw: st.DrawFn) -> tuple[pp.TableDef, pp.Update]:
     kt = draw(st.sampled_from(sorted(KEYS)))
     types = draw(TYPES)
-    td = pp.TableDef(draw(st.integers(0, 5000)), draw(st.text("abc/", min_size=1, max_size=9)),
-                     kt, 32 if kt in ("string", "binary") else (16 if kt == "ipv6" else 4),
-                     types, tuple((n, draw(st.integers(1, 10**6))) for n in types
-                                  if n in pp.FRQP_TYPES), draw(st.integers(0, 2**31)))
-    u = pp.Update(draw(st.none() | st.integers(0, 2**32 - 1)),
-                  draw(st.none() | st.integers(0, 2**32 - 1)), draw(KEYS[kt]),
-                  tuple(draw(_value(n)) for n in types))
+    td = pp.TableDef(
+        draw(st.integers(0, 5000)),
+        draw(st.text("abc/", min_size=1, max_size=9)),
+        kt,
+        32 if kt in ("string", "binary") else (16 if kt == "ipv6" else 4),
+        types,
+        tuple((n, draw(st.integers(1, 10**6))) for n in types if n in pp.FRQP_TYPES),
+        draw(st.integers(0, 2**31)),
+    )
+    u = pp.Update(
+        draw(st.none() | st.integers(0, 2**32 - 1)),
+        draw(st.none() | st.integers(0, 2**32 - 1)),
+        draw(KEYS[kt]),
+        tuple(draw(_value(n)) for n in types),
+    )
     return td, u
 
 
 @given(table_and_update(), st.integers(1, 7))
-def test_define_and_update_round_trip_in_any_chunks(tu: tuple[pp.TableDef, pp.Update],
-                                                     chunk: int) -> None:
+def test_define_and_update_round_trip_in_any_chunks(
+    tu: tuple[pp.TableDef, pp.Update], chunk: int
+) -> None:
     td, u = tu
     wire = td.encode() + pp.encode_update(td, u) + pp.control(pp.HEARTBEAT)
     buf = bytearray()
     frames: list[pp.Frame] = []
     for i in range(0, len(wire), chunk):
-        buf += wire[i:i + chunk]
+        buf += wire[i : i + chunk]
         frames.extend(pp.read_frames(buf))
     assert not buf and len(frames) == 3
     assert pp.TableDef.decode(frames[0].payload) == td
@@ -132,8 +150,9 @@ def test_define_and_update_round_trip_in_any_chunks(tu: tuple[pp.TableDef, pp.Up
 
 
 @given(table_and_update(), st.data())
-def test_truncated_update_is_a_protocol_error(tu: tuple[pp.TableDef, pp.Update],
-                                              data: st.DataObject) -> None:
+def test_truncated_update_is_a_protocol_error(
+    tu: tuple[pp.TableDef, pp.Update], data: st.DataObject
+) -> None:
     td, u = tu
     f = next(pp.read_frames(bytearray(pp.encode_update(td, u))))
     if not f.payload:

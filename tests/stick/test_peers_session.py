@@ -11,8 +11,13 @@ from nsproxy.stick.table import StickTable
 
 
 def table() -> StickTable:
-    return StickTable("t", "ip", 100, expire_ms=60000,
-                      store=[("gpc0", None), ("http_req_rate", 10000), ("conn_cur", None)])
+    return StickTable(
+        "t",
+        "ip",
+        100,
+        expire_ms=60000,
+        store=[("gpc0", None), ("http_req_rate", 10000), ("conn_cur", None)],
+    )
 
 
 def relay(a: PeerSession, b: PeerSession, now: int) -> tuple[Events, Events]:
@@ -117,13 +122,17 @@ def test_updates_for_unknown_or_mismatched_tables_are_ignored() -> None:
     assert ev.learnt == [] and len(mine) == 0 and b.state == ESTABLISHED
 
 
-FRAMES = st.builds(lambda t, p: pp.Frame(pp.CLASS_STICKTABLE, t, p).encode(),
-                   st.integers(0x80, 0x87), st.binary(max_size=40))
+FRAMES = st.builds(
+    lambda t, p: pp.Frame(pp.CLASS_STICKTABLE, t, p).encode(),
+    st.integers(0x80, 0x87),
+    st.binary(max_size=40),
+)
 
 
 @given(st.lists(st.one_of(st.binary(max_size=64), FRAMES), max_size=8), st.booleans())
-def test_any_bytes_after_the_handshake_only_close_the_session(chunks: list[bytes],
-                                                            accept: bool) -> None:
+def test_any_bytes_after_the_handshake_only_close_the_session(
+    chunks: list[bytes], accept: bool
+) -> None:
     t = table()
     if accept:
         s = PeerSession.accept("b", ("a",), {"t": t}, 0)

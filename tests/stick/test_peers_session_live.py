@@ -36,12 +36,18 @@ def ms() -> int:
 
 
 def ours() -> StickTable:
-    return StickTable("t", "ip", 100, expire_ms=60000,
-                      store=[("server_id", None), ("gpc0", None), ("conn_rate", 10000)])
+    return StickTable(
+        "t",
+        "ip",
+        100,
+        expire_ms=60000,
+        store=[("server_id", None), ("gpc0", None), ("conn_rate", 10000)],
+    )
 
 
-def pump(sock: socket.socket, s: PeerSession, until: Callable[[Events], bool],
-         timeout: float = 8.0) -> Events:
+def pump(
+    sock: socket.socket, s: PeerSession, until: Callable[[Events], bool], timeout: float = 8.0
+) -> Events:
     """Moves bytes between the socket and the session until `until(events)` holds."""
     total = Events()
     deadline = time.monotonic() + timeout
@@ -67,6 +73,7 @@ def gpc0_in_haproxy(h: Haproxy, key: str) -> Callable[[], int | None]:
     def get() -> int | None:
         m = re.search(r" gpc0=(\d+)", h.cli(f"show table t key {key}"))
         return int(m.group(1)) if m else None
+
     return get
 
 
@@ -104,8 +111,9 @@ def test_haproxy_connects_we_teach_learn_and_push() -> None:
             table.touch_local(pre, ms())
             assert s.push(ms()) == 1
             pump(conn, s, lambda e: True)
-            assert wait_for(lambda: gpc0_in_haproxy(h, "198.51.100.1")() == 12,
-                            what="pushed update")
+            assert wait_for(
+                lambda: gpc0_in_haproxy(h, "198.51.100.1")() == 12, what="pushed update"
+            )
             # heartbeats keep the session up past HAProxy's 5 s silence limit
             end = time.monotonic() + 6
             pump(conn, s, lambda e: time.monotonic() > end, timeout=10)

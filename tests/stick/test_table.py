@@ -91,11 +91,26 @@ def test_expiry_frees_unused_and_keeps_used_and_touched() -> None:
 
 
 def test_tracking_events_and_show_line() -> None:
-    t = StickTable("t", "ip", 10, expire_ms=30000, store=[
-        ("conn_cnt", None), ("conn_cur", None), ("conn_rate", 10000), ("http_req_cnt", None),
-        ("http_req_rate", 10000), ("bytes_in_cnt", None), ("bytes_out_rate", 1000),
-        ("gpc0", None), ("gpc0_rate", 1000), ("gpt0", None), ("server_id", None),
-        ("server_key", None)])
+    t = StickTable(
+        "t",
+        "ip",
+        10,
+        expire_ms=30000,
+        store=[
+            ("conn_cnt", None),
+            ("conn_cur", None),
+            ("conn_rate", 10000),
+            ("http_req_cnt", None),
+            ("http_req_rate", 10000),
+            ("bytes_in_cnt", None),
+            ("bytes_out_rate", 1000),
+            ("gpc0", None),
+            ("gpc0_rate", 1000),
+            ("gpt0", None),
+            ("server_id", None),
+            ("server_key", None),
+        ],
+    )
     ts = t.get_entry(ip(t, "192.0.2.7"), 1000)
     assert ts is not None
     t.start_counters(ts, 1000)
@@ -110,7 +125,8 @@ def test_tracking_events_and_show_line() -> None:
     assert re.sub(r"^0x[0-9a-f]+", "0xA", line) == (
         "0xA: key=192.0.2.7 use=1 exp=29800 server_id=2 gpt0=7 gpc0=1 gpc0_rate(1000)=1 "
         "conn_cnt=1 conn_rate(10000)=1 conn_cur=1 http_req_cnt=2 http_req_rate(10000)=2 "
-        "bytes_in_cnt=5000 bytes_out_rate(1000)=300 server_key=s2\n")
+        "bytes_in_cnt=5000 bytes_out_rate(1000)=300 server_key=s2\n"
+    )
     t.stop_counters(ts, 2000)
     assert ts.ref_cnt == 0 and t.get(ts, "conn_cur", 2000) == 0
 
@@ -156,9 +172,18 @@ def test_track_and_deny_burst_like_haproxy(burst: int) -> None:
         shown = h.cli("show table fe")
     finally:
         h.close()
-    t = StickTable("fe", "ip", 10240, expire_ms=30000, store=[
-        ("conn_cnt", None), ("conn_cur", None), ("http_req_cnt", None),
-        ("http_req_rate", 10000)])
+    t = StickTable(
+        "fe",
+        "ip",
+        10240,
+        expire_ms=30000,
+        store=[
+            ("conn_cnt", None),
+            ("conn_cur", None),
+            ("http_req_cnt", None),
+            ("http_req_rate", 10000),
+        ],
+    )
     ours = []
     for i in range(burst):
         now = 1000 + i * 3

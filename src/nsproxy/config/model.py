@@ -5,17 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nsproxy.addresses import ServerAddr, SockAddr
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """A place in the configuration, for messages: 'file:line'."""
-
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
+from nsproxy.config.where import Where as Where
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +154,8 @@ class ProxyCfg:
     tcp_check: tuple[TcpCheckRule, ...] = ()
     reject_unknown_netns: bool = False
     log_health_checks: bool = False
+    stick_table: StickTableCfg | None = None
+    stick_rules: tuple[StickRuleCfg, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +192,8 @@ class GlobalCfg:
     master_worker: bool = False
     log_tag: str = "haproxy"
     node: str | None = None
+    localpeer: str | None = None
+    peers: tuple[PeersCfg, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

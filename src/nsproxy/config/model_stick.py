@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nsproxy.config.model import Where
+from nsproxy.config.where import Where
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_NO_DATA = bytearray()  # never written: a stream without analysers never reads into `req`
 
 
 class Phase(enum.IntEnum):
@@ -112,7 +113,7 @@ class Stream:
         self.last_c = self.last_s = self.t0
         self.phase = Phase.ANALYSE
         self.an_index = 0
-        self.req = bytearray()
+        self.req = _NO_DATA
         self.req_eof = False
         self.req_error = False
         self.server: Server | None = None
@@ -155,6 +156,7 @@ class Stream:
     # -- analysers ---------------------------------------------------------------------------
     def start(self) -> None:
         if self.listener.analysers:
+            self.req = bytearray()
             self._analyse(False)
         else:
             self._connect()
@@ -425,7 +427,7 @@ class Stream:
         down = auto or (tcp and (fe.splice_response or be.splice_response))
         if self.req:
             head += self.req
-        self.req = bytearray()
+            self.req = _NO_DATA
         self.mux = PassThroughMux(self, self.cli.sock, sc.sock, head, up, down)
         self.phase = Phase.MUX
         self.last_c = self.last_s = self.clock.time()

@@ -11,12 +11,21 @@ from nsproxy.stick.types import DICT, FRQP, data_type
 
 # (words, usage, help) of the three commands, as HAProxy 2.6's `help` lists them
 COMMANDS = (
-    (("clear", "table"), "clear table <table> [<filter>]*",
-     "remove an entry from a table (filter: data/key)"),
-    (("set", "table"), "set table <table> key <k> [data.* <v>]*",
-     "update or create a table entry's data"),
-    (("show", "table"), "show table <table> [<filter>]*",
-     "report table usage stats or dump this table's contents (filter: data/key)"),
+    (
+        ("clear", "table"),
+        "clear table <table> [<filter>]*",
+        "remove an entry from a table (filter: data/key)",
+    ),
+    (
+        ("set", "table"),
+        "set table <table> key <k> [data.* <v>]*",
+        "update or create a table entry's data",
+    ),
+    (
+        ("show", "table"),
+        "show table <table> [<filter>]*",
+        "report table usage stats or dump this table's contents (filter: data/key)",
+    ),
 )
 FILTER_LEN = 4
 OPS = ("eq", "ne", "le", "ge", "lt", "gt")
@@ -170,8 +179,10 @@ def head_line(t: StickTable) -> str:
 
 def entry_line(t: StickTable, ts: Entry, now_ms: int) -> str:
     """One `show table` entry line; `use` counts the users other than the dump itself."""
-    parts = [f"{id(ts):#x}: key={format_key(t, ts.key)} use={ts.ref_cnt} "
-             f"exp={max(ts.expire - now_ms, 0) if t.expire_ms else 0}"]
+    parts = [
+        f"{id(ts):#x}: key={format_key(t, ts.key)} use={ts.ref_cnt} "
+        f"exp={max(ts.expire - now_ms, 0) if t.expire_ms else 0}"
+    ]
     for dt in t.stored:
         if dt.std == FRQP:
             parts.append(f" {dt.name}({t.periods[dt.num]})={t.get(ts, dt.name, now_ms)}")
@@ -227,8 +238,7 @@ def table_command(
     filters: list[tuple[int, str, int]] = []
     if a[1].startswith("data."):
         if action not in ("show", "clear"):
-            return ('content-based lookup is only supported with the "show" and "clear" '
-                    "actions\n")
+            return 'content-based lookup is only supported with the "show" and "clear" actions\n'
         i = 0
         while i < FILTER_LEN:
             w = a[1 + 3 * i] if 1 + 3 * i < len(a) else ""
@@ -241,26 +251,29 @@ def table_command(
                 return f"Filter entry #{i + 1}: Data type not stored in this table\n"
             op = a[2 + 3 * i] if 2 + 3 * i < len(a) else ""
             if op not in OPS:
-                return (f'Filter entry #{i + 1}: Require and operator among "eq", "ne", "le", '
-                        '"ge", "lt", "gt"\n')
+                return (
+                    f'Filter entry #{i + 1}: Require and operator among "eq", "ne", "le", '
+                    '"ge", "lt", "gt"\n'
+                )
             vs = a[3 + 3 * i] if 3 + 3 * i < len(a) else ""
             v = strl2llrc(vs) if vs else None
             if v is None:
-                return (f"Filter entry #{i + 1}: Require a valid integer value to compare "
-                        "against\n")
+                return f"Filter entry #{i + 1}: Require a valid integer value to compare against\n"
             filters.append((dt.num, op, v))
             i += 1
         nxt = 1 + 3 * i
         if nxt < len(a) and a[nxt]:
-            return (f"Detected extra data in filter, {nxt + 3}th word of input, after "
-                    f"'{a[nxt - 1]}'\n")
+            return (
+                f"Detected extra data in filter, {nxt + 3}th word of input, after '{a[nxt - 1]}'\n"
+            )
     elif a[1]:
         return _ERR_ARGS[action]
     return _walk(action, t, filters, now_ms, oper)
 
 
-def _walk(action: str, t: StickTable, filters: list[tuple[int, str, int]], now_ms: int,
-          oper: bool) -> str:
+def _walk(
+    action: str, t: StickTable, filters: list[tuple[int, str, int]], now_ms: int, oper: bool
+) -> str:
     show = action == "show"
     out = [head_line(t)] if show else []
     if not oper:

@@ -66,9 +66,7 @@ def read_period_flt(c: Sequence[int], at: int, period: int, now_ms: int) -> floa
     return total(c, at, period, -1, now_ms) / period
 
 
-def remain_period(
-    c: Sequence[int], at: int, period: int, freq: int, pend: int, now_ms: int
-) -> int:
+def remain_period(c: Sequence[int], at: int, period: int, freq: int, pend: int, now_ms: int) -> int:
     """freq_ctr_remain_period(): events still allowed this period under `freq` per period."""
     avg = total(c, at, period, pend, now_ms) // period
     return freq - min(avg, freq)

@@ -10,9 +10,16 @@ from nsproxy.stick.table import StickTable
 
 def make_table(cfg: StickTableCfg) -> StickTable:
     """An empty table as `cfg` declares it."""
-    return StickTable(cfg.name, cfg.key_type, cfg.size, key_len=cfg.key_len,
-                      expire_ms=cfg.expire_ms, nopurge=cfg.nopurge, store=cfg.store,
-                      peers=cfg.peers)
+    return StickTable(
+        cfg.name,
+        cfg.key_type,
+        cfg.size,
+        key_len=cfg.key_len,
+        expire_ms=cfg.expire_ms,
+        nopurge=cfg.nopurge,
+        store=cfg.store,
+        peers=cfg.peers,
+    )
 
 
 def make_tables(cfgs: Iterable[StickTableCfg]) -> list[StickTable]:

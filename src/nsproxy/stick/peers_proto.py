@@ -23,7 +23,14 @@ CLASS_CONTROL, CLASS_ERROR, CLASS_STICKTABLE, CLASS_RESERVED = 0, 1, 10, 255
 RESYNC_REQUEST, RESYNC_FINISHED, RESYNC_PARTIAL, RESYNC_CONFIRM, HEARTBEAT = 0, 1, 2, 3, 4
 ERROR_PROTOCOL, ERROR_SIZE_LIMIT = 0, 1
 UPDATE, INC_UPDATE, DEFINE, SWITCH, ACK, UPDATE_TIMED, INC_UPDATE_TIMED = (
-    0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86)
+    0x80,
+    0x81,
+    0x82,
+    0x83,
+    0x84,
+    0x85,
+    0x86,
+)
 
 # key types on the wire
 NET_KEY_TYPES = {"integer": 2, "ip": 4, "ipv6": 5, "string": 6, "binary": 7}
@@ -101,8 +108,10 @@ class Hello:
     version: tuple[int, int] = VERSION
 
     def encode(self) -> bytes:
-        return (f"{PROTO_NAME} {self.version[0]}.{self.version[1]}\n{self.remote_id}\n"
-                f"{self.local_id} {self.pid} {self.relative_pid}\n").encode()
+        return (
+            f"{PROTO_NAME} {self.version[0]}.{self.version[1]}\n{self.remote_id}\n"
+            f"{self.local_id} {self.pid} {self.relative_pid}\n"
+        ).encode()
 
 
 def status_line(code: int) -> bytes:
@@ -125,16 +134,22 @@ def split_lines(buf: bytes, count: int) -> tuple[list[str], int] | None:
     return lines, pos
 
 
-def check_hello(lines: Sequence[str], local_name: str, known_peers: Sequence[str]
-                ) -> tuple[int, Hello | None]:
+def check_hello(
+    lines: Sequence[str], local_name: str, known_peers: Sequence[str]
+) -> tuple[int, Hello | None]:
     """What an accepting HAProxy 2.6 answers to these three hello lines: (status, hello)."""
     first = lines[0]
     if not first.startswith(PROTO_NAME + " "):
         return ERR_PROTO, None
-    ver = first[len(PROTO_NAME) + 1:]
+    ver = first[len(PROTO_NAME) + 1 :]
     maj, dot, minor = ver.partition(".")
-    if (not dot or not maj.isdigit() or not minor.isdigit() or int(maj) != VERSION[0]
-            or int(minor) > VERSION[1]):
+    if (
+        not dot
+        or not maj.isdigit()
+        or not minor.isdigit()
+        or int(maj) != VERSION[0]
+        or int(minor) > VERSION[1]
+    ):
         return ERR_VERSION, None
     if lines[1] != local_name:
         return ERR_HOST, None
@@ -182,8 +197,8 @@ def read_frames(buf: bytearray, max_len: int = 16384) -> Iterator[Frame]:
             raise ProtocolError("message too large")
         if len(buf) < pos + length:
             return
-        payload = bytes(buf[pos:pos + length])
-        del buf[:pos + length]
+        payload = bytes(buf[pos : pos + length])
+        del buf[: pos + length]
         yield Frame(cls, typ, payload)
 
 
@@ -233,7 +248,7 @@ class TableDef:
         nlen, pos = _need_varint(payload, pos)
         if not nlen or pos + nlen >= len(payload):
             raise ProtocolError("bad table name length")
-        name = payload[pos:pos + nlen].decode("latin-1")
+        name = payload[pos : pos + nlen].decode("latin-1")
         pos += nlen
         ktype, pos = _need_varint(payload, pos)
         ksize, pos = _need_varint(payload, pos)
@@ -265,15 +280,16 @@ def decode_switch(payload: bytes) -> int:
 
 
 def ack(table_id: int, update_id: int) -> bytes:
-    return Frame(CLASS_STICKTABLE, ACK,
-                 encode_varint(table_id) + (update_id & U32).to_bytes(4, "big")).encode()
+    return Frame(
+        CLASS_STICKTABLE, ACK, encode_varint(table_id) + (update_id & U32).to_bytes(4, "big")
+    ).encode()
 
 
 def decode_ack(payload: bytes) -> tuple[int, int]:
     tid, pos = _need_varint(payload, 0)
     if pos + 4 > len(payload):
         raise ProtocolError("truncated ack")
-    return tid, int.from_bytes(payload[pos:pos + 4], "big")
+    return tid, int.from_bytes(payload[pos : pos + 4], "big")
 
 
 # -- entry updates ---------------------------------------------------------------------------
@@ -337,7 +353,7 @@ def encode_update(td: TableDef, u: Update, cache: DictCache | None = None) -> by
         p += (key & U32).to_bytes(4, "big")
     else:
         assert isinstance(key, bytes)
-        p += key[:td.key_size].ljust(td.key_size, b"\0")
+        p += key[: td.key_size].ljust(td.key_size, b"\0")
     types = sorted(td.data_types)
     if len(types) != len(u.values):
         raise ValueError("one value per data type")
@@ -379,7 +395,7 @@ def decode_update(td: TableDef, frame: Frame, cache: DictCache | None = None) ->
     if frame.type in (UPDATE_TIMED, INC_UPDATE_TIMED):
         if pos + 4 > len(b):
             raise ProtocolError("truncated expire")
-        exp = int.from_bytes(b[pos:pos + 4], "big")
+        exp = int.from_bytes(b[pos : pos + 4], "big")
         pos += 4
     key: int | bytes
     if td.key_type == "string":
@@ -387,17 +403,17 @@ def decode_update(td: TableDef, frame: Frame, cache: DictCache | None = None) ->
         keep = min(n, td.key_size - 1)
         if pos + keep > len(b):
             raise ProtocolError("truncated key")
-        key = b[pos:pos + keep]
+        key = b[pos : pos + keep]
         pos += n
     elif td.key_type in ("integer", "ip"):
         if pos + 4 > len(b):
             raise ProtocolError("truncated key")
-        key = int.from_bytes(b[pos:pos + 4], "big")
+        key = int.from_bytes(b[pos : pos + 4], "big")
         pos += 4
     else:
         if pos + td.key_size > len(b):
             raise ProtocolError("truncated key")
-        key = b[pos:pos + td.key_size]
+        key = b[pos : pos + td.key_size]
         pos += td.key_size
     values: list[Value] = []
     for n in sorted(td.data_types):
@@ -425,7 +441,7 @@ def decode_update(td: TableDef, frame: Frame, cache: DictCache | None = None) ->
                 vlen, pos = _need_varint(b[:end], pos)
                 if pos + vlen > end:
                     raise ProtocolError("truncated dictionary value")
-                s = b[pos:pos + vlen].decode("latin-1")
+                s = b[pos : pos + vlen].decode("latin-1")
                 c.rx[did] = s
                 values.append(s)
                 pos = end

@@ -67,8 +67,14 @@ class PeerSession:
     `PeerSession.accept(...)` (waits for one and answers with a status line).
     """
 
-    def __init__(self, local_name: str, tables: Mapping[str, StickTable], now_ms: int,
-                 known_peers: tuple[str, ...] = (), remote_name: str = "") -> None:
+    def __init__(
+        self,
+        local_name: str,
+        tables: Mapping[str, StickTable],
+        now_ms: int,
+        known_peers: tuple[str, ...] = (),
+        remote_name: str = "",
+    ) -> None:
         self.local_name = local_name
         self.remote_name = remote_name
         self.known_peers = known_peers
@@ -90,17 +96,29 @@ class PeerSession:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def connect(cls, local_name: str, remote_name: str, tables: Mapping[str, StickTable],
-                now_ms: int, pid: int | None = None) -> PeerSession:
+    def connect(
+        cls,
+        local_name: str,
+        remote_name: str,
+        tables: Mapping[str, StickTable],
+        now_ms: int,
+        pid: int | None = None,
+    ) -> PeerSession:
         s = cls(local_name, tables, now_ms, remote_name=remote_name)
         s.state = HELLO_SENT
-        s._send(pp.Hello(remote_name, local_name, os.getpid() if pid is None else pid).encode(),
-                now_ms)
+        s._send(
+            pp.Hello(remote_name, local_name, os.getpid() if pid is None else pid).encode(), now_ms
+        )
         return s
 
     @classmethod
-    def accept(cls, local_name: str, known_peers: tuple[str, ...],
-               tables: Mapping[str, StickTable], now_ms: int) -> PeerSession:
+    def accept(
+        cls,
+        local_name: str,
+        known_peers: tuple[str, ...],
+        tables: Mapping[str, StickTable],
+        now_ms: int,
+    ) -> PeerSession:
         s = cls(local_name, tables, now_ms, known_peers=known_peers)
         s.state = WAIT_HELLO
         return s
@@ -207,15 +225,18 @@ class PeerSession:
             td = pp.TableDef.decode(f.payload)
             st = self._by_name.get(td.name)
             self._current_in = None
-            if st is not None and (st.table.key_type, st.table.key_size) == (td.key_type,
-                                                                             td.key_size):
+            if st is not None and (st.table.key_type, st.table.key_size) == (
+                td.key_type,
+                td.key_size,
+            ):
                 st.remote = td
                 self._remote_defs[td.table_id] = td
                 self._current_in = st
         elif f.type == pp.SWITCH:
             tid = pp.decode_switch(f.payload)
-            self._current_in = next((s for s in self.shared if s.remote is not None
-                                     and s.remote.table_id == tid), None)
+            self._current_in = next(
+                (s for s in self.shared if s.remote is not None and s.remote.table_id == tid), None
+            )
         elif f.type == pp.ACK:
             tid, upd = pp.decode_ack(f.payload)
             for s in self.shared:
@@ -252,8 +273,9 @@ class PeerSession:
             self._out += pp.switch(st.local_id)
             self._current_out = st
 
-    def _send_entry(self, st: SharedTable, ts: Entry, upd: int, now_ms: int,
-                    always_id: bool = False) -> None:
+    def _send_entry(
+        self, st: SharedTable, ts: Entry, upd: int, now_ms: int, always_id: bool = False
+    ) -> None:
         self._switch_to(st)
         use_id = always_id or upd != (st.last_pushed + 1) & 0xFFFFFFFF
         u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=False)

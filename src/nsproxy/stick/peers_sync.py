@@ -13,14 +13,19 @@ def table_def(t: StickTable, table_id: int, name: str | None = None) -> TableDef
     """The definition message HAProxy would send for `t` (`name`: the shared name, which
     for a table declared in a peers section is "<peers>/<table>")."""
     return TableDef(
-        table_id, name or t.name, t.key_type, t.key_size,
+        table_id,
+        name or t.name,
+        t.key_type,
+        t.key_size,
         tuple(dt.num for dt in t.stored),
-        tuple(sorted(t.periods.items())), t.expire_ms,
+        tuple(sorted(t.periods.items())),
+        t.expire_ms,
     )
 
 
-def entry_update(t: StickTable, ts: Entry, now_ms: int, update_id: int | None,
-                 timed: bool | None = None) -> Update:
+def entry_update(
+    t: StickTable, ts: Entry, now_ms: int, update_id: int | None, timed: bool | None = None
+) -> Update:
     """An update carrying `ts` as it is at `now_ms` (timed when the table expires, as 2.6)."""
     vals: list[Value] = []
     for dt in t.stored:

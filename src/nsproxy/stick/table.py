@@ -96,8 +96,9 @@ class StickTable:
         for dt in self.stored:
             self.offsets[dt.num] = width
             width += dt.width
-        self._template: list[int | str | None] = [None if dt.std == DICT else 0
-                                                  for dt in self.stored for _ in range(dt.width)]
+        self._template: list[int | str | None] = [
+            None if dt.std == DICT else 0 for dt in self.stored for _ in range(dt.width)
+        ]
         self._keys: dict[Key, Entry] = {}
         self._exps: deque[Entry] = deque()
         self._dead = 0  # freed entries still in _exps, dropped when reached or compacted
@@ -359,8 +360,16 @@ class StickTable:
             else:
                 ts.data[at] = value & (U64 if dt.std == "ull" else U32)
 
-    def _add(self, ts: Entry, cnt: int | None, rate: int | None, rate_num: int, inc: int,
-             now_ms: int, mask: int = U32) -> bool:
+    def _add(
+        self,
+        ts: Entry,
+        cnt: int | None,
+        rate: int | None,
+        rate_num: int,
+        inc: int,
+        now_ms: int,
+        mask: int = U32,
+    ) -> bool:
         d = ts.data
         if cnt is not None:
             d[cnt] = (d[cnt] + inc) & mask  # type: ignore[operator]
@@ -445,6 +454,7 @@ class StickTable:
 
     def updates_after(self, update_id: int) -> list[Entry]:
         """Entries locally updated after `update_id`, oldest first (what to teach a peer)."""
+
         def newer(e: Entry) -> bool:
             return 0 < ((e.upd - update_id) & U32) < 0x80000000
 

@@ -27,7 +27,6 @@ LOCALPEER = "localpeer"
 LOCALPEER_CMDLINE = "localpeer_cmdline"  # set by the command line's -L before parsing
 
 
-
 # -- value parsers with HAProxy's error positions --------------------------------------------
 def parse_size(text: str) -> tuple[int | None, str]:
     """parse_size_err(): (value, "") or (None, the offending character)."""
@@ -85,7 +84,8 @@ def parse_time_ms(text: str, warnings: list[str] | None = None) -> int | str:
         warnings.append(
             f"config : unexpected character '{rest[1]}' after the timer value '{text}', only "
             "(us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are "
-            "supported. This will be reported as an error in next versions.")
+            "supported. This will be reported as an error in next versions."
+        )
     result = (v * mult + div - 1) // div
     if result >= 0x80000000:
         return "over"
@@ -103,8 +103,9 @@ def invalid_char(name: str) -> str | None:
 
 
 # -- stick-table -------------------------------------------------------------------------------
-def parse_stick_table(args: list[str], idx: int, name: str, kw: str, peers: str | None,
-                      ctx: Ctx) -> StickTableCfg:
+def parse_stick_table(
+    args: list[str], idx: int, name: str, kw: str, peers: str | None, ctx: Ctx
+) -> StickTableCfg:
     """parse_stick_table(): the words from `idx` on; `peers` is set for a peers `table`."""
     key_type: str | None = None
     key_size = 0
@@ -142,11 +143,15 @@ def parse_stick_table(args: list[str], idx: int, name: str, kw: str, peers: str 
             if t == "over":
                 raise ConfigError(
                     f"{kw}: timer overflow in argument <{a[idx]}> to <expire>, maximum value "
-                    "is 2147483647 ms (~24.8 days).", "nospace")
+                    "is 2147483647 ms (~24.8 days).",
+                    "nospace",
+                )
             if t == "under":
                 raise ConfigError(
                     f"{kw}: timer underflow in argument <{a[idx]}> to <expire>, minimum "
-                    "non-null value is 1 ms.", "nospace")
+                    "non-null value is 1 ms.",
+                    "nospace",
+                )
             if isinstance(t, str):
                 raise ConfigError(f"{kw}: unexpected character '{t}' in argument of 'expire'.")
             expire = t
@@ -181,7 +186,8 @@ def parse_stick_table(args: list[str], idx: int, name: str, kw: str, peers: str 
                 if dt.name in seen_types:
                     ctx.state.warnings.append(
                         f"parsing [{ctx.where}]: {kw}: store option '{item}' already enabled, "
-                        "ignored.")
+                        "ignored."
+                    )
                     continue
                 period: int | None = None
                 if dt.has_period:
@@ -189,8 +195,7 @@ def parse_stick_table(args: list[str], idx: int, name: str, kw: str, peers: str 
                         raise ConfigError(f"{kw}: missing argument to store option '{item}'.")
                     t = parse_time_ms(arg, ctx.state.warnings)
                     if isinstance(t, str):
-                        raise ConfigError(
-                            f"{kw}: error when processing store option '{item}'.")
+                        raise ConfigError(f"{kw}: error when processing store option '{item}'.")
                     period = t
                 elif arg is not None:
                     raise ConfigError(f"{kw}: unexpected argument to store option '{item}'.")
@@ -209,8 +214,19 @@ def parse_stick_table(args: list[str], idx: int, name: str, kw: str, peers: str 
         raise ConfigError(f"{kw}: missing size.")
     if key_type is None:
         raise ConfigError(f"{kw}: missing type.")
-    return StickTableCfg(ctx.where, name, key_type, key_size, size, expire, nopurge,
-                         table_peers, tuple(store), srvkey, key_len)
+    return StickTableCfg(
+        ctx.where,
+        name,
+        key_type,
+        key_size,
+        size,
+        expire,
+        nopurge,
+        table_peers,
+        tuple(store),
+        srvkey,
+        key_len,
+    )
 
 
 def _atol(text: str) -> int:
@@ -241,12 +257,13 @@ def _split_store(text: str, kw: str) -> list[tuple[str, str | None]]:
                 name_end = i
                 j = text.find(")", i)
                 if j < 0:
-                    raise ConfigError(f"{kw}: missing closing parenthesis after store option "
-                                      f"'{text[start:i]}'.")
-                arg = text[i + 1:j].split(",", 1)[0]
+                    raise ConfigError(
+                        f"{kw}: missing closing parenthesis after store option '{text[start:i]}'."
+                    )
+                arg = text[i + 1 : j].split(",", 1)[0]
                 i = j
             i += 1
-        name = text[start:name_end if name_end is not None else i]
+        name = text[start : name_end if name_end is not None else i]
         out.append((name, arg))
         i += 1
     return out
@@ -271,15 +288,22 @@ def _stick_table(ctx: Ctx, args: list[str]) -> None:
     seen = _seen(ctx)
     other = seen.get(sec.name)
     if other is not None:
-        raise ConfigError(f"stick-table name '{sec.name}' conflicts with table declared in "
-                          f"{other[0]} '{other[1]}' at {other[2]}.")
+        raise ConfigError(
+            f"stick-table name '{sec.name}' conflicts with table declared in "
+            f"{other[0]} '{other[1]}' at {other[2]}."
+        )
     cfg = parse_stick_table(args, 1, sec.name, "stick-table", None, ctx)
     seen[sec.name] = (_cap(sec), sec.name, ctx.where)
     sec.fields["stick_table"] = cfg
 
 
-_STICK_KINDS = {"store": "store-request", "store-request": "store-request",
-                "store-response": "store-response", "match": "match", "on": "on"}
+_STICK_KINDS = {
+    "store": "store-request",
+    "store-request": "store-request",
+    "store-response": "store-response",
+    "match": "match",
+    "on": "on",
+}
 
 
 @KEYWORDS.register("stick", *PROXY_SECTIONS, frontend=False)
@@ -316,8 +340,10 @@ def _localpeer(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError("'localpeer' expects a name as an argument.")
     g = ctx.state.global_.fields
     if g.get(LOCALPEER_CMDLINE) or g.get(LOCALPEER):
-        ctx.warn("'localpeer' ignored since it is already set by using the '-L' command line "
-                 "argument or a previous use of 'localpeer'.")
+        ctx.warn(
+            "'localpeer' ignored since it is already set by using the '-L' command line "
+            "argument or a previous use of 'localpeer'."
+        )
         return
     g[LOCALPEER] = args[1]
 
@@ -358,7 +384,8 @@ def _peers_section(ctx: Ctx, args: list[str]) -> None:
         if other.name == args[1]:
             ctx.state.errors.append(
                 f"Parsing [{ctx.where}]: peers section '{args[1]}' has the same name as another "
-                f"peers section declared at {other.where}.")
+                f"peers section declared at {other.where}."
+            )
     lst.append(PeersCfg(ctx.where, args[1]))
     sec.fields["peer_line"] = False
     sec.fields["bind_line"] = False
@@ -369,7 +396,7 @@ def _split_addr(text: str) -> tuple[str, int | None] | str:
     host, port_s = text, ""
     if text.startswith("["):
         end = text.find("]")
-        host, port_s = text[1:end], text[end + 2:] if end >= 0 else ""
+        host, port_s = text[1:end], text[end + 2 :] if end >= 0 else ""
     elif text.count(":") == 1:
         host, port_s = text.split(":")
     elif text.count(":") > 1 and not text.endswith("]"):
@@ -405,14 +432,15 @@ def _peer(ctx: Ctx, args: list[str]) -> None:
         return
     bad = invalid_char(name)
     if bad is not None:
-        raise ConfigError(f"character '{bad}' is not permitted in peer name '{name}'.",
-                          "bracket")
+        raise ConfigError(f"character '{bad}' is not permitted in peer name '{name}'.", "bracket")
     cur = _peers_list(ctx)[-1]
     me = local_peer_name(ctx.state)
     local = name == me
     if local and cur.local is not None:
-        raise ConfigError(f"'{args[0]} {name}' : local peer name already referenced at "
-                          f"{cur.local.where}. {cur.local.name}")
+        raise ConfigError(
+            f"'{args[0]} {name}' : local peer name already referenced at "
+            f"{cur.local.where}. {cur.local.name}"
+        )
     prefix = me if (local or cur.local is not None) else "(null)"
     host: str | None = None
     port: int | None = None
@@ -423,8 +451,7 @@ def _peer(ctx: Ctx, args: list[str]) -> None:
         host, port = r
     if len(args) > 3:
         raise ConfigError(f"'server {prefix}/{name}' : unknown keyword '{args[3]}'.", "bracket")
-    _update_peers(ctx, peers=(*cur.peers, PeerCfg(ctx.where, name, host, port, local,
-                                                  not is_peer)))
+    _update_peers(ctx, peers=(*cur.peers, PeerCfg(ctx.where, name, host, port, local, not is_peer)))
 
 
 @KEYWORDS.register("bind", "peers")
@@ -434,8 +461,10 @@ def _peers_bind(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["bind_line"] = True
     cur = _peers_list(ctx)[-1]
     if cur.bind is not None:
-        raise ConfigError(f'One listener per "peers" section is authorized but another is '
-                          f"already configured at [{cur.where}].")
+        raise ConfigError(
+            f'One listener per "peers" section is authorized but another is '
+            f"already configured at [{cur.where}]."
+        )
     _update_peers(ctx, bind=args[1] if len(args) > 1 else "")
 
 
@@ -446,8 +475,10 @@ def _peers_table(ctx: Ctx, args: list[str]) -> None:
     arg1 = args[1] if len(args) > 1 else ""
     other = seen.get(arg1)
     if other is not None:
-        raise ConfigError(f"stick-table name '{arg1}' conflicts with table declared in "
-                          f"{other[0]} '{other[1]}' at {other[2]}.")
+        raise ConfigError(
+            f"stick-table name '{arg1}' conflicts with table declared in "
+            f"{other[0]} '{other[1]}' at {other[2]}."
+        )
     full = f"{cur.name}/{arg1}"
     cfg = parse_stick_table(args, 2, full, "table", cur.name, ctx)
     seen[full] = ("peers", cur.name, ctx.where)
@@ -490,15 +521,19 @@ def _stick_references(state: Any, config: Any) -> None:
             p = peers.get(table.peers)
             if p is None:
                 state.errors.append(
-                    f"Proxy '{sec.name}': unable to find sync peers '{table.peers}'.")
+                    f"Proxy '{sec.name}': unable to find sync peers '{table.peers}'."
+                )
             elif not p.disabled and not p.peers and not p.tables and p.bind is None:
                 state.errors.append(
                     f"Proxy '{sec.name}': unable to find local peer '{local_peer_name(state)}' "
-                    f"in peers section '{p.name}'.")
+                    f"in peers section '{p.name}'."
+                )
     for p in peers.values():
         if not p.disabled and p.local is None:
-            state.warnings.append(f"config : Removing incomplete section 'peers {p.name}' "
-                                  f"(no peer named '{local_peer_name(state)}').")
+            state.warnings.append(
+                f"config : Removing incomplete section 'peers {p.name}' "
+                f"(no peer named '{local_peer_name(state)}')."
+            )
 
 
 def effective_tables(state: Any) -> list[StickTableCfg]:
