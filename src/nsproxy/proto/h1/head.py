@@ -1,0 +1,364 @@
+"""HTTP/1.x heads: parsed with HAProxy 2.6's verdicts, serialized as HAProxy forwards them.
+
+Names are stored lower-cased (HAProxy forwards them so) and values trimmed of surrounding
+blanks; every normalisation HAProxy applies on the way in (Content-Length merges, Connection
+tokens, obs-fold, Host against an absolute URI, the TE header) is done here, once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nsproxy.proto.h1.errors import H1Error
+
+Header = tuple[bytes, bytes]
+
+# Measured on HAProxy 2.6: a head fits when the sum of its start-line fields, names and values,
+# plus 8 bytes per header and 85 bytes of fixed overhead, fits in bufsize - maxrewrite.
+HEAD_OVERHEAD = 85
+HEAD_PER_HEADER = 8
+MAX_CONTENT_LENGTH = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """`tune.bufsize`, `tune.maxrewrite` and `tune.http.maxhdr` as they bound a head."""
+
+    bufsize: int = 16384
+    maxrewrite: int = 1024
+    max_headers: int = 100
+
+    @property
+    def head_room(self) -> int:
+        return self.bufsize - self.maxrewrite
+
+
+DEFAULT_LIMITS = Limits()
+
+# Body framing of a message, as the reader and writer see it.
+NO_BODY = 0
+LENGTH = 1
+CHUNKED = 2
+UNTIL_EOF = 3
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """A request head as HAProxy would forward it; rules edit it in place before serialization."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+    headers: list[Header]
+    framing: int = NO_BODY
+    content_length: int = 0
+    keep_alive: bool = True
+    upgrade: bool = False
+    websocket: bool = False
+    expect_continue: bool = False
+    must_close: bool = False
+
+    @property
+    def is_11(self) -> bool:
+        return self.version == b"HTTP/1.1"
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    """A response head (final or 1xx) as HAProxy would forward it."""
+
+    version: bytes
+    status: int
+    reason: bytes
+    headers: list[Header]
+    framing: int = UNTIL_EOF
+    content_length: int = 0
+    keep_alive: bool = True
+
+    @property
+    def is_11(self) -> bool:
+        return self.version == b"HTTP/1.1"
+
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(
+    rb"(" + _TCHAR + rb"+)[ \t]+([\x21-\x7e]+)[ \t]+(HTTP/([0-9])\.([0-9]))"
+)
+_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]([^\n]*))?")
+_HEADER_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:[^\n]*\n)*")
+_HEADER = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*([^\n]*)\n")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_SPECIAL = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"host", b"upgrade", b"expect",
+     b"te", b"sec-websocket-key", b"sec-websocket-accept")
+)
+_BLANKS = b" \t"
+_CONN_OWN = (b"close", b"keep-alive")
+
+
+def _spaces(m: re.Match[bytes]) -> bytes:
+    return b" " * len(m.group(0))
+
+
+def _lines(head: bytes, status: int) -> tuple[bytes, bytes]:
+    """Split a head (without its empty line) into its first line and its header block + LF."""
+    if b"\n " in head or b"\n\t" in head:
+        nl = head.find(b"\n")
+        if head[nl + 1 : nl + 2] in (b" ", b"\t"):
+            raise H1Error(status, "folded line after the start line")
+        head = _FOLD.sub(_spaces, head)
+    if b"\r" in head:
+        head = head.replace(b"\r\n", b"\n")
+        if b"\r" in head:
+            raise H1Error(status, "CR inside a line")
+    first, _, block = head.partition(b"\n")
+    return first, block + b"\n" if block else b""
+
+
+def _headers(block: bytes, status: int) -> list[Header]:
+    if not block:
+        return []
+    if _HEADER_BLOCK.fullmatch(block) is None:
+        raise H1Error(status, "invalid header line")
+    return [(n.lower(), v.rstrip(_BLANKS)) for n, v in _HEADER.findall(block)]
+
+
+def _check_size(fields: int, headers: list[Header], limits: Limits, status: int) -> None:
+    if len(headers) > limits.max_headers:
+        raise H1Error(status, "too many headers")
+    size = fields + HEAD_OVERHEAD + HEAD_PER_HEADER * len(headers)
+    for n, v in headers:
+        size += len(n) + len(v)
+    if size > limits.head_room:
+        raise H1Error(status, "head too large")
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [t.strip(_BLANKS) for t in value.split(b",")]
+
+
+def _content_length(values: list[bytes], status: int) -> tuple[int, bytes]:
+    length = -1
+    first = b""
+    for v in values:
+        for part in _tokens(v):
+            if not part.isdigit():
+                raise H1Error(status, "invalid Content-Length")
+            n = int(part)
+            if n > MAX_CONTENT_LENGTH:
+                raise H1Error(status, "Content-Length too large")
+            if length < 0:
+                length, first = n, part
+            elif n != length:
+                raise H1Error(status, "differing Content-Length values")
+    return length, first
+
+
+def _special_index(headers: list[Header]) -> dict[bytes, list[int]]:
+    """Positions of the headers that steer framing and connection handling, by name."""
+    idx: dict[bytes, list[int]] = {}
+    for i, (n, _) in enumerate(headers):
+        if n in _SPECIAL:
+            idx.setdefault(n, []).append(i)
+    return idx
+
+
+def _connection_tokens(headers: list[Header], idx: list[int]) -> tuple[set[bytes], set[int]]:
+    """Lower-cased Connection tokens; strips close/keep-alive (and empty headers) in place.
+
+    Returns the tokens and the header indexes to delete.
+    """
+    seen: set[bytes] = set()
+    drop: set[int] = set()
+    for i in idx:
+        name, value = headers[i]
+        toks = [t for t in _tokens(value) if t]
+        low = [t.lower() for t in toks]
+        seen.update(low)
+        if b"close" in low or b"keep-alive" in low or not toks:
+            kept = [t for t, lt in zip(toks, low, strict=True) if lt not in _CONN_OWN]
+            if kept:
+                headers[i] = (name, b", ".join(kept))
+            else:
+                drop.add(i)
+    return seen, drop
+
+
+def _strip_default_port(authority: bytes, https: bool) -> bytes:
+    port = b":443" if https else b":80"
+    if authority.endswith(port):
+        return authority[: -len(port)]
+    return authority
+
+
+def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> RequestHead:
+    """Parse a request head (everything before its empty line, any line ends)."""
+    first, block = _lines(head, 400)
+    m = _REQUEST_LINE.fullmatch(first)
+    if m is None:
+        raise H1Error(400, "invalid request line")
+    method, target, version, major, minor = m.groups()
+    headers = _headers(block, 400)
+    _check_size(len(method) + len(target) + len(version), headers, limits, 400)
+    is_11 = (major, minor) >= (b"1", b"1")
+    req = RequestHead(method, target, b"HTTP/1.1" if is_11 else version, headers)
+    req.keep_alive = is_11
+    idx = _special_index(headers)
+    if idx:
+        _request_semantics(req, idx)
+    return req
+
+
+def _request_semantics(req: RequestHead, idx: dict[bytes, list[int]]) -> None:
+    headers = req.headers
+    drop: set[int] = set()
+    te = idx.get(b"transfer-encoding")
+    cl = idx.get(b"content-length")
+    if te is not None:
+        codings = [t.lower() for i in te for t in _tokens(headers[i][1])]
+        if codings.count(b"chunked") != 1 or codings[-1] != b"chunked":
+            raise H1Error(400, "invalid Transfer-Encoding")
+        if len(codings) > 1:
+            raise H1Error(422, "unsupported transfer coding")
+        req.framing = CHUNKED
+        if cl is not None:
+            drop.update(cl)
+            req.must_close = True
+    elif cl is not None:
+        req.content_length, first = _content_length([headers[i][1] for i in cl], 400)
+        req.framing = LENGTH if req.content_length else NO_BODY
+        if len(cl) > 1 or first != headers[cl[0]][1]:
+            headers[cl[0]] = (b"content-length", first)
+            drop.update(cl[1:])
+    conn = idx.get(b"connection")
+    if conn is not None:
+        tokens, gone = _connection_tokens(headers, conn)
+        drop |= gone
+        if b"close" in tokens:
+            req.keep_alive = False
+        elif b"keep-alive" in tokens:
+            req.keep_alive = True
+        if b"upgrade" in tokens and b"upgrade" in idx:
+            req.upgrade = True
+            protos = [t.lower() for i in idx[b"upgrade"] for t in _tokens(headers[i][1])]
+            if b"websocket" in protos:
+                req.websocket = True
+                if b"sec-websocket-key" not in idx:
+                    raise H1Error(400, "websocket upgrade without Sec-WebSocket-Key")
+    host = idx.get(b"host")
+    if host is not None and len(host) > 1:
+        first_host = headers[host[0]][1].lower()
+        if any(headers[i][1].lower() != first_host for i in host[1:]):
+            raise H1Error(400, "differing Host headers")
+        drop.update(host[1:])
+    lowt = req.target[:8].lower()
+    if host is not None and (lowt.startswith(b"http://") or lowt == b"https://"):
+        _absolute_target(req, host[0])
+    te_hdr = idx.get(b"te")
+    if te_hdr is not None:
+        for i in te_hdr:
+            if any(t.lower() == b"trailers" for t in _tokens(headers[i][1])):
+                headers[i] = (b"te", b"trailers")
+            else:
+                drop.add(i)
+    expect = idx.get(b"expect")
+    if expect is not None and headers[expect[0]][1].lower() == b"100-continue":
+        req.expect_continue = True
+    if drop:
+        req.headers = [h for i, h in enumerate(headers) if i not in drop]
+
+
+def _absolute_target(req: RequestHead, host_index: int) -> None:
+    """Absolute-form target: default port dropped; Host must name the same authority."""
+    https = req.target[4:5] in (b"s", b"S")
+    start = 8 if https else 7
+    end = start
+    target = req.target
+    while end < len(target) and target[end] not in b"/?":
+        end += 1
+    authority = target[start:end]
+    norm = _strip_default_port(authority, https)
+    host = req.headers[host_index][1]
+    if _strip_default_port(host, https).lower() != norm.lower():
+        raise H1Error(400, "Host differs from the absolute URI's authority")
+    req.target = target[:start] + norm + target[end:]
+    req.headers[host_index] = (b"host", norm)
+
+
+def parse_response_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseHead:
+    """Parse a response head (everything before its empty line); errors carry status 502."""
+    first, block = _lines(head, 502)
+    m = _STATUS_LINE.fullmatch(first)
+    if m is None:
+        raise H1Error(502, "invalid status line")
+    major, minor, code, reason = m.groups()
+    reason = reason or b""
+    headers = _headers(block, 502)
+    _check_size(8 + 3 + len(reason), headers, limits, 502)
+    is_11 = (major, minor) >= (b"1", b"1")
+    resp = ResponseHead(
+        b"HTTP/1.1" if is_11 else b"HTTP/%s.%s" % (major, minor), int(code), reason, headers
+    )
+    resp.keep_alive = is_11
+    idx = _special_index(headers)
+    if idx:
+        _response_semantics(resp, idx)
+    return resp
+
+
+def _response_semantics(resp: ResponseHead, idx: dict[bytes, list[int]]) -> None:
+    headers = resp.headers
+    drop: set[int] = set()
+    te = idx.get(b"transfer-encoding")
+    cl = idx.get(b"content-length")
+    if te is not None:
+        codings = [t.lower() for i in te for t in _tokens(headers[i][1])]
+        if codings != [b"chunked"]:
+            raise H1Error(502, "invalid Transfer-Encoding")
+        resp.framing = CHUNKED
+        if cl is not None:
+            drop.update(cl)
+    elif cl is not None:
+        resp.content_length, first = _content_length([headers[i][1] for i in cl], 502)
+        resp.framing = LENGTH
+        if resp.status == 204:
+            drop.update(cl)
+        elif len(cl) > 1 or first != headers[cl[0]][1]:
+            headers[cl[0]] = (b"content-length", first)
+            drop.update(cl[1:])
+    conn = idx.get(b"connection")
+    if conn is not None:
+        tokens, gone = _connection_tokens(headers, conn)
+        drop |= gone
+        if b"close" in tokens:
+            resp.keep_alive = False
+        elif b"keep-alive" in tokens:
+            resp.keep_alive = True
+    if drop:
+        resp.headers = [h for i, h in enumerate(headers) if i not in drop]
+
+
+def header_values(headers: list[Header], name: bytes) -> list[bytes]:
+    """Every value of `name` (lower-case), in order."""
+    return [v for n, v in headers if n == name]
+
+
+def serialize_request(req: RequestHead) -> bytes:
+    """The request head as HAProxy forwards it: lower-case names, CRLF line ends."""
+    return b"%s %s %s\r\n%s\r\n" % (
+        req.method,
+        req.target,
+        req.version,
+        b"".join([n + b": " + v + b"\r\n" for n, v in req.headers]),
+    )
+
+
+def serialize_response(resp: ResponseHead) -> bytes:
+    """The response head as HAProxy forwards it (an empty reason keeps its space)."""
+    return b"%s %d %s\r\n%s\r\n" % (
+        resp.version,
+        resp.status,
+        resp.reason,
+        b"".join([n + b": " + v + b"\r\n" for n, v in resp.headers]),
+    )
