@@ -29,9 +29,34 @@ def head_done(buf: bytes) -> bool:
     return b"\r\n\r\n" in buf
 
 
-def chunked_done(buf: bytes) -> bool:
-    """True once a chunked message's last chunk and trailer section arrived."""
-    return buf.endswith(b"\r\n0\r\n\r\n") or (b"\r\n\r\n0\r\n" in buf and buf.endswith(b"\r\n\r\n"))
+def _chunked_done(body: bytes) -> bool:
+    last = 0 if body.startswith(b"0\r\n") else body.find(b"\r\n0\r\n") + 2
+    return last >= 0 and body.find(b"\r\n\r\n", last) >= 0 or body[last:] == b"0\r\n\r\n"
+
+
+def message_done(buf: bytes) -> bool:
+    """True once one message forwarded by HAProxy (lower-case names) is complete.
+
+    Interim 1xx heads count as part of the message; a message without a length never ends.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = buf[:end].lower() + b"\r\n"
+    body = buf[end + 4 :]
+    if head.startswith(b"http/1.1 1") and not head.startswith(b"http/1.1 101"):
+        return message_done(body)
+    if head.startswith(b"head ") or head.startswith(b"http/1.1 101"):
+        return True
+    if b"\r\ntransfer-encoding: chunked\r\n" in head:
+        return _chunked_done(body)
+    at = head.find(b"\r\ncontent-length: ")
+    if at >= 0:
+        n = int(head[at + 18 : head.find(b"\r\n", at + 2)])
+        return len(body) >= n
+    return head.startswith(b"http/1.1 204") or head.startswith(b"http/1.1 304") or (
+        not head.startswith(b"http/")
+    )
 
 
 def length_done(n: int) -> Done:
@@ -53,7 +78,7 @@ class Backend:
     """
 
     responses: list[bytes]
-    done: Done = head_done
+    done: Done = message_done
     close_after: bool = True
     received: list[bytearray] = field(default_factory=list)
     sock: socket.socket = field(default_factory=socket.socket)
@@ -195,7 +220,7 @@ def exchange(port: int, data: bytes, done: Done | None = None, timeout: float = 
 
 
 @contextmanager
-def through(responses: list[bytes], *, done: Done = head_done, close_after: bool = True,
+def through(responses: list[bytes], *, done: Done = message_done, close_after: bool = True,
             **cfg: str) -> Iterator[tuple[int, Backend]]:
     """An HAProxy in front of a scripted backend: yields (haproxy port, backend)."""
     be = Backend(responses, done=done, close_after=close_after)

@@ -31,7 +31,7 @@ def prepare_request(req: RequestHead, mode: HttpMode) -> bool:
     if req.is_11:
         if not keep:
             req.headers.append((b"connection", b"close"))
-    elif keep:
+    elif keep and not req.must_close:
         req.headers.append((b"connection", b"keep-alive"))
     return keep
 

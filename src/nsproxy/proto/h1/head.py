@@ -18,7 +18,8 @@ Header = tuple[bytes, bytes]
 # plus 8 bytes per header and 85 bytes of fixed overhead, fits in bufsize - maxrewrite.
 HEAD_OVERHEAD = 85
 HEAD_PER_HEADER = 8
-MAX_CONTENT_LENGTH = (1 << 64) - 1
+# HAProxy refuses from 2**63 on (it wraps a few values just past 2**64 around; nsproxy does not).
+MAX_CONTENT_LENGTH = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,8 @@ def _request_semantics(req: RequestHead, idx: dict[bytes, list[int]]) -> None:
         if len(codings) > 1:
             raise H1Error(422, "unsupported transfer coding")
         req.framing = CHUNKED
+        if not req.is_11:
+            req.must_close = True
         if cl is not None:
             drop.update(cl)
             req.must_close = True
