@@ -82,7 +82,7 @@ def auth_required(realm: bytes) -> bytes:
     b = body(401)
     return (
         b"HTTP/1.1 401 Unauthorized\r\ncontent-length: %d\r\ncache-control: no-cache\r\n"
-        b"content-type: text/html\r\nwww-authenticate: Basic realm=\"%s\"\r\n\r\n%s"
+        b'content-type: text/html\r\nwww-authenticate: Basic realm="%s"\r\n\r\n%s'
     ) % (len(b), realm, b)
 
 

@@ -34,8 +34,9 @@ def _body(framing: int, events: list[Event]) -> bytes:
     return out
 
 
-def request(raw: bytes, mode: HttpMode = HttpMode.KEEP_ALIVE,
-            limits: Limits = DEFAULT_LIMITS) -> tuple[RequestHead, bytes] | int:
+def request(
+    raw: bytes, mode: HttpMode = HttpMode.KEEP_ALIVE, limits: Limits = DEFAULT_LIMITS
+) -> tuple[RequestHead, bytes] | int:
     """(head, bytes the server gets) or the status HAProxy answers instead."""
     try:
         events = RequestReader(limits).feed(raw)
@@ -47,8 +48,12 @@ def request(raw: bytes, mode: HttpMode = HttpMode.KEEP_ALIVE,
     return head, serialize_request(head) + _body(head.framing, events[1:])
 
 
-def response(req_raw: bytes, resp_raw: bytes, mode: HttpMode = HttpMode.KEEP_ALIVE,
-             limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bool]:
+def response(
+    req_raw: bytes,
+    resp_raw: bytes,
+    mode: HttpMode = HttpMode.KEEP_ALIVE,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[bytes, bool]:
     """(bytes the client gets, whether the client connection stays open)."""
     got = request(req_raw, mode, limits)
     assert not isinstance(got, int)

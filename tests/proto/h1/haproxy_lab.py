@@ -31,7 +31,7 @@ def head_done(buf: bytes) -> bool:
 
 def _chunked_done(body: bytes) -> bool:
     last = 0 if body.startswith(b"0\r\n") else body.find(b"\r\n0\r\n") + 2
-    return last >= 0 and body.find(b"\r\n\r\n", last) >= 0 or body[last:] == b"0\r\n\r\n"
+    return (last >= 0 and body.find(b"\r\n\r\n", last) >= 0) or body[last:] == b"0\r\n\r\n"
 
 
 def message_done(buf: bytes) -> bool:
@@ -54,8 +54,10 @@ def message_done(buf: bytes) -> bool:
     if at >= 0:
         n = int(head[at + 18 : head.find(b"\r\n", at + 2)])
         return len(body) >= n
-    return head.startswith(b"http/1.1 204") or head.startswith(b"http/1.1 304") or (
-        not head.startswith(b"http/")
+    return (
+        head.startswith(b"http/1.1 204")
+        or head.startswith(b"http/1.1 304")
+        or (not head.startswith(b"http/"))
     )
 
 
@@ -143,8 +145,15 @@ class Backend:
         self.sock.close()
 
 
-def config(port: int, backend_port: int, *, frontend: str = "", backend: str = "",
-           global_: str = "", defaults: str = "") -> str:
+def config(
+    port: int,
+    backend_port: int,
+    *,
+    frontend: str = "",
+    backend: str = "",
+    global_: str = "",
+    defaults: str = "",
+) -> str:
     return f"""global
  {global_}
 defaults
@@ -175,8 +184,9 @@ def haproxy(cfg: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
         path = os.path.join(tmp, "h.cfg")
         with open(path, "w") as f:
             f.write(cfg)
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", path],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [HAPROXY, "-db", "-f", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             deadline = time.monotonic() + 10
             while not _listening(port):
@@ -196,8 +206,9 @@ def haproxy(cfg: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait()
 
 
-def exchange(port: int, data: bytes, done: Done | None = None, timeout: float = 10.0,
-             shut: bool = False) -> bytes:
+def exchange(
+    port: int, data: bytes, done: Done | None = None, timeout: float = 10.0, shut: bool = False
+) -> bytes:
     """Send `data`, read until `done(reply)` holds or the proxy closes; return the reply."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
@@ -220,8 +231,9 @@ def exchange(port: int, data: bytes, done: Done | None = None, timeout: float = 
 
 
 @contextmanager
-def through(responses: list[bytes], *, done: Done = message_done, close_after: bool = True,
-            **cfg: str) -> Iterator[tuple[int, Backend]]:
+def through(
+    responses: list[bytes], *, done: Done = message_done, close_after: bool = True, **cfg: str
+) -> Iterator[tuple[int, Backend]]:
     """An HAProxy in front of a scripted backend: yields (haproxy port, backend)."""
     be = Backend(responses, done=done, close_after=close_after)
     port = free_port()

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy not
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 H = b"Host: x\r\n"
+ABC_CHUNKED = b"3\r\nabc\r\n0\r\n\r\n"
 WS = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
 WS_KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 
@@ -37,8 +38,10 @@ REQUESTS: dict[str, bytes] = {
     "http10-keepalive": b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
     "http09-version": b"GET / HTTP/0.9\r\n" + H + b"\r\n",
     "conn-close": b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    "conn-tokens": b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n",
-    "conn-multi": b"GET / HTTP/1.1\r\n" + H + b"Connection: Keep-Alive\r\nConnection: X-A,  x-b\r\n\r\n",
+    "conn-tokens": b"GET / HTTP/1.1\r\n" + H + b"Connection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n",
+    "conn-multi": b"GET / HTTP/1.1\r\n"
+    + H
+    + b"Connection: Keep-Alive\r\nConnection: X-A,  x-b\r\n\r\n",
     "conn-empty": b"GET / HTTP/1.1\r\n" + H + b"Connection:\r\n\r\n",
     "no-host": b"GET / HTTP/1.1\r\n\r\n",
     "host-differs": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -66,7 +69,7 @@ REQUESTS: dict[str, bytes] = {
     "empty-uri": b"GET  HTTP/1.1\r\n" + H + b"\r\n",
     "utf8-uri": b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
     "ctl-uri": b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
-    "odd-uri-chars": b"GET /\"<>{}|\\^` HTTP/1.1\r\nHost: x\r\n\r\n",
+    "odd-uri-chars": b'GET /"<>{}|\\^` HTTP/1.1\r\nHost: x\r\n\r\n',
     "bad-method": b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
     "lower-method": b"get / HTTP/1.1\r\nHost: x\r\n\r\n",
     "bad-name": b"GET / HTTP/1.1\r\nHost: x\r\nA(b: c\r\n\r\n",
@@ -98,8 +101,12 @@ REQUESTS: dict[str, bytes] = {
     # bodies
     "cl": post(b"Content-Length: 3\r\n", b"abc"),
     "cl-zero": post(b"Content-Length: 0\r\n"),
-    "cl-and-te": post(b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", b"3\r\nabc\r\n0\r\n\r\n"),
-    "te-and-cl": post(b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", b"3\r\nabc\r\n0\r\n\r\n"),
+    "cl-and-te": post(
+        b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", b"3\r\nabc\r\n0\r\n\r\n"
+    ),
+    "te-and-cl": post(
+        b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", b"3\r\nabc\r\n0\r\n\r\n"
+    ),
     "cl-dup-same": post(b"Content-Length: 3\r\nA: b\r\nContent-Length: 3\r\n", b"abc"),
     "cl-list-same": post(b"Content-Length: 3, 3\r\n", b"abc"),
     "cl-list-spaces": post(b"Content-Length: 3 ,3\r\n", b"abc"),
@@ -131,7 +138,7 @@ REQUESTS: dict[str, bytes] = {
     "te-twice": chunked(b"3\r\nabc\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"),
     "te-split": chunked(b"3\r\nabc\r\n0\r\n\r\n", b"Transfer-Encoding: gzip\r\n"),
     "te-identity": post(b"Transfer-Encoding: identity\r\nContent-Length: 3\r\n", b"abc"),
-    "te-http10": b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "te-http10": b"POST / HTTP/1.0\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + ABC_CHUNKED,
     "get-with-body": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
     "post-no-length": post(b""),
 }
@@ -149,7 +156,9 @@ def requests_proxy() -> Iterator[tuple[int, Backend]]:
 
 
 @pytest.mark.parametrize("name", list(REQUESTS))
-def test_request_verdict_and_forwarded_bytes(name: str, requests_proxy: tuple[int, Backend]) -> None:
+def test_request_verdict_and_forwarded_bytes(
+    name: str, requests_proxy: tuple[int, Backend]
+) -> None:
     port, be = requests_proxy
     raw = REQUESTS[name]
     before = len(be.received)
@@ -205,13 +214,25 @@ RESPONSES: dict[str, tuple[bytes, bytes]] = {
     "http10-no-length": (GET, b"HTTP/1.0 200 OK\r\n\r\nokok"),
     "http11-no-length": (GET, b"HTTP/1.1 200 OK\r\n\r\nokok"),
     "no-length-to-http10": (GET10, b"HTTP/1.1 200 OK\r\n\r\nokok"),
-    "chunked": (GET, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nT: v\r\n\r\n"),
-    "chunked-to-http10": (GET10, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
-    "cl-and-te": (GET, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  b"2\r\nok\r\n0\r\n\r\n"),
+    "chunked": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nT: v\r\n\r\n",
+    ),
+    "chunked-to-http10": (
+        GET10,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ),
+    "cl-and-te": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n",
+    ),
     "cl-differs": (GET, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"),
     "te-gzip": (GET, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nokok"),
-    "te-gzip-chunked": (GET, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    "te-gzip-chunked": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ),
     "head": (HEAD, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"),
     "head-chunked": (HEAD, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
     "204-with-length": (GET, b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
@@ -221,12 +242,18 @@ RESPONSES: dict[str, tuple[bytes, bytes]] = {
     "space-before-colon": (GET, b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nok"),
     "bare-lf": (GET, b"HTTP/1.1 200 OK\nX-A: b\nContent-Length: 2\n\nok"),
     "server-close": (GET, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"),
-    "server-tokens": (GET, b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Y\r\nContent-Length: 2\r\n\r\nok"),
+    "server-tokens": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Y\r\nContent-Length: 2\r\n\r\nok",
+    ),
     "bad-version": (GET, b"HTTP/1.x 200 OK\r\nContent-Length: 2\r\n\r\nok"),
     "version-1.2": (GET, b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok"),
     "nul-in-value": (GET, b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok"),
-    "101-unasked": (GET, b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+    "101-unasked": (
+        GET,
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    ),
 }
 
 
@@ -242,7 +269,9 @@ def responses_proxy() -> Iterator[tuple[int, Backend]]:
 
 
 @pytest.mark.parametrize("name", list(RESPONSES))
-def test_response_verdict_and_forwarded_bytes(name: str, responses_proxy: tuple[int, Backend]) -> None:
+def test_response_verdict_and_forwarded_bytes(
+    name: str, responses_proxy: tuple[int, Backend]
+) -> None:
     port, be = responses_proxy
     idx = list(RESPONSES).index(name)
     req, resp = RESPONSES[name]
@@ -277,8 +306,10 @@ def test_connection_headers_per_mode(mode: HttpMode) -> None:
     be = Backend([RESP_VARIANTS[s] for _, s in cases])
     port = free_port()
     try:
-        with haproxy(hap_config(port, be.port, defaults=f"option {mode.value}",
-                                backend="http-reuse never"), port):
+        with haproxy(
+            hap_config(port, be.port, defaults=f"option {mode.value}", backend="http-reuse never"),
+            port,
+        ):
             for n, (r, s) in enumerate(cases):
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                     c.sendall(REQ_VARIANTS[r])
@@ -317,13 +348,17 @@ def _still_open(c: socket.socket) -> bool:
 
 def test_upgrade_becomes_a_tunnel_with_the_bytes_after_the_head() -> None:
     req = b"GET /ws HTTP/1.1\r\nHost: x\r\n" + WS + WS_KEY + b"\r\n"
-    r101 = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+    r101 = (
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
     be = Backend([r101 + b"SERVERDATA"], close_after=False)
     port = free_port()
     try:
-        with haproxy(hap_config(port, be.port, defaults="option http-server-close"), port), \
-                socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        with (
+            haproxy(hap_config(port, be.port, defaults="option http-server-close"), port),
+            socket.create_connection(("127.0.0.1", port), timeout=10) as c,
+        ):
             c.sendall(req)
             got = _read_until(c, lambda b: b.endswith(b"SERVERDATA"))
             c.sendall(b"CLIENTDATA")
@@ -343,8 +378,10 @@ def test_expect_100_is_forwarded_not_answered() -> None:
     be = Backend([], done=lambda b: False, close_after=False)
     port = free_port()
     try:
-        with haproxy(hap_config(port, be.port), port), \
-                socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        with (
+            haproxy(hap_config(port, be.port), port),
+            socket.create_connection(("127.0.0.1", port), timeout=10) as c,
+        ):
             c.sendall(req)
             server = be.wait(0, head_done)
             c.settimeout(0.5)
@@ -358,7 +395,27 @@ def test_expect_100_is_forwarded_not_answered() -> None:
     assert server == fwd[1]
 
 
-DENY = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504]
+DENY = [
+    200,
+    400,
+    401,
+    403,
+    404,
+    405,
+    407,
+    408,
+    410,
+    413,
+    421,
+    422,
+    425,
+    429,
+    500,
+    501,
+    502,
+    503,
+    504,
+]
 
 
 def test_haproxy_answers_are_the_recorded_bytes() -> None:
@@ -373,9 +430,11 @@ def test_haproxy_answers_are_the_recorded_bytes() -> None:
             assert got == answer(c), c
         assert exchange(port, b"GET /mon HTTP/1.1\r\n\r\n", done=message_done) == answer(200)
         assert exchange(port, b"GET /auth HTTP/1.1\r\n\r\n", done=message_done) == auth_required(
-            b"Secret")
+            b"Secret"
+        )
         assert exchange(port, b"GET /redir HTTP/1.1\r\n\r\n", done=message_done) == redirect(
-            302, b"/x")
+            302, b"/x"
+        )
         assert exchange(port, b"GET / HTTP/1.1\r\n\r\n", done=message_done) == answer(503)
         assert exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n") == raw_answer(408)
         assert exchange(port, b"GET / HTTP/1.1\r\nHost : x\r\n\r\n") == raw_answer(400)

@@ -83,16 +83,23 @@ class ResponseHead:
 
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_REQUEST_LINE = re.compile(
-    rb"(" + _TCHAR + rb"+)[ \t]+([\x21-\x7e]+)[ \t]+(HTTP/([0-9])\.([0-9]))"
-)
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+)[ \t]+([\x21-\x7e]+)[ \t]+(HTTP/([0-9])\.([0-9]))")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]([^\n]*))?")
 _HEADER_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:[^\n]*\n)*")
 _HEADER = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*([^\n]*)\n")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _SPECIAL = frozenset(
-    (b"content-length", b"transfer-encoding", b"connection", b"host", b"upgrade", b"expect",
-     b"te", b"sec-websocket-key", b"sec-websocket-accept")
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"host",
+        b"upgrade",
+        b"expect",
+        b"te",
+        b"sec-websocket-key",
+        b"sec-websocket-accept",
+    )
 )
 _BLANKS = b" \t"
 _CONN_OWN = (b"close", b"keep-alive")

@@ -49,9 +49,7 @@ def replace_header(
                 headers[i] = (n, expand(m, fmt))
 
 
-def replace_value(
-    headers: list[Header], name: bytes, regex: re.Pattern[bytes], fmt: bytes
-) -> None:
+def replace_value(headers: list[Header], name: bytes, regex: re.Pattern[bytes], fmt: bytes) -> None:
     """`replace-value`: the same, on each comma-separated element of the values."""
     name = name.lower()
     for i, (n, v) in enumerate(headers):
