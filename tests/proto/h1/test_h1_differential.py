@@ -124,7 +124,6 @@ REQUESTS: dict[str, bytes] = {
     "chunk-ext": chunked(b"3;foo=bar\r\nabc\r\n0;x\r\n\r\n"),
     "chunk-ext-ctl": chunked(b"3;\x01\r\nabc\r\n0\r\n\r\n"),
     "chunk-trailers": chunked(b"3\r\nabc\r\n0\r\nX-Trail: V\r\nOther: w \r\n\r\n"),
-    "chunk-trailer-space": chunked(b"3\r\nabc\r\n0\r\nA : b\r\n\r\n"),
     "chunk-bare-lf": chunked(b"3\nabc\n0\n\n"),
     "chunk-te-case": post(b"Transfer-Encoding: Chunked\r\n", b"3\r\nabc\r\n0\r\n\r\n"),
     "chunk-size-space": chunked(b"3 \r\nabc\r\n0\r\n\r\n"),

@@ -83,10 +83,11 @@ class ResponseHead:
 
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+)[ \t]+([\x21-\x7e]+)[ \t]+(HTTP/([0-9])\.([0-9]))")
-_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]([^\n]*))?")
-_HEADER_BLOCK = re.compile(rb"(?:" + _TCHAR + rb"+:[^\n]*\n)*")
-_HEADER = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*([^\n]*)\n")
+_REQUEST_LINE = re.compile(
+    rb"(" + _TCHAR + rb"+)[ \t]+([\x21-\x7e]+)[ \t]+(HTTP/([0-9])\.([0-9]))\r?\n"
+)
+_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9])[ \t]+([0-9]{3})(?:[ \t]([^\r\n]*))?\r?\n")
+_HEADER = re.compile(rb"(?m)^(" + _TCHAR + rb"+):[ \t]*((?:[^\r\n]*[^\r\n \t])?)[ \t]*\r?\n")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _SPECIAL = frozenset(
     (
@@ -109,33 +110,30 @@ def _spaces(m: re.Match[bytes]) -> bytes:
     return b" " * len(m.group(0))
 
 
-def _lines(head: bytes, status: int) -> tuple[bytes, bytes]:
-    """Split a head (without its empty line) into its first line and its header block + LF."""
-    if b"\n " in head or b"\n\t" in head:
-        nl = head.find(b"\n")
-        if head[nl + 1 : nl + 2] in (b" ", b"\t"):
+def parse_fields(head: bytes, pos: int, status: int) -> list[Header]:
+    """The header (or trailer) lines of `head` from `pos` on, each with its line end."""
+    pairs: list[tuple[bytes, bytes]] = _HEADER.findall(head, pos)
+    # each match takes one whole line from its start: a line that does not match is missing
+    if len(pairs) != head.count(b"\n", pos):
+        if b"\n " not in head and b"\n\t" not in head:
+            raise H1Error(status, "invalid header line")
+        if head[pos : pos + 1] in (b" ", b"\t"):
             raise H1Error(status, "folded line after the start line")
-        head = _FOLD.sub(_spaces, head)
-    if b"\r" in head:
-        head = head.replace(b"\r\n", b"\n")
-        if b"\r" in head:
-            raise H1Error(status, "CR inside a line")
-    first, _, block = head.partition(b"\n")
-    return first, block + b"\n" if block else b""
+        head = head[:pos] + _FOLD.sub(_spaces, head[pos:])
+        pairs = _HEADER.findall(head, pos)
+        if len(pairs) != head.count(b"\n", pos):
+            raise H1Error(status, "invalid header line")
+    return [(n.lower(), v) for n, v in pairs]
 
 
-def _headers(block: bytes, status: int) -> list[Header]:
-    if not block:
-        return []
-    if _HEADER_BLOCK.fullmatch(block) is None:
-        raise H1Error(status, "invalid header line")
-    return [(n.lower(), v.rstrip(_BLANKS)) for n, v in _HEADER.findall(block)]
-
-
-def _check_size(fields: int, headers: list[Header], limits: Limits, status: int) -> None:
+def _check_size(
+    fields: int, headers: list[Header], block: int, limits: Limits, status: int
+) -> None:
     if len(headers) > limits.max_headers:
         raise H1Error(status, "too many headers")
     size = fields + HEAD_OVERHEAD + HEAD_PER_HEADER * len(headers)
+    if size + block <= limits.head_room:
+        return
     for n, v in headers:
         size += len(n) + len(v)
     if size > limits.head_room:
@@ -201,20 +199,24 @@ def _strip_default_port(authority: bytes, https: bool) -> bytes:
 
 
 def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> RequestHead:
-    """Parse a request head (everything before its empty line, any line ends)."""
-    first, block = _lines(head, 400)
-    m = _REQUEST_LINE.fullmatch(first)
+    """Parse a request head: its lines up to the empty line (CRLF or bare LF ends)."""
+    if head[-1:] != b"\n":
+        head += b"\r\n"
+    m = _REQUEST_LINE.match(head)
     if m is None:
         raise H1Error(400, "invalid request line")
     method, target, version, major, minor = m.groups()
-    headers = _headers(block, 400)
-    _check_size(len(method) + len(target) + len(version), headers, limits, 400)
-    is_11 = (major, minor) >= (b"1", b"1")
+    pos = m.end()
+    headers = parse_fields(head, pos, 400) if pos < len(head) else []
+    _check_size(len(method) + len(target) + len(version), headers, len(head) - pos, limits, 400)
+    is_11 = (major == b"1" and minor != b"0") or major > b"1"
     req = RequestHead(method, target, b"HTTP/1.1" if is_11 else version, headers)
     req.keep_alive = is_11
     idx = _special_index(headers)
     if idx:
-        _request_semantics(req, idx)
+        host = idx.get(b"host")
+        if len(idx) > 1 or host is None or len(host) > 1 or target[:1] != b"/":
+            _request_semantics(req, idx)
     return req
 
 
@@ -297,16 +299,19 @@ def _absolute_target(req: RequestHead, host_index: int) -> None:
 
 
 def parse_response_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseHead:
-    """Parse a response head (everything before its empty line); errors carry status 502."""
-    first, block = _lines(head, 502)
-    m = _STATUS_LINE.fullmatch(first)
+    """Parse a response head (lines up to the empty line); errors carry status 502."""
+    if head[-1:] != b"\n":
+        head += b"\r\n"
+    m = _STATUS_LINE.match(head)
     if m is None:
         raise H1Error(502, "invalid status line")
     major, minor, code, reason = m.groups()
-    reason = reason or b""
-    headers = _headers(block, 502)
-    _check_size(8 + 3 + len(reason), headers, limits, 502)
-    is_11 = (major, minor) >= (b"1", b"1")
+    if reason is None:
+        reason = b""
+    pos = m.end()
+    headers = parse_fields(head, pos, 502) if pos < len(head) else []
+    _check_size(11 + len(reason), headers, len(head) - pos, limits, 502)
+    is_11 = (major == b"1" and minor != b"0") or major > b"1"
     resp = ResponseHead(
         b"HTTP/1.1" if is_11 else b"HTTP/%s.%s" % (major, minor), int(code), reason, headers
     )

@@ -20,6 +20,7 @@ from nsproxy.proto.h1.head import (
     Limits,
     RequestHead,
     ResponseHead,
+    parse_fields,
     parse_request_head,
     parse_response_head,
 )
@@ -65,18 +66,14 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def split_head(buf: bytes) -> tuple[bytes, int] | None:
-    """Find the empty line ending a head: (head without it, index of the first body byte)."""
+    """Find the empty line ending a head: (head up to it, index of the first body byte)."""
     e1 = buf.find(b"\n\r\n")
     e2 = buf.find(b"\n\n")
-    if e1 < 0 and e2 < 0:
-        return None
     if e2 < 0 or 0 <= e1 < e2:
-        end, rest = e1, e1 + 3
-    else:
-        end, rest = e2, e2 + 2
-    if end > 0 and buf[end - 1] == 13:
-        end -= 1
-    return buf[:end], rest
+        if e1 < 0:
+            return None
+        return buf[: e1 + 1], e1 + 3
+    return buf[: e2 + 1], e2 + 2
 
 
 class _Reader:
@@ -189,19 +186,14 @@ class _Reader:
             self.buf = buf[2:] if buf[:1] == b"\r" else buf[1:]
             self._end(events, [])
             return True
-        found = split_head(b"\n" + buf)
+        found = split_head(buf)
         if found is None:
             if len(buf) > self.limits.bufsize:
                 raise H1Error(self.status, "trailers too large")
             return False
         block, rest = found
-        self.buf = buf[rest - 1 :]
-        trailers: list[Header] = []
-        for line in block[1:].replace(b"\r\n", b"\n").split(b"\n"):
-            name, colon, value = line.partition(b":")
-            if not colon or b"\r" in line:
-                raise H1Error(self.status, "invalid trailer line")
-            trailers.append((name.lower(), value.strip(b" \t")))
+        self.buf = buf[rest:]
+        trailers = parse_fields(block, 0, self.status)
         self._end(events, trailers)
         return True
 
