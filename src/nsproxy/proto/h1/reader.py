@@ -42,7 +42,7 @@ class EndOfMessage:
 
 @dataclass(frozen=True, slots=True)
 class Tunnel:
-    """After a 101: the connection is a tunnel from here; `data` followed the head."""
+    """Bytes of a tunnel: after a 101 head, every byte fed comes back in these."""
 
     data: bytes
 
@@ -153,6 +153,11 @@ class _Reader:
             elif st == TRAILERS:
                 if not self._trailers(events):
                     return events
+            elif st == TUNNEL:
+                if self.buf:
+                    events.append(Tunnel(self.buf))
+                    self.buf = b""
+                return events
             else:
                 return events
 
@@ -302,8 +307,8 @@ class ResponseReader(_Reader):
                     raise H1Error(502, "websocket 101 without Sec-WebSocket-Accept")
                 events.append(resp)
                 self.requests.popleft()
-                events.append(Tunnel(self.take_tunnel()))
-                return False
+                self.state = TUNNEL
+                return True
             resp.framing = NO_BODY
             events.append(resp)
             return True
