@@ -63,6 +63,30 @@ def responses(n: int) -> None:
         r.feed(RESPONSE)
 
 
+def httptools_reference(raw: bytes) -> object:
+    """llhttp through httptools, tokens only (no framing rules, no HAProxy verdicts)."""
+    import httptools  # type: ignore[import-untyped]
+
+    class Tokens:
+        def __init__(self) -> None:
+            self.headers: list[tuple[bytes, bytes]] = []
+
+        def on_url(self, url: bytes) -> None:
+            self.url = url
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.headers.append((name.lower(), value))
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            t = Tokens()
+            p = httptools.HttpRequestParser(t)
+            p.feed_data(raw)
+            p.get_method()
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=50_000)
@@ -72,6 +96,11 @@ def main() -> None:
     bench("keep-alive: parse+connection+serialize", keepalive(REQUEST), n)
     bench("keep-alive browser: parse+serialize", keepalive(BROWSER), n)
     bench("response (CL body), parse", responses, n)
+    try:
+        bench("reference: httptools tokens, 4 headers", httptools_reference(REQUEST), n)
+        bench("reference: httptools tokens, 10 headers", httptools_reference(BROWSER), n)
+    except ImportError:
+        pass
 
 
 if __name__ == "__main__":

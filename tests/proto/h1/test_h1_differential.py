@@ -196,6 +196,34 @@ def test_head_size_limit_boundary(extra: int, limits: Limits) -> None:
         assert client.startswith(b"HTTP/1.1 200 OK")
 
 
+def test_response_head_size_limit_boundary() -> None:
+    """Same formula for responses: the largest passes, one byte more is a 502."""
+    pad = 1
+    while not _response_refused(_padded_response(pad + 1024)):
+        pad += 1024
+    while not _response_refused(_padded_response(pad + 1)):
+        pad += 1
+    for extra in (0, 1):
+        raw = _padded_response(pad + extra)
+        be = Backend([raw])
+        port = free_port()
+        try:
+            with haproxy(hap_config(port, be.port), port):
+                client = exchange(port, GET, done=message_done)
+        finally:
+            be.close()
+        assert client == model.response(GET, raw)[0]
+        assert client.startswith(b"HTTP/1.1 502" if extra else b"HTTP/1.1 200")
+
+
+def _padded_response(n: int) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * n + b"\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _response_refused(raw: bytes) -> bool:
+    return model.response(GET, raw)[0].startswith(b"HTTP/1.1 502")
+
+
 def _padded(n: int) -> bytes:
     return b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * n + b"\r\nAccept: */*\r\n\r\n"
 

@@ -145,6 +145,8 @@ def _tokens(value: bytes) -> list[bytes]:
 
 
 def _content_length(values: list[bytes], status: int) -> tuple[int, bytes]:
+    if len(values) == 1 and values[0].isdigit() and len(values[0]) < 19:
+        return int(values[0]), values[0]
     length = -1
     first = b""
     for v in values:
@@ -179,6 +181,11 @@ def _connection_tokens(headers: list[Header], idx: list[int]) -> tuple[set[bytes
     drop: set[int] = set()
     for i in idx:
         name, value = headers[i]
+        low_value = value.lower()
+        if low_value in _CONN_OWN:
+            seen.add(low_value)
+            drop.add(i)
+            continue
         toks = [t for t in _tokens(value) if t]
         low = [t.lower() for t in toks]
         seen.update(low)
@@ -277,8 +284,8 @@ def _request_semantics(req: RequestHead, idx: dict[bytes, list[int]]) -> None:
     expect = idx.get(b"expect")
     if expect is not None and headers[expect[0]][1].lower() == b"100-continue":
         req.expect_continue = True
-    if drop:
-        req.headers = [h for i, h in enumerate(headers) if i not in drop]
+    for i in sorted(drop, reverse=True):
+        del headers[i]
 
 
 def _absolute_target(req: RequestHead, host_index: int) -> None:
@@ -350,8 +357,8 @@ def _response_semantics(resp: ResponseHead, idx: dict[bytes, list[int]]) -> None
             resp.keep_alive = False
         elif b"keep-alive" in tokens:
             resp.keep_alive = True
-    if drop:
-        resp.headers = [h for i, h in enumerate(headers) if i not in drop]
+    for i in sorted(drop, reverse=True):
+        del headers[i]
 
 
 def header_values(headers: list[Header], name: bytes) -> list[bytes]:
