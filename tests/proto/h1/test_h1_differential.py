@@ -172,9 +172,14 @@ def test_request_verdict_and_forwarded_bytes(
 
 
 @pytest.mark.parametrize("extra", [0, 1])
-@pytest.mark.parametrize("limits", [Limits(), Limits(bufsize=32768, maxrewrite=100)])
-def test_head_size_limit_boundary(extra: int, limits: Limits) -> None:
+@pytest.mark.parametrize(
+    "tune",
+    [(16384, 1024), (32768, 100), (16384, 10000)],
+    ids=["defaults", "bufsize-32k-maxrewrite-100", "maxrewrite-capped"],
+)
+def test_head_size_limit_boundary(extra: int, tune: tuple[int, int]) -> None:
     """The largest head HAProxy takes, found by the codec's formula, passes; one byte more fails."""
+    limits = Limits.from_tune(*tune)
     pad = 1
     while not isinstance(model.request(_padded(pad + 1024), limits=limits), int):
         pad += 1024
@@ -183,7 +188,7 @@ def test_head_size_limit_boundary(extra: int, limits: Limits) -> None:
     raw = _padded(pad + extra)
     be = Backend([OK])
     port = free_port()
-    glob = f"tune.bufsize {limits.bufsize}\n tune.maxrewrite {limits.maxrewrite}"
+    glob = f"tune.bufsize {tune[0]}\n tune.maxrewrite {tune[1]}"
     try:
         with haproxy(hap_config(port, be.port, global_=glob), port):
             client = exchange(port, raw, done=message_done)
@@ -194,6 +199,30 @@ def test_head_size_limit_boundary(extra: int, limits: Limits) -> None:
         assert client == raw_answer(400)
     else:
         assert client.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize("count", [8, 9, 10])
+def test_header_count_limit_is_maxhdr_minus_one(count: int) -> None:
+    limits = Limits.from_tune(maxhdr=10)
+    req = b"GET / HTTP/1.1\r\n" + b"a: b\r\n" * count + b"\r\n"
+    resp = b"HTTP/1.1 200 OK\r\n" + b"a: b\r\n" * (count - 1) + b"Content-Length: 2\r\n\r\nok"
+    be = Backend([resp, resp])
+    port = free_port()
+    try:
+        with haproxy(hap_config(port, be.port, global_="tune.http.maxhdr 10"), port):
+            client = exchange(port, req, done=message_done)
+            if count < 10:
+                client_resp = exchange(port, GET, done=message_done)
+    finally:
+        be.close()
+    expected = model.request(req, limits=limits)
+    if count < 10:
+        assert not isinstance(expected, int)
+        assert client.startswith(b"HTTP/1.1 200")
+        assert client_resp == model.response(GET, resp, limits=limits)[0]
+    else:
+        assert expected == 400
+        assert client == raw_answer(400)
 
 
 def test_response_head_size_limit_boundary() -> None:

@@ -34,6 +34,14 @@ class Limits:
     def head_room(self) -> int:
         return self.bufsize - self.maxrewrite
 
+    @classmethod
+    def from_tune(cls, bufsize: int = 16384, maxrewrite: int = 1024, maxhdr: int = 101) -> Limits:
+        """From `tune.bufsize`, `tune.maxrewrite`, `tune.http.maxhdr` (2.6 defaults).
+
+        HAProxy caps maxrewrite at half the buffer, and one of maxhdr's slots is not a header.
+        """
+        return cls(bufsize, min(maxrewrite, bufsize // 2), maxhdr - 1)
+
 
 DEFAULT_LIMITS = Limits()
 
