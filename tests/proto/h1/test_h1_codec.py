@@ -212,8 +212,9 @@ def test_responses_without_body(req: bytes, resp: bytes) -> None:
 
 def test_interim_responses_come_before_the_final_one() -> None:
     events = response_events(
-        GET, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        GET,
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     )
     assert [e.status for e in events if isinstance(e, ResponseHead)] == [100, 103, 200]
     assert events[-2:] == [Data(b"ok"), EndOfMessage([])]

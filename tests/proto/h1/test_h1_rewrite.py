@@ -22,6 +22,7 @@ def _del_then_set(r: RequestHead, name: bytes, value: bytes) -> None:
     rewrite.del_header(r.headers, name)
     rewrite.set_header(r.headers, name, value)
 
+
 # (haproxy rule lines, the same edits through the helpers)
 CASES: dict[str, tuple[list[str], Edit]] = {
     "set-header": (
