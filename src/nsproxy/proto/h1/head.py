@@ -110,6 +110,13 @@ _SPECIAL = frozenset(
         b"sec-websocket-accept",
     )
 )
+_SCHEME = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?]*)")
+_PORT = re.compile(rb":[0-9]+$")
+_DEFAULT_PORTS: dict[bytes, tuple[bytes, ...]] = {
+    b"http": (b":80", b":"),
+    b"https": (b":443", b":"),
+}
+_CONNECT_PORTS: tuple[bytes, ...] = (b":80", b":443")
 _BLANKS = b" \t"
 _CONN_OWN = (b"close", b"keep-alive")
 
@@ -206,10 +213,10 @@ def _connection_tokens(headers: list[Header], idx: list[int]) -> tuple[set[bytes
     return seen, drop
 
 
-def _strip_default_port(authority: bytes, https: bool) -> bytes:
-    port = b":443" if https else b":80"
-    if authority.endswith(port):
-        return authority[: -len(port)]
+def _strip_port(authority: bytes, ports: tuple[bytes, ...]) -> bytes:
+    for port in ports:
+        if authority.endswith(port):
+            return authority[: -len(port)]
     return authority
 
 
@@ -221,6 +228,8 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> RequestH
     if m is None:
         raise H1Error(400, "invalid request line")
     method, target, version, major, minor = m.groups()
+    if b"#" in target:
+        raise H1Error(400, "fragment in the request target")
     pos = m.end()
     headers = parse_fields(head, pos, 400) if pos < len(head) else []
     _check_size(len(method) + len(target) + len(version), headers, len(head) - pos, limits, 400)
@@ -232,6 +241,8 @@ def parse_request_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> RequestH
         host = idx.get(b"host")
         if len(idx) > 1 or host is None or len(host) > 1 or target[:1] != b"/":
             _request_semantics(req, idx)
+    elif target[:1] != b"/":
+        _authority(req, -1)
     return req
 
 
@@ -279,9 +290,8 @@ def _request_semantics(req: RequestHead, idx: dict[bytes, list[int]]) -> None:
         if any(headers[i][1].lower() != first_host for i in host[1:]):
             raise H1Error(400, "differing Host headers")
         drop.update(host[1:])
-    lowt = req.target[:8].lower()
-    if host is not None and (lowt.startswith(b"http://") or lowt == b"https://"):
-        _absolute_target(req, host[0])
+    if req.target[:1] != b"/":
+        _authority(req, host[0] if host is not None else -1)
     te_hdr = idx.get(b"te")
     if te_hdr is not None:
         for i in te_hdr:
@@ -296,21 +306,50 @@ def _request_semantics(req: RequestHead, idx: dict[bytes, list[int]]) -> None:
         del headers[i]
 
 
-def _absolute_target(req: RequestHead, host_index: int) -> None:
-    """Absolute-form target: default port dropped; Host must name the same authority."""
-    https = req.target[4:5] in (b"s", b"S")
-    start = 8 if https else 7
-    end = start
+def _authority(req: RequestHead, host_index: int) -> None:
+    """Absolute-form and authority-form targets, as HAProxy 2.6 checks and normalizes them.
+
+    The Host header must name the target's authority (default ports aside); a default or
+    empty port leaves an http/https URI and the Host header takes the URI's authority. A
+    CONNECT needs a port and its Host loses :80/:443.
+    """
     target = req.target
-    while end < len(target) and target[end] not in b"/?":
-        end += 1
+    if target == b"*":
+        return
+    m = _SCHEME.match(target)
+    if m is not None:
+        scheme = m.group(1).lower()
+        start, end = m.span(2)
+    else:
+        scheme = b""
+        start, end = 0, len(target)
+        for sep in (b"/", b"?"):
+            at = target.find(sep)
+            if 0 <= at < end:
+                end = at
     authority = target[start:end]
-    norm = _strip_default_port(authority, https)
-    host = req.headers[host_index][1]
-    if _strip_default_port(host, https).lower() != norm.lower():
-        raise H1Error(400, "Host differs from the absolute URI's authority")
-    req.target = target[:start] + norm + target[end:]
-    req.headers[host_index] = (b"host", norm)
+    hostpart = authority.rpartition(b"@")[2]
+    connect = req.method == b"CONNECT"
+    if connect:
+        if m is not None or not _PORT.search(hostpart):
+            raise H1Error(400, "CONNECT needs host:port")
+        ports = _CONNECT_PORTS
+    else:
+        ports = _DEFAULT_PORTS.get(scheme, ())
+    headers = req.headers
+    if host_index >= 0 and authority:
+        host = headers[host_index][1]
+        if _strip_port(host, ports).lower() != _strip_port(hostpart, ports).lower():
+            raise H1Error(400, "Host differs from the target's authority")
+        if connect:
+            headers[host_index] = (b"host", _strip_port(host, ports))
+    if not connect and ports:
+        norm = _strip_port(hostpart, ports)
+        if norm != hostpart:
+            userinfo = authority[: len(authority) - len(hostpart)]
+            req.target = target[:start] + userinfo + norm + target[end:]
+            if host_index >= 0:
+                headers[host_index] = (b"host", norm)
 
 
 def parse_response_head(head: bytes, limits: Limits = DEFAULT_LIMITS) -> ResponseHead:

@@ -314,6 +314,9 @@ class ResponseReader(_Reader):
             return True
         events.append(resp)
         self.requests.popleft()
+        if req.method == b"CONNECT" and status < 300:
+            self.state = TUNNEL
+            return True
         if req.method == b"HEAD" or status in (204, 304):
             resp.framing = NO_BODY
         self._start_body(resp.framing, resp.content_length, events)
