@@ -544,3 +544,25 @@ def test_502_for_a_server_that_closes_and_504_for_a_slow_one() -> None:
             assert exchange(port, GET, done=message_done) == answer(504)
     finally:
         be.close()
+
+
+def test_connect_2xx_becomes_a_tunnel() -> None:
+    req = b"CONNECT a.b:443 HTTP/1.1\r\nHost: a.b:443\r\n\r\n"
+    ok = b"HTTP/1.1 200 Connection established\r\n\r\n"
+    be = Backend([ok + b"SERVERDATA"], close_after=False)
+    port = free_port()
+    try:
+        with (
+            haproxy(hap_config(port, be.port), port),
+            socket.create_connection(("127.0.0.1", port), timeout=10) as c,
+        ):
+            c.sendall(req)
+            got = _read_until(c, lambda b: b.endswith(b"SERVERDATA"))
+            c.sendall(b"CLIENTDATA")
+            server = be.wait(0, lambda b: b.endswith(b"CLIENTDATA"))
+    finally:
+        be.close()
+    fwd = model.request(req)
+    assert not isinstance(fwd, int)
+    assert server == fwd[1] + b"CLIENTDATA"
+    assert got == model.response(req, ok + b"SERVERDATA")[0]

@@ -36,6 +36,11 @@ def prepare_request(req: RequestHead, mode: HttpMode) -> bool:
     return keep
 
 
+def tunnels(req: RequestHead, resp: ResponseHead) -> bool:
+    """After this response the connection is a tunnel (101, or 2xx to a CONNECT)."""
+    return resp.status == 101 or (req.method == b"CONNECT" and 200 <= resp.status < 300)
+
+
 def client_keeps(req: RequestHead, resp: ResponseHead, mode: HttpMode) -> bool:
     """Whether the client connection stays open for another request after this response."""
     return (
@@ -51,7 +56,7 @@ def prepare_response(req: RequestHead, resp: ResponseHead, mode: HttpMode) -> bo
 
     Returns True if the client connection stays open after this response.
     """
-    if resp.status == 101:
+    if tunnels(req, resp):
         return False
     keep = client_keeps(req, resp, mode)
     if keep:
@@ -68,5 +73,5 @@ def server_reusable(req: RequestHead, resp: ResponseHead, mode: HttpMode) -> boo
         mode is HttpMode.KEEP_ALIVE
         and resp.keep_alive
         and resp.framing != UNTIL_EOF
-        and resp.status != 101
+        and not tunnels(req, resp)
     )
