@@ -1,0 +1,1 @@
+"""HAProxy's own HTTP answers."""

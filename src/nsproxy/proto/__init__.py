@@ -1,0 +1,1 @@
+"""Sans-I/O protocol codecs: pure functions and classes over bytes."""
