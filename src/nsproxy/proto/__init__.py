@@ -1,0 +1,1 @@
+"""Sans-I/O protocol codecs: pure functions over bytes, no sockets."""
