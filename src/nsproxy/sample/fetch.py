@@ -113,13 +113,12 @@ def _const_bool(args: list[ArgValue]) -> list[ArgValue]:
 
 def _const_bin(args: list[ArgValue]) -> list[ArgValue]:
     text = str(args[0])
-    try:
-        if len(text) % 2:
-            raise ValueError
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"invalid hex string '{text}'") from None  # see tests for HAProxy's
-    return [raw]  # type: ignore[list-item]
+    if len(text) % 2:
+        raise ValueError("an even number of hex digit is expected")
+    bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), None)
+    if bad is not None:
+        raise ValueError(f"an hex digit is expected (found '{bad}')")
+    return [bytes.fromhex(text)]  # type: ignore[list-item]
 
 
 _HTTP_METHODS = ("OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT")
