@@ -178,7 +178,7 @@ BAD_EXPRESSIONS = [
         "invalid args in converter 'regsub' : invalid regex flag 'x', only 'i' and 'g' are "
         "supported",
     ),
-    ("str(a),concat(a,b c)", "invalid arg 2 in converter 'concat' : expected ')'"),
+    ("str(a),concat(a,b", "invalid arg 2 in converter 'concat' : expected ')'"),
     ("str(a),strcmp(foo)", "invalid args in converter 'strcmp' : failed to register variable name 'foo'"),
     (
         "str(a),map(/nonexistent)",
