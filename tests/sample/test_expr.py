@@ -179,7 +179,10 @@ BAD_EXPRESSIONS = [
         "supported",
     ),
     ("str(a),concat(a,b", "invalid arg 2 in converter 'concat' : expected ')'"),
-    ("str(a),strcmp(foo)", "invalid args in converter 'strcmp' : failed to register variable name 'foo'"),
+    (
+        "str(a),strcmp(foo)",
+        "invalid args in converter 'strcmp' : failed to register variable name 'foo'",
+    ),
     (
         "str(a),map(/nonexistent)",
         "invalid args in converter 'map' : failed to open pattern file </nonexistent>",
@@ -188,7 +191,10 @@ BAD_EXPRESSIONS = [
         "req.payload_lv(-1,1)",
         "invalid args in fetch method 'req.payload_lv' : payload offset1 must be positive",
     ),
-    ("req.payload_lv(0,0)", "invalid args in fetch method 'req.payload_lv' : payload length must be > 0"),
+    (
+        "req.payload_lv(0,0)",
+        "invalid args in fetch method 'req.payload_lv' : payload length must be > 0",
+    ),
     (
         "req.payload_lv(0,1,x)",
         "invalid args in fetch method 'req.payload_lv' : payload offset2 is not a number",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from nsproxy.balance import full_hash
 from nsproxy.sample.args import NO_ARGS, ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Txn
 from nsproxy.sample.patref import CompileEnv
@@ -157,12 +158,16 @@ def _word(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
         k = index - 1
         if k >= len(spans):
             return _str(smp, "")
-        last = len(spans) - 1 if count == 0 else min(k + count - 1, len(spans) - 1)
+        if count == 0:
+            return _str(smp, text[spans[k][0] :])
+        last = min(k + count - 1, len(spans) - 1)
         return _str(smp, text[spans[k][0] : spans[last][1]])
     k = len(spans) + index
     if k < 0:
         return _str(smp, "")
-    first = 0 if count == 0 else max(k - count + 1, 0)
+    if count == 0:
+        return _str(smp, text[: spans[k][1]])
+    first = max(k - count + 1, 0)
     return _str(smp, text[spans[first][0] : spans[k][1]])
 
 
@@ -353,34 +358,22 @@ def _b64dec(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
 
 
 def _hex2i(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
-    text = _s(smp)
     n = 0
-    for c in text:
+    for c in _s(smp):
         if c not in "0123456789abcdefABCDEF":
-            break
-        n = (n << 4) | int(c, 16)
-    return Sample(SmpType.SINT, clamp64(n), smp.may_change)
+            return None
+        n = clamp64((n << 4) + int(c, 16))
+    return Sample(SmpType.SINT, n, smp.may_change)
 
 
 def _hash(fn: Callable[[bytes], int]) -> ConvFn:
     def conv(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
         h = fn(_b(smp)) & 0xFFFFFFFF
         if args and int(args[0]):
-            h = _full_avalanche(h)
+            h = full_hash(h)
         return Sample(SmpType.SINT, h, smp.may_change)
 
     return conv
-
-
-def _full_avalanche(a: int) -> int:
-    m = 0xFFFFFFFF
-    a = ((a + 0x7ED55D16) + (a << 12)) & m
-    a = ((a ^ 0xC761C23C) ^ (a >> 19)) & m
-    a = ((a + 0x165667B1) + (a << 5)) & m
-    a = ((a + 0xD3A2646C) ^ (a << 9)) & m
-    a = ((a + 0xFD7046C5) + (a << 3)) & m
-    a = ((a ^ 0xB55A4F09) ^ (a >> 16)) & m
-    return a
 
 
 def _djb2(data: bytes) -> int:
@@ -449,7 +442,14 @@ def _operand(args: Sequence[ArgValue], txn: Txn) -> int | None:
 
 
 def _add(a: int, b: int) -> int:
-    return max(LLONG_MIN, min(LLONG_MAX, a + b))
+    """HAProxy's arith_add(), including its C wrap-around in the overflow checks (two
+    negative operands saturate to LLONG_MAX there, and so here)."""
+    if (a ^ b) >= 0:
+        if a < 0 and clamp64(LLONG_MIN - a) > b:
+            return LLONG_MIN
+        if clamp64(LLONG_MAX - a) < b:
+            return LLONG_MAX
+    return clamp64(a + b)
 
 
 def _arith(op: Callable[[int, int], int]) -> ConvFn:
