@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -58,10 +58,8 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10
             if time.monotonic() > deadline:
                 raise TimeoutError(f"haproxy did not listen on {port} in {timeout}s") from None
         # Wait for the next connect attempt on the process itself, not a fixed sleep.
-        try:
+        with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.02)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @contextmanager

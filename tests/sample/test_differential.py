@@ -231,7 +231,10 @@ MAP_CHAINS = [
 
 INT_MAP = "abc 1\nexample.com 2\n/api 3\n42 4\n"
 INT_MAP2 = "42 answer\n0:10 small\n-17 neg\n"
-IP_MAP = "10.0.0.0/8   net8\n10.1.0.0/16  net16\n10.1.2.3 host\n2001:db8::/32 net6\n192.168.1.0/255.255.255.128 low\n"
+IP_MAP = (
+    "10.0.0.0/8   net8\n10.1.0.0/16  net16\n10.1.2.3 host\n2001:db8::/32 net6\n"
+    "192.168.1.0/255.255.255.128 low\n"
+)
 IP_MAP2 = "10.0.0.0/8 8\n0.0.0.0/0 1\n"
 REGM_MAP = "^([a-z]+)\\.(.*)$ \\2/\\1\n"
 
