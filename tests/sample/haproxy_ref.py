@@ -40,7 +40,8 @@ def check_config(body: str, workdir: Path) -> list[str]:
     lines = []
     for line in (out.stdout + out.stderr).splitlines():
         if line.startswith("[ALERT]") or line.startswith("[WARNING]"):
-            lines.append(line.split(" : ", 1)[1] if " : " in line else line)
+            text = line.split(" : ", 1)[1] if " : " in line else line
+            lines.append(text.removeprefix("config : "))
     return lines
 
 
