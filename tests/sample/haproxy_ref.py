@@ -65,13 +65,16 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10
 
 @contextmanager
 def running(
-    frontend_body: str, extra: str = "", mode_defaults: str = HTTP_DEFAULTS
+    frontend_body: str,
+    extra: str = "",
+    mode_defaults: str = HTTP_DEFAULTS,
+    cfg_path: Path | None = None,
 ) -> Iterator[int]:
     """Runs HAProxy with one frontend on a free loopback port; yields the port."""
     assert HAPROXY is not None
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "ref.cfg"
+        cfg = cfg_path or Path(tmp) / "ref.cfg"
         cfg.write_text(
             f"global\n  stats timeout 5s\n{mode_defaults}\nfrontend fe\n  bind 127.0.0.1:{port}\n"
             f"{frontend_body}\n{extra}\n"

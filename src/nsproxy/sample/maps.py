@@ -131,8 +131,7 @@ def _map_conv(method: Method, out: SmpType) -> ConvDef:
             ref = load_ref(env.refs, filename, True, MAP, env.file, env.line)
         except PatternFileError as e:
             raise ValueError(str(e)) from None
-        expr = PatternExpr(ref, method)
-        expr.value_type = out
+        expr = PatternExpr(ref, method, value_type=out)
         try:
             check_entries(expr, out, filename)
         except PatternError as e:
@@ -355,8 +354,8 @@ def map_command(refs: PatRefs, args: Sequence[str], payload: str | None = None) 
             drop = {i for i, e in enumerate(ref.entries) if e.pattern == key}
         if not drop:
             return "Key not found.\n"
-        ref.entries = [e for i, e in enumerate(ref.entries) if i not in drop]
-        ref.revision += 1
+        doomed = {id(ref.entries[i]) for i in drop}
+        ref.remove(lambda e: id(e) not in doomed)
         return ""
     return ""
 
@@ -366,10 +365,9 @@ def _show(refs: PatRefs, kind: int, rest: list[str]) -> str:
         lines = ["# id (file) description\n"]
         for r in refs.refs:
             if r.flags & kind:
-                count = len(r.entries) * max(1, sum(isinstance(u, PatternExpr) for u in r.users))
                 lines.append(
                     f"{r.unique_id} ({r.reference or ''}) {r.display}. curr_ver={r.curr_gen} "
-                    f"next_ver={r.next_gen} entry_cnt={count}\n"
+                    f"next_ver={r.next_gen} entry_cnt={r.entry_cnt}\n"
                 )
         return "".join(lines)
     gen = None

@@ -236,14 +236,21 @@ Matcher = Callable[[Sample], PatElt | None]
 class PatternExpr:
     """The entries of one reference compiled for a method; rebuilt when the reference changes."""
 
-    def __init__(self, ref: PatRef, method: Method, icase: bool = False) -> None:
+    def __init__(
+        self, ref: PatRef, method: Method, icase: bool = False, value_type: SmpType | None = None
+    ) -> None:
         self.ref = ref
         self.method = method
         self.icase = icase
-        self.value_type: SmpType | None = None  # maps: the type values are parsed to
+        self.value_type = value_type  # maps: the type values are parsed to
         self._revision = -1
         self._match: Matcher = lambda smp: None
-        ref.users.append(self)
+        # HAProxy indexes a reference once per (index, parser, value type, flags); expressions
+        # that agree share that storage, which the runtime API lists and counts once.
+        self.storage = (_INDEX.get(method, method), _PARSER.get(method, method), value_type, icase)
+        if not any(isinstance(u, PatternExpr) and u.storage == self.storage for u in ref.users):
+            ref.users.append(self)
+            ref.entry_cnt += len(ref.entries)
 
     def lookup(self, smp: Sample) -> PatElt | None:
         """The entry `smp` matches (None: no match). Casts `smp` to the method's type first."""
@@ -293,6 +300,20 @@ class PatternExpr:
 
 
 _ANY = PatElt("", None, 0)
+_LIST_STR = "list_str"
+_INDEX: dict[Method, str] = {
+    Method.SUB: _LIST_STR,
+    Method.DIR: _LIST_STR,
+    Method.DOM: _LIST_STR,
+    Method.END: _LIST_STR,
+    Method.FOUND: "list_val",
+    Method.BOOL: "list_val",
+    Method.INT: "list_val",
+    Method.LEN: "list_val",
+}
+_PARSER: dict[Method, str] = {
+    m: "str" for m in (Method.STR, Method.BEG, Method.SUB, Method.DIR, Method.DOM, Method.END)
+} | {Method.FOUND: "none", Method.BOOL: "none", Method.LEN: "int", Method.INT: "int"}
 
 
 def _exact(compiled: list[tuple[object, PatElt]], icase: bool) -> Matcher:

@@ -8,6 +8,7 @@ registry the runtime API looks references up in (`#<id>` or file name).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAP = 1  # the reference is used by a map
@@ -47,14 +48,27 @@ class PatRef:
     next_gen: int = 0
     revision: int = 0
     users: list[object] = field(default_factory=list)  # expressions reading this reference
+    # HAProxy's entry_cnt: +1 per entry and per indexed expression, -1 per deleted entry.
+    entry_cnt: int = 0
 
     def append(
         self, pattern: str, value: str | None, line: int = 0, gen: int | None = None
     ) -> PatElt:
         elt = PatElt(pattern, value, self.curr_gen if gen is None else gen, line, next(_UIDS))
         self.entries.append(elt)
+        self.entry_cnt += len(self.users)
         self.revision += 1
         return elt
+
+    def remove(self, keep: Callable[[PatElt], bool]) -> int:
+        """Drops the entries `keep` refuses; returns how many were dropped."""
+        before = len(self.entries)
+        self.entries = [e for e in self.entries if keep(e)]
+        dropped = before - len(self.entries)
+        if dropped:
+            self.entry_cnt -= dropped
+            self.revision += 1
+        return dropped
 
     def current(self) -> list[PatElt]:
         """The entries of the current generation, in insertion order."""
@@ -70,10 +84,7 @@ class PatRef:
         return self.next_gen
 
     def purge(self, gen: int) -> None:
-        before = len(self.entries)
-        self.entries = [e for e in self.entries if e.gen != gen]
-        if len(self.entries) != before:
-            self.revision += 1
+        self.remove(lambda e: e.gen != gen)
 
     def commit(self, gen: int) -> bool:
         """`commit`: `gen` becomes current and older generations are dropped."""
@@ -82,8 +93,8 @@ class PatRef:
         ):
             return False
         self.curr_gen = gen
-        self.entries = [e for e in self.entries if ((e.gen - gen) & 0xFFFFFFFF) < 0x80000000]
         self.revision += 1
+        self.remove(lambda e: ((e.gen - gen) & 0xFFFFFFFF) < 0x80000000)
         return True
 
 
