@@ -111,7 +111,8 @@ def test_errors_match_haproxy(tmp_path: Path, fmt: str) -> None:
 
 LIVE = (
     "%f %ft %b %s %ci %fi:%fp %{+Q}f %{+X}ci %{+X}fp %{+Q}[str(a)] %[var(sess.none)] "
-    "%{+Q}[var(sess.none)] %{-M}[var(sess.none)]. %% %ts %{+Q}o %f %b %{-Q}o %f  %B  %[src,ipmask(8)]"
+    "%{+Q}[var(sess.none)] %{-M}[var(sess.none)]. %% %ts %{+Q}o %f %b %{-Q}o %f  %B  "
+    "%[src,ipmask(8)]"
 )
 
 
