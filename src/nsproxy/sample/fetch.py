@@ -7,6 +7,7 @@ reads (`Use`), from which the places it can run are derived as HAProxy does.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -60,12 +61,18 @@ def find_fetch(name: str) -> FetchDef | None:
     return FETCHES.get(name)
 
 
+@functools.lru_cache(maxsize=8192)
+def ip_sample(host: str) -> Sample:
+    """The sample of an address text (parsed once per distinct address)."""
+    a = ip_address(host.split("%", 1)[0])
+    return Sample(SmpType.IPV4 if isinstance(a, IPv4Address) else SmpType.IPV6, a)
+
+
 def addr_sample(addr: Addr) -> Sample | None:
     """An address as an IPV4/IPV6 sample (None for UNIX sockets or unknown)."""
     if not isinstance(addr, tuple):
         return None
-    a = ip_address(addr[0].split("%", 1)[0])
-    return Sample(SmpType.IPV4 if isinstance(a, IPv4Address) else SmpType.IPV6, a)
+    return ip_sample(addr[0])
 
 
 def port_sample(addr: Addr) -> Sample | None:

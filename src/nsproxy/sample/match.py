@@ -245,6 +245,13 @@ class PatternExpr:
         self.value_type = value_type  # maps: the type values are parsed to
         self._revision = -1
         self._match: Matcher = lambda smp: None
+        self._want = EXPECT[method]
+        # Sample types this method reads without a cast.
+        self._direct: frozenset[SmpType] = {
+            Method.FOUND: frozenset(SmpType),
+            Method.BOOL: frozenset({SmpType.BOOL}),
+            Method.IP: frozenset({SmpType.IPV4, SmpType.IPV6}),
+        }.get(method, frozenset())
         # HAProxy indexes a reference once per (index, parser, value type, flags); expressions
         # that agree share that storage, which the runtime API lists and counts once.
         self.storage = (_INDEX.get(method, method), _PARSER.get(method, method), value_type, icase)
@@ -257,9 +264,10 @@ class PatternExpr:
         if self._revision != self.ref.revision:
             self._match = self._build()
             self._revision = self.ref.revision
-        if self.method is Method.FOUND:
+        t = smp.type
+        if t is self._want or t in self._direct:
             return self._match(smp)
-        c = smp if smp.type is SmpType.BOOL else cast(smp, EXPECT[self.method])
+        c = cast(smp, self._want)
         return None if c is None else self._match(c)
 
     def check(self, text: str) -> None:

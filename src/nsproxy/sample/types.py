@@ -28,9 +28,12 @@ TYPE_NAMES = ("any", "bool", "sint", "addr", "ipv4", "ipv6", "str", "bin", "meth
 Value = bool | int | str | bytes | IPv4Address | IPv6Address
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sample:
     """A fetched value. `may_change`: more input may still change it (HAProxy SMP_F_MAY_CHANGE).
+
+    Samples are shared (cached address samples, variables): treat them as immutable (not
+    frozen only because frozen dataclasses are slower to build, on the hot path).
 
     Representation per type: BOOL bool, SINT int, IPV4/IPV6 ipaddress objects, STR str
     (latin-1 text: one character per byte, so every byte string round-trips), BIN bytes,
