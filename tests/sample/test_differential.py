@@ -165,12 +165,43 @@ MATCHES = [
     "-m bool",
     "-m bin 616263",
     "-m beg -- -1",
+    "-m dom .",
+    "-m dir /",
+    "-m reg -i ^a.*C$",
+]
+
+# Conditions over named ACLs: several lines per name (ORed), '!', '||', 'or', predefined.
+NAMED_ACLS = [
+    "short var(txn.in) -m len :3",
+    "short var(txn.in) -m beg www.",
+    "num var(txn.in) -m reg ^-?[0-9]+$",
+    "dotted var(txn.in) -m sub .",
+    "local var(txn.in),ipmask(8) -m ip 10.0.0.0",
+]
+CONDITIONS = [
+    "if short",
+    "if !short",
+    "if short num",
+    "if short || dotted",
+    "if short or !dotted num",
+    "unless num",
+    "if TRUE !FALSE short",
+    "if local || { var(txn.in) -m str 42 }",
+    "if !short !num !dotted",
 ]
 
 
 @pytest.fixture(scope="module")
 def matcher() -> Iterator[Client]:
     lines = ["  http-request set-var(txn.in) req.fhdr(x-in)"]
+    lines += [f"  acl {a}" for a in NAMED_ACLS]
+    for i, c in enumerate(CONDITIONS):
+        # '||' binds loosest, so a condition is evaluated on its own into a variable.
+        lines.append(f"  http-request set-var(txn.r{i}) str(1) {c}")
+        lines.append(
+            f"  http-request return status 200 content-type text/plain lf-string "
+            f'"%[var(txn.r{i},0)]" if {{ path /n{i} }}'
+        )
     for i, m in enumerate(MATCHES):
         lines.append(
             f"  http-request return status 200 content-type text/plain string 1 "
@@ -193,6 +224,18 @@ def test_matches_match_haproxy(matcher: Client, index: int) -> None:
         want = matcher.get(f"/m{index}", value)
         got = cond(with_input(value, req_final=True))
         assert ("1" if got is Verdict.PASS else "0") == want, (MATCHES[index], value)
+
+
+@pytest.mark.parametrize("index", range(len(CONDITIONS)), ids=CONDITIONS)
+def test_conditions_match_haproxy(matcher: Client, index: int) -> None:
+    acls = AclSet()
+    for a in NAMED_ACLS:
+        acls.add(a.split())
+    cond = compile_condition(CONDITIONS[index].split(), acls, Hook.FE_HRQ_HDR)
+    for value in INPUTS:
+        want = matcher.get(f"/n{index}", value)
+        got = cond(with_input(value, req_final=True))
+        assert ("1" if got is Verdict.PASS else "0") == want, (CONDITIONS[index], value)
 
 
 MAP_FILE = """\

@@ -208,8 +208,12 @@ _DIR_DELIMS = "/?"
 
 
 def match_word(sample: str, pattern: str, delims: str, icase: bool) -> bool:
-    """HAProxy's match_word(): `pattern` (stripped of delimiters) found between delimiters."""
-    ps = pattern.strip(delims) if pattern else pattern
+    """HAProxy's match_word(): `pattern` (stripped of delimiters) found between delimiters.
+
+    Like the C code, the position just past the sample reads as a NUL, so an empty pattern
+    matches an empty sample or one ending with a delimiter.
+    """
+    ps = pattern.strip(delims)
     pl = len(ps)
     if pl > len(sample):
         return False
@@ -218,13 +222,16 @@ def match_word(sample: str, pattern: str, delims: str, icase: bool) -> bool:
     may_match = True
     last = len(sample) - pl
     for i in range(last + 1):
-        c = sample[i]
+        c = sample[i] if i < len(sample) else "\0"
         if c in delims:
             may_match = True
             continue
         if not may_match:
             continue
-        if sample.startswith(ps, i) and (i == last or sample[i + pl] in delims):
+        if pl == 0:
+            if i == len(sample):
+                return True
+        elif sample.startswith(ps, i) and (i == last or sample[i + pl] in delims):
             return True
         may_match = False
     return False
