@@ -29,6 +29,15 @@ defaults
 """
 
 
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the context lasts (bound, never
+    listening, so no other process can take it meanwhile)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 def check_config(body: str, workdir: Path) -> list[str]:
     """The alert/warning lines `haproxy -c` prints for a configuration (prefix removed)."""
     assert HAPROXY is not None

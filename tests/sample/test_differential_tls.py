@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import free_port
 from nsproxy.sample import (
     AclSet,
     Hook,
@@ -17,7 +16,7 @@ from nsproxy.sample import (
     compile_logformat,
 )
 
-from .haproxy_ref import needs_haproxy, running
+from .haproxy_ref import needs_haproxy, refused_port, running
 from .hello import alpn_ext, client_hello, ext, hello_message, records, sni_ext
 from .txn import StubTxn
 
@@ -59,15 +58,14 @@ def logged() -> Iterator[tuple[int, socket.socket]]:
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(10)
     log_port = udp.getsockname()[1]
-    dead = free_port()
     body = (
         f"  log 127.0.0.1:{log_port} format raw local0\n"
         f'  log-format "{FORMAT}"\n{RULES}  default_backend be\n'
     )
-    extra = f"backend be\n  server s1 127.0.0.1:{dead}\n"
-    with running(body, extra, TCP_DEFAULTS) as port:
-        yield port, udp
-    udp.close()
+    with refused_port() as dead:
+        extra = f"backend be\n  server s1 127.0.0.1:{dead}\n"
+        with udp, running(body, extra, TCP_DEFAULTS) as port:
+            yield port, udp
 
 
 def haproxy_line(port: int, udp: socket.socket, data: bytes) -> str:

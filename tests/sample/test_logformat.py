@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.netlab import free_port
 from nsproxy.sample import Hook, SampleError, compile_logformat
 
-from .haproxy_ref import HAPROXY, check_config, needs_haproxy, running
+from .haproxy_ref import HAPROXY, check_config, needs_haproxy, refused_port, running
 from .txn import StubTxn
 
 TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
@@ -121,16 +120,21 @@ def test_live_line_matches_haproxy() -> None:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(10)
-    dead = free_port()
     body = (
         f"  log 127.0.0.1:{udp.getsockname()[1]} format raw local0\n"
         f'  log-format "{LIVE}"\n  default_backend be\n'
+        # Read the client's byte before connecting, so the stream is never a "null" one.
+        "  tcp-request inspect-delay 5s\n  tcp-request content accept if { req.len gt 0 }\n"
     )
     defaults = (
         "\ndefaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n"
         "  timeout connect 2s\n  retries 0\n  option dontlognull\n"
     )
-    with udp, running(body, f"backend be\n  server s1 127.0.0.1:{dead}\n", defaults) as port:
+    with (
+        udp,
+        refused_port() as dead,
+        running(body, f"backend be\n  server s1 127.0.0.1:{dead}\n", defaults) as port,
+    ):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             src = c.getsockname()
             c.sendall(b"x")
