@@ -41,6 +41,15 @@ def test_named_acls_or_and_not() -> None:
     assert compile_condition(words("if !!net"), acls, Hook.FE_REQ_CNT)(StubTxn()) is Verdict.PASS
 
 
+def test_acl_lines_added_after_a_condition_still_count() -> None:
+    acls = AclSet()
+    acls.add(words("net src 10.0.0.0/8"))
+    c = compile_condition(words("if net"), acls, Hook.FE_REQ_CNT)
+    assert c(StubTxn()) is Verdict.FAIL
+    acls.add(words("net src 192.0.2.0/24"))
+    assert c(StubTxn()) is Verdict.PASS
+
+
 def test_anonymous_and_predefined() -> None:
     t = StubTxn(src=("127.0.0.1", 5))
     assert cond("if LOCALHOST")(t) is Verdict.PASS

@@ -196,7 +196,21 @@ class Acl:
         return res
 
     def tester(self) -> Callable[[Txn], int]:
-        """The fastest callable computing `test` (the ACL's lines are fixed once compiled)."""
+        """A fast callable computing `test`. An `acl` line added later under the same name
+        still counts (as in HAProxy): the callable rebuilds itself when the lines change."""
+        built = -1
+        fn: Callable[[Txn], int] = self.test
+
+        def run(txn: Txn) -> int:
+            nonlocal built, fn
+            if built != len(self.exprs):
+                fn = self._specialised()
+                built = len(self.exprs)
+            return fn(txn)
+
+        return run
+
+    def _specialised(self) -> Callable[[Txn], int]:
         if len(self.exprs) == 1:
             return self.exprs[0].tester()
         tests = [e.tester() for e in self.exprs]

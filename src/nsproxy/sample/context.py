@@ -15,8 +15,6 @@ from nsproxy.sample.types import Sample
 
 Addr = tuple[str, int] | str | None
 
-VAR_SCOPES = ("proc", "sess", "txn", "req", "res")
-
 
 class Txn(Protocol):
     """One stream as the rules engine sees it."""

@@ -143,31 +143,6 @@ FETCH_CAP: dict[Use, Hook] = {
     for use, row in _CAP_ROWS.items()
 }
 
-REQUEST_HOOKS = (
-    Hook.FE_CON_ACC
-    | Hook.FE_SES_ACC
-    | Hook.FE_REQ_CNT
-    | Hook.FE_HRQ_HDR
-    | Hook.FE_HRQ_BDY
-    | Hook.FE_SET_BCK
-    | Hook.BE_REQ_CNT
-    | Hook.BE_HRQ_HDR
-    | Hook.BE_HRQ_BDY
-    | Hook.BE_SET_SRV
-    | Hook.CLI_PARSER
-)
-RESPONSE_HOOKS = (
-    Hook.BE_SRV_CON
-    | Hook.BE_RES_CNT
-    | Hook.BE_HRS_HDR
-    | Hook.BE_HRS_BDY
-    | Hook.BE_STO_RUL
-    | Hook.FE_RES_CNT
-    | Hook.FE_HRS_HDR
-    | Hook.FE_HRS_BDY
-    | Hook.BE_CHK_RUL
-)
-
 
 def valid_hooks(use: Use) -> Hook:
     """Where a fetch reading `use` can run: the intersection HAProxy computes at registration."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final
@@ -272,10 +272,6 @@ def cast(smp: Sample, to: SmpType) -> Sample | None:
     if not can_cast(smp.type, to):
         return None
     return _cast(smp, to)
-
-
-def with_change(smp: Sample, may_change: bool) -> Sample:
-    return smp if smp.may_change == may_change else replace(smp, may_change=may_change)
 
 
 def text_of(smp: Sample) -> str | None:
