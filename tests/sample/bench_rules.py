@@ -9,8 +9,9 @@ import tempfile
 import timeit
 from pathlib import Path
 
-from nsproxy.sample import AclSet, CompileEnv, Hook, compile_condition, compile_logformat
 from tests.sample.txn import StubTxn
+
+from nsproxy.sample import AclSet, CompileEnv, Hook, compile_condition, compile_logformat
 
 
 def main() -> None:
