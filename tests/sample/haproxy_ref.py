@@ -78,6 +78,7 @@ def running(
     extra: str = "",
     mode_defaults: str = HTTP_DEFAULTS,
     cfg_path: Path | None = None,
+    bind_options: str = "",
 ) -> Iterator[int]:
     """Runs HAProxy with one frontend on a free loopback port; yields the port."""
     assert HAPROXY is not None
@@ -85,7 +86,7 @@ def running(
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cfg_path or Path(tmp) / "ref.cfg"
         cfg.write_text(
-            f"global\n  stats timeout 5s\n{mode_defaults}\nfrontend fe\n  bind 127.0.0.1:{port}\n"
+            f"global\n  stats timeout 5s\n{mode_defaults}\nfrontend fe\n  bind 127.0.0.1:{port}{bind_options}\n"
             f"{frontend_body}\n{extra}\n"
         )
         proc = subprocess.Popen(

@@ -6,7 +6,15 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from nsproxy.sample import Hook, Sample, SampleError, SmpType, compile_expr, parse_expr
+from nsproxy.sample import (
+    CompileEnv,
+    Hook,
+    Sample,
+    SampleError,
+    SmpType,
+    compile_expr,
+    parse_expr,
+)
 from nsproxy.sample.context import Txn
 from nsproxy.sample.types import MISSING
 
@@ -124,6 +132,12 @@ def test_nbsrv_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NSPROXY_TEST_ENV", "hello")
     assert value("env(NSPROXY_TEST_ENV)") == "hello"
     assert value("env(NSPROXY_TEST_UNSET_ENV)") is None
+
+
+def test_empty_backend_argument_is_the_current_proxy() -> None:
+    t = StubTxn(backend_name="other", servers={"be1": 3, "other": 1})
+    get = parse_expr("nbsrv", CompileEnv(proxy="be1"))[0].get
+    assert get(t) == Sample(SmpType.SINT, 3)
 
 
 def test_fc_netns_is_a_fetch() -> None:

@@ -152,3 +152,59 @@ def test_live_line_matches_haproxy() -> None:
         )
     )
     assert ours == theirs
+
+
+FETCHES = (
+    "%[src]|%[src_port]|%[dst]|%[dst_port]|%[so_id]|%[so_name]|%[fe_name]|%[fe_id]|%[be_name]|"
+    "%[be_id]|%[srv_name]|%[srv_id]|%[nbsrv(be)]|%[always_true]|%[always_false]|"
+    "%[int(-3),neg]|%[bin(41ff),hex]|%[ipv6(::1)]|%[ipv4(10.0.0.1),ipmask(8)]|%[meth(GET)]|"
+    "%[src,ipmask(24)]|%[str(a),concat(b,,c)]|%[bool(1)]"
+)
+
+
+@needs_haproxy
+def test_fetches_in_a_live_line_match_haproxy() -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    body = (
+        f"  id 11\n  log 127.0.0.1:{udp.getsockname()[1]} format raw local0\n"
+        f'  log-format "{FETCHES}"\n  default_backend be\n'
+        "  tcp-request inspect-delay 5s\n  tcp-request content accept if { req.len gt 0 }\n"
+    )
+    defaults = (
+        "\ndefaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n"
+        "  timeout connect 2s\n  retries 0\n  option dontlognull\n"
+    )
+    with (
+        udp,
+        refused_port() as dead,
+        running(
+            body,
+            f"backend be\n  id 12\n  server s1 127.0.0.1:{dead} id 13\n",
+            defaults,
+            bind_options=" id 7 name sock7",
+        ) as port,
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            src = c.getsockname()
+            c.sendall(b"x")
+            while c.recv(4096):
+                pass
+        theirs = udp.recv(65536).decode().rstrip("\n")
+    ours = compile_logformat(FETCHES)(
+        StubTxn(
+            src=src,
+            dst=("127.0.0.1", port),
+            so_id=7,
+            so_name="sock7",
+            frontend_name="fe",
+            frontend_id=11,
+            backend_name="be",
+            backend_id=12,
+            server_name="s1",
+            server_id=13,
+            servers={"be": 1},
+        )
+    )
+    assert ours == theirs

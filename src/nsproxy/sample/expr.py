@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nsproxy.sample.args import ArgError, ArgValue, parse_args
+from nsproxy.sample.args import ArgError, ArgType, ArgValue, parse_args
 from nsproxy.sample.context import Txn
 from nsproxy.sample.conv import ConvDef, find_conv
 from nsproxy.sample.fetch import FetchDef, find_fetch
@@ -108,6 +108,9 @@ def parse_expr(
         if acl_kw:
             raise SampleError(f"ACL keyword '{acl_kw}' : {e}") from None
         raise SampleError(f"fetch method '{fkw}' : {e}") from None
+    for pos, kind in enumerate(fetch.args.types):
+        if kind is ArgType.BE and pos < len(fargs) and fargs[pos] == "" and env.proxy:
+            fargs[pos] = env.proxy  # HAProxy resolves an empty backend to the current proxy
     if fetch.check is not None and fargs:
         try:
             fargs = fetch.check(fargs)

@@ -135,6 +135,7 @@ class CompileEnv:
     refs: PatRefs = field(default_factory=lambda: PatRefs())
     file: str = ""
     line: int = 0
+    proxy: str | None = None  # the proxy being parsed: the default of backend arguments
 
 
 class PatternFileError(Exception):

@@ -64,7 +64,7 @@ _SUPPORTED = {
 def env_of(ctx: Ctx) -> CompileEnv:
     """The configuration's shared pattern references, placed at this line."""
     refs = ctx.state.global_.fields.setdefault("pattern_refs", PatRefs())
-    return CompileEnv(refs, ctx.where.file, ctx.where.line)
+    return CompileEnv(refs, ctx.where.file, ctx.where.line, ctx.section.name or None)
 
 
 def _acls(ctx: Ctx) -> AclSet:
