@@ -86,8 +86,8 @@ def running(
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cfg_path or Path(tmp) / "ref.cfg"
         cfg.write_text(
-            f"global\n  stats timeout 5s\n{mode_defaults}\nfrontend fe\n  bind 127.0.0.1:{port}{bind_options}\n"
-            f"{frontend_body}\n{extra}\n"
+            f"global\n  stats timeout 5s\n{mode_defaults}\nfrontend fe\n"
+            f"  bind 127.0.0.1:{port}{bind_options}\n{frontend_body}\n{extra}\n"
         )
         proc = subprocess.Popen(
             [HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
