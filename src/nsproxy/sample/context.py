@@ -1,0 +1,109 @@
+"""What fetches and log-format read from a running stream: the `Txn` protocol.
+
+The runtime hands an object with these members to the compiled callables. Every member is a
+read-only property here so a frozen or plain dataclass satisfies it; only `vars` is mutated (by
+`set-var`). Addresses are `(host, port)` tuples for IP sockets, a path for UNIX sockets, or
+None when unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Protocol
+
+from nsproxy.sample.types import Sample
+
+Addr = tuple[str, int] | str | None
+
+
+class Txn(Protocol):
+    """One stream as the rules engine sees it."""
+
+    # Layer 4, client side: the client's address and the address it connected to.
+    @property
+    def src(self) -> Addr: ...
+    @property
+    def dst(self) -> Addr: ...
+
+    # The listener (bind line) and proxies involved so far.
+    @property
+    def so_id(self) -> int: ...
+    @property
+    def so_name(self) -> str | None: ...
+    @property
+    def frontend_name(self) -> str: ...
+    @property
+    def frontend_id(self) -> int: ...
+    @property
+    def backend_name(self) -> str | None: ...
+    @property
+    def backend_id(self) -> int: ...
+    @property
+    def server_name(self) -> str | None: ...
+    @property
+    def server_id(self) -> int: ...
+
+    # Namespaces: the client connection's and the server connection's.
+    @property
+    def fc_netns(self) -> str | None: ...
+    @property
+    def bc_netns(self) -> str | None: ...
+
+    # Buffered payload so far; *_final = no more bytes will come (shutdown, full buffer,
+    # inspect-delay expired): fetches stop answering "may change".
+    @property
+    def req_data(self) -> bytes: ...
+    @property
+    def req_final(self) -> bool: ...
+    @property
+    def res_data(self) -> bytes: ...
+    @property
+    def res_final(self) -> bool: ...
+
+    # Variables by scope ("proc", "sess", "txn", "req", "res") then name without the scope.
+    @property
+    def vars(self) -> MutableMapping[str, MutableMapping[str, Sample]]: ...
+
+    def nbsrv(self, backend: str) -> int | None:
+        """Usable servers of `backend` (None: no such backend)."""
+        ...
+
+    # Log-format facts (%ci %cp come from src, %fi %fp from dst).
+    @property
+    def server_addr(self) -> Addr: ...  # %si %sp: the server's address
+    @property
+    def backend_local(self) -> Addr: ...  # %bi %bp: the server connection's local address
+    @property
+    def accept_ts(self) -> float: ...  # %t %T %Ts %ms: accept time, epoch seconds
+    @property
+    def termination(self) -> str: ...  # %ts: two characters like "--", "cD", "SC"
+    @property
+    def bytes_out(self) -> int: ...  # %B: bytes sent to the client
+    @property
+    def bytes_in(self) -> int: ...  # %U: bytes received from the client
+    @property
+    def t_queue(self) -> int: ...  # %Tw ms (-1: never queued... as HAProxy prints)
+    @property
+    def t_connect(self) -> int: ...  # %Tc ms
+    @property
+    def t_total(self) -> int: ...  # %Tt ms
+    @property
+    def conn_process(self) -> int: ...  # %ac
+    @property
+    def conn_frontend(self) -> int: ...  # %fc
+    @property
+    def conn_backend(self) -> int: ...  # %bc
+    @property
+    def conn_server(self) -> int: ...  # %sc
+    @property
+    def retries(self) -> int: ...  # %rc
+    @property
+    def redispatched(self) -> bool: ...  # %rc gets a "+" prefix
+    @property
+    def queue_server(self) -> int: ...  # %sq
+    @property
+    def queue_backend(self) -> int: ...  # %bq
+    @property
+    def unique_id(self) -> str | None: ...  # %ID
+    @property
+    def request_counter(self) -> int: ...  # %rt
