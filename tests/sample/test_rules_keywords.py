@@ -3,16 +3,13 @@ configuration parser, with HAProxy 2.6's messages, and the rules they compile.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nsproxy.config.keywords.rules import RULE_KEYWORDS, install
 from nsproxy.config.model import Where
 from nsproxy.config.model_rules import ProxyRules
 from nsproxy.config.parser import ParseState, parse_files
-from nsproxy.config.registry import KEYWORDS
 from nsproxy.sample import Verdict
 
 from .hello import client_hello
@@ -24,20 +21,6 @@ HEAD = """defaults
   timeout server 1s
   timeout connect 1s
 """
-
-
-@pytest.fixture
-def wired() -> Iterator[None]:
-    """The main keyword table with the rule keywords in place of today's tcp-request."""
-    saved = {k: list(v) for k, v in KEYWORDS.entries.items()}
-    for name in RULE_KEYWORDS.entries:
-        KEYWORDS.entries.pop(name, None)
-    install()
-    try:
-        yield
-    finally:
-        KEYWORDS.entries.clear()
-        KEYWORDS.entries.update(saved)
 
 
 def parse(tmp_path: Path, body: str) -> ParseState:
@@ -161,14 +144,12 @@ ERRORS = [
 ]
 
 
-@pytest.mark.usefixtures("wired")
 @pytest.mark.parametrize(("body", "message"), ERRORS)
 def test_messages_are_haproxys(tmp_path: Path, body: str, message: str) -> None:
     # Every text above is what `haproxy -c` 2.6 printed for the same line.
     assert message in messages(parse(tmp_path, body), tmp_path)
 
 
-@pytest.mark.usefixtures("wired")
 def test_openshift_public_ssl_frontend(tmp_path: Path) -> None:
     passthrough = tmp_path / "os_sni_passthrough.map"
     passthrough.write_text("^secure\\.apps\\.example\\.com$ 1\n")
@@ -208,7 +189,6 @@ backend be_tcp:ns1:secure
     assert state.global_.fields["pattern_refs"].lookup(str(tcp_be)) is not None
 
 
-@pytest.mark.usefixtures("wired")
 def test_tcp_rule_actions(tmp_path: Path) -> None:
     state = parse(
         tmp_path,

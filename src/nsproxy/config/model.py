@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nsproxy.addresses import ServerAddr, SockAddr
+from nsproxy.config.model_rules import ProxyRules
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
 from nsproxy.config.where import Where as Where
+from nsproxy.sample.context import Txn
+
+LogFormat = Callable[[Txn], str]  # a log-format string compiled by the rules engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +49,6 @@ class SourceCfg:
     usesrc: str | None = None
     usesrc_addr: SockAddr | None = None
     interface: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SrcAcl:
-    """A minimal layer-4 ACL: `src` networks, optionally negated (`unless`)."""
-
-    networks: tuple[str, ...]
-    negate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +141,16 @@ class ProxyCfg:
     logs: tuple[LogTarget, ...] = ()
     tcplog: bool = False
     dontlognull: bool = False
-    log_format: str | None = None
+    log_format: LogFormat | None = None
     log_separate_errors: bool = False
-    unique_id_format: str | None = None
-    expect_proxy: tuple[SrcAcl, ...] = ()
+    unique_id_format: LogFormat | None = None
     splice_request: bool = False
     splice_response: bool = False
     splice_auto: bool = False
     tcp_check: tuple[TcpCheckRule, ...] = ()
     reject_unknown_netns: bool = False
     log_health_checks: bool = False
+    rules: ProxyRules = field(default_factory=ProxyRules)
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()
 

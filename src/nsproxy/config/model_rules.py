@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nsproxy.config.model import Where
+from nsproxy.config.where import Where
 from nsproxy.sample.acl import Condition
 from nsproxy.sample.context import Txn
 from nsproxy.sample.types import Sample

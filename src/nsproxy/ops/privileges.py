@@ -134,8 +134,6 @@ def drop(config: Config, rt: Runtime) -> frozenset[int] | None:
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last_cap = int(f.read())
     rt.registry.open_home()
-    import nsproxy.ops.logformat  # noqa: F401  (imported lazily elsewhere; no files after chroot)
-
     if g.chroot:
         try:
             os.chroot(g.chroot)

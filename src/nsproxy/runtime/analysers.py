@@ -2,19 +2,21 @@
 
 An analyser looks at the stream and the client bytes it has buffered (`Stream.req`) and
 answers NEXT (done, go on), WAIT (more bytes or the end of its delay needed) or STOP (it ended
-the stream). A frontend's analysers are built once per listener when the configuration is
-loaded; a listener with none hands its connections straight to the connect step.
+the stream). A listener's analysers are built once when the configuration is loaded, from its
+bind and its frontend's rules; a listener with none hands its connections straight to the
+connect step.
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import BindCfg, ProxyCfg
+from nsproxy.config.model_rules import SwitchRule, TcpRule
+from nsproxy.sample.types import SmpType
+from nsproxy.sample.types import Verdict as Match
 
 if TYPE_CHECKING:
     from nsproxy.runtime.stream import Stream
@@ -33,58 +35,110 @@ class Analyser(Protocol):
         """How long it may wait for bytes, from the stream's start; None: no limit."""
 
     def run(self, s: Stream, expired: bool) -> Verdict:
-        """Looks at the stream; `expired`: its delay ran out, decide with what is there."""
+        """Looks at the stream; `expired`: its delay ran out or the buffer is full: decide
+        with what is there (never WAIT then)."""
 
 
-ConnRule = Callable[["Stream"], bool]
+def _applies(rule: TcpRule | SwitchRule, s: Stream) -> Match:
+    cond = rule.cond
+    return Match.PASS if cond is None else cond(s)
 
 
-def expect_proxy_rule(px: ProxyCfg) -> ConnRule | None:
-    """`tcp-request connection expect-proxy layer4 [if|unless { src NETS }]` as a callable.
-
-    It answers whether the connection must start with a PROXY header; None when the frontend
-    has no such rule.
-    """
-    if not px.expect_proxy:
-        return None
-    rules = [
-        (acl.negate, tuple(ipaddress.ip_network(n) for n in acl.networks))
-        for acl in px.expect_proxy
-    ]
-
-    def wants_header(s: Stream) -> bool:
-        peer = s.cli.src
+def _set_addr(s: Stream, rule: TcpRule) -> None:
+    """set-src / set-dst / set-src-port / set-dst-port from the rule's expression."""
+    assert rule.expr is not None
+    smp = rule.expr(s)
+    if smp is None:
+        return
+    cli = s.cli
+    src = cli.src if isinstance(cli.src, tuple) else None
+    dst = cli.local_addr()
+    dst = dst if isinstance(dst, tuple) else None
+    if rule.action in ("set-src", "set-dst"):
+        if smp.type not in (SmpType.IPV4, SmpType.IPV6):
+            return
+        host = str(smp.value)
+        if rule.action == "set-src":
+            cli.src = (host, 0)  # as HAProxy: the port is reset
+        else:
+            cli.dst = (host, dst[1] if dst else 0)
+    else:
         try:
-            ip = ipaddress.ip_address(peer[0]) if isinstance(peer, tuple) else None
-        except ValueError:
-            ip = None
-        for negate, nets in rules:
-            hit = ip is not None and any(ip in n for n in nets)
-            if not nets or hit != negate:
-                return True
-        return False
+            port = int(smp.value)
+        except (TypeError, ValueError):
+            return
+        if rule.action == "set-src-port" and src is not None:
+            cli.src = (src[0], port)
+        elif rule.action == "set-dst-port" and dst is not None:
+            cli.dst = (dst[0], port)
 
-    return wants_header
+
+class ConnectionRules:
+    """`tcp-request connection` rules, run once at accept (layer-4 facts only, never wait)."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: tuple[TcpRule, ...]) -> None:
+        self.rules = rules
+
+    def delay(self, s: Stream) -> float | None:
+        return None
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        for rule in self.rules:
+            if _applies(rule, s) is not Match.PASS:
+                continue
+            action = rule.action
+            if action == "accept":
+                return Verdict.NEXT
+            if action in ("reject", "close", "silent-drop"):
+                s.fe.stats.denied_conn += 1
+                if action == "silent-drop":
+                    s.rst_client()
+                s.finish_early()
+                return Verdict.STOP
+            if action == "expect-proxy":
+                s.want_proxy = True
+            elif action == "set-var":
+                _set_var(s, rule)
+            elif action == "unset-var":
+                _unset_var(s, rule)
+            else:
+                _set_addr(s, rule)
+        return Verdict.NEXT
+
+
+def _set_var(s: Stream, rule: TcpRule) -> None:
+    assert rule.var is not None and rule.expr is not None
+    smp = rule.expr(s)
+    if smp is not None:
+        scope, name = rule.var
+        s.vars[scope][name] = smp
+
+
+def _unset_var(s: Stream, rule: TcpRule) -> None:
+    assert rule.var is not None
+    scope, name = rule.var
+    s.vars[scope].pop(name, None)
 
 
 class ProxyHeader:
-    """Reads the PROXY v1/v2 header (`accept-proxy`, or an `expect-proxy` rule that matched).
+    """Reads the PROXY v1/v2 header (`accept-proxy`, or a matching `expect-proxy` rule).
 
     A header split over several segments is reassembled until `timeout client`. Its addresses
     replace the connection's; a NETNS TLV naming a known namespace moves the connection there.
     """
 
-    __slots__ = ("always", "rule")
+    __slots__ = ("always",)
 
-    def __init__(self, always: bool, rule: ConnRule | None) -> None:
+    def __init__(self, always: bool) -> None:
         self.always = always
-        self.rule = rule
 
     def delay(self, s: Stream) -> float | None:
         return s.fe.cfg.timeouts.client
 
     def run(self, s: Stream, expired: bool) -> Verdict:
-        if not self.always and (self.rule is None or not self.rule(s)):
+        if not (self.always or s.want_proxy):
             return Verdict.NEXT
         if s.req_error:
             return self._failed(s, pp.ErrorKind.ABORT)
@@ -139,9 +193,132 @@ class ProxyHeader:
         return Verdict.STOP
 
 
-def build(px: ProxyCfg, bind: BindCfg) -> tuple[Analyser, ...]:
-    """The analysers of one listener of frontend `px`, in the order they run."""
-    rule = expect_proxy_rule(px)
-    if bind.accept_proxy or rule is not None:
-        return (ProxyHeader(bind.accept_proxy, rule),)
-    return ()
+class ContentRules:
+    """`tcp-request content` rules of the frontend (or, after switching, of the backend).
+
+    A rule whose condition may still change (MISS) waits for more bytes until
+    `tcp-request inspect-delay` runs out, the client stops sending or the buffer is full; then
+    it counts as not matching, as in HAProxy. The first `accept` ends the rules.
+    """
+
+    __slots__ = ("backend", "delay_s", "rules")
+
+    def __init__(self, rules: tuple[TcpRule, ...], delay: float | None, backend: bool) -> None:
+        self.rules = rules
+        self.delay_s = delay
+        self.backend = backend
+
+    def delay(self, s: Stream) -> float | None:
+        return self.delay_s
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        final = expired or self.delay_s is None or s.req_eof or s.req_error
+        s.req_final = final
+        for rule in self.rules:
+            match = _applies(rule, s)
+            if match is Match.MISS:
+                if not final:
+                    return Verdict.WAIT
+                continue
+            if match is not Match.PASS:
+                continue
+            action = rule.action
+            if action == "accept":
+                return Verdict.NEXT
+            if action in ("reject", "close", "silent-drop"):
+                s.fe.stats.denied_req += 1
+                if action == "silent-drop":
+                    s.rst_client()
+                s.close("PR")
+                return Verdict.STOP
+            if action == "set-var":
+                _set_var(s, rule)
+            elif action == "unset-var":
+                _unset_var(s, rule)
+            else:
+                _set_addr(s, rule)
+        return Verdict.NEXT
+
+
+class SwitchingRules:
+    """`use_backend` rules: the first that applies names the backend (else `default_backend`).
+
+    A name computed by a log-format that names no backend falls back to the default.
+    """
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: tuple[SwitchRule, ...]) -> None:
+        self.rules = rules
+
+    def delay(self, s: Stream) -> float | None:
+        return None
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        backends = s.rt.backends
+        for rule in self.rules:
+            if _applies(rule, s) is not Match.PASS:
+                continue
+            name = rule.dynamic(s) if rule.dynamic is not None else rule.name
+            be = backends.get(name)
+            if be is not None:
+                s.backend = be
+                break
+            if rule.dynamic is None:
+                break
+        return Verdict.NEXT
+
+
+class BackendContentRules:
+    """After switching: the chosen backend's own `tcp-request content` rules, then `use-server`."""
+
+    __slots__ = ()
+
+    def delay(self, s: Stream) -> float | None:
+        be = s.backend
+        return be.cfg.rules.inspect_delay if be is not None else None
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        be = s.backend
+        if be is None:
+            return Verdict.NEXT
+        rules = be.cfg.rules
+        if rules.tcp_request_content and be.cfg is not s.fe.cfg:
+            step = ContentRules(rules.tcp_request_content, rules.inspect_delay, True)
+            verdict = step.run(s, expired)
+            if verdict is not Verdict.NEXT:
+                return verdict
+        for rule in rules.use_server:
+            if _applies(rule, s) is not Match.PASS:
+                continue
+            name = rule.dynamic(s) if rule.dynamic is not None else rule.name
+            srv = be.server(name)
+            if srv is not None and srv.usable():
+                s.forced_server = srv
+                break
+        return Verdict.NEXT
+
+
+_BACKEND_STEP = BackendContentRules()
+
+
+def build(px: ProxyCfg, bind: BindCfg, backend_rules: bool) -> tuple[Analyser, ...]:
+    """The analysers of one listener of frontend `px`, in the order they run.
+
+    `backend_rules`: some backend has `tcp-request content` or `use-server` rules, so the
+    step that runs them after switching is needed.
+    """
+    rules = px.rules
+    steps: list[Analyser] = []
+    if rules.tcp_request_connection:
+        steps.append(ConnectionRules(rules.tcp_request_connection))
+    expects = any(r.action == "expect-proxy" for r in rules.tcp_request_connection)
+    if bind.accept_proxy or expects:
+        steps.append(ProxyHeader(bind.accept_proxy))
+    if rules.tcp_request_content:
+        steps.append(ContentRules(rules.tcp_request_content, rules.inspect_delay, False))
+    if rules.use_backend:
+        steps.append(SwitchingRules(rules.use_backend))
+    if backend_rules:
+        steps.append(_BACKEND_STEP)
+    return tuple(steps)

@@ -143,7 +143,7 @@ def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
     if "authority" in opts and cli.authority:
         tlvs.append(pp.Tlv(pp.TlvType.AUTHORITY, cli.authority))
     if "unique-id" in opts:
-        tlvs.append(pp.Tlv(pp.TlvType.UNIQUE_ID, rt.unique_id(stream)))
+        tlvs.append(pp.Tlv(pp.TlvType.UNIQUE_ID, (stream.unique_id or "").encode()))
     if "ssl" in opts:
         tlvs.append(pp.ssl_tlv())
     if cli.netns is not None:

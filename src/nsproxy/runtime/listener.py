@@ -57,7 +57,7 @@ class Listener:
         self.sock: socket.socket | None = None
         self.family = int(addr.family)
         self.paused = True
-        self.analysers = analysers.build(frontend.cfg, bind)
+        self.analysers = analysers.build(frontend.cfg, bind, rt.backend_rules)
 
     def open(self, inherited: socket.socket | None = None) -> None:
         """Creates, binds and listens (or adopts an inherited listening socket)."""

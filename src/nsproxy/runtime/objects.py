@@ -26,6 +26,8 @@ class Counters:
     retries: int = 0
     redispatches: int = 0
     denied: int = 0
+    denied_conn: int = 0
+    denied_req: int = 0
     failed_headers: int = 0
 
 

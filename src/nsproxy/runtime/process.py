@@ -13,7 +13,6 @@ from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
-from nsproxy.ops.logformat import render
 from nsproxy.runtime import relay
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.clock import Clock
@@ -22,6 +21,7 @@ from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.netns_watch import NetnsWatch
 from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.stream import Stream
+from nsproxy.sample.types import Sample
 
 
 class Runtime:
@@ -46,6 +46,11 @@ class Runtime:
         self.paused_for_limit: list[Listener] = []
         self.unknown_netns = 0
         self.stopping = False
+        self.proc_vars: dict[str, Sample] = {}
+        self.backend_rules = any(
+            px.is_backend and (px.rules.tcp_request_content or px.rules.use_server)
+            for px in config.proxies
+        )
         self.start_time = time.time()
         self._sinks: dict[object, Sink] = {}
         self._stopped = asyncio.Event()
@@ -209,12 +214,12 @@ class Runtime:
     def _log_stream(self, s: Stream) -> None:
         fe = s.listener.frontend
         logger = fe.logger
-        if not logger or not (fe.cfg.tcplog or fe.cfg.log_format):
+        if not logger or not (fe.cfg.tcplog or fe.cfg.log_format is not None):
             return
         if fe.cfg.dontlognull and s.bytes_in == 0 and s.bytes_out == 0 and s.termination == "--":
             return
-        if fe.cfg.log_format:
-            logger.emit(LOG_INFO, render(fe.cfg.log_format, self, s, closing=True))
+        if fe.cfg.log_format is not None:
+            logger.emit(LOG_INFO, fe.cfg.log_format(s))
             return
         be = s.backend
         srv = s.server
@@ -231,12 +236,6 @@ class Runtime:
             f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/{bc}/{sc}/{rc} 0/0"
         )
         logger.emit(LOG_INFO, line)
-
-    def unique_id(self, stream: Stream) -> bytes:
-        fmt = stream.listener.frontend.cfg.unique_id_format
-        if fmt is None:
-            return b""
-        return render(fmt, self, stream).encode()
 
     # -- stopping -------------------------------------------------------------------------
     def soft_stop(self) -> None:

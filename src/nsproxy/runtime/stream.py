@@ -11,7 +11,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from nsproxy import proxy_protocol as pp
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from nsproxy.runtime.clock import Timer
     from nsproxy.runtime.listener import Listener
     from nsproxy.runtime.process import Runtime
+    from nsproxy.sample.types import Sample
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -74,6 +75,7 @@ class Stream:
         "clock",
         "connect_ts",
         "fe",
+        "forced_server",
         "last_c",
         "last_s",
         "listener",
@@ -86,6 +88,7 @@ class Stream:
         "req",
         "req_eof",
         "req_error",
+        "req_final",
         "retries",
         "rt",
         "server",
@@ -96,6 +99,9 @@ class Stream:
         "termination",
         "timer",
         "tw",
+        "txn_vars",
+        "uid",
+        "want_proxy",
     )
 
     def __init__(self, rt: Runtime, listener: Listener, csock: socket.socket, peer: Addr) -> None:
@@ -116,6 +122,11 @@ class Stream:
         self.req = _NO_DATA
         self.req_eof = False
         self.req_error = False
+        self.req_final = False
+        self.want_proxy = False
+        self.forced_server: Server | None = None
+        self.txn_vars: MutableMapping[str, MutableMapping[str, Sample]] | None = None
+        self.uid: str | None = None
         self.server: Server | None = None
         self.mux: PassThroughMux | None = None
         self.retries = 0
@@ -142,6 +153,151 @@ class Stream:
 
     def local_addr(self) -> Addr:
         return self.cli.local_addr()
+
+    # -- what the rules engine and log-format read (sample.context.Txn) ----------------------
+    @property
+    def dst(self) -> Addr:
+        return self.cli.local_addr()
+
+    @property
+    def so_id(self) -> int:
+        return self.listener.id
+
+    @property
+    def so_name(self) -> str | None:
+        return self.listener.bind.name
+
+    @property
+    def frontend_name(self) -> str:
+        return self.fe.name
+
+    @property
+    def frontend_id(self) -> int:
+        return self.fe.cfg.id
+
+    @property
+    def backend_name(self) -> str | None:
+        return self.backend.name if self.backend is not None else None
+
+    @property
+    def backend_id(self) -> int:
+        return self.backend.cfg.id if self.backend is not None else 0
+
+    @property
+    def server_name(self) -> str | None:
+        return self.server.name if self.server is not None else None
+
+    @property
+    def server_id(self) -> int:
+        return self.server.puid if self.server is not None else 0
+
+    @property
+    def fc_netns(self) -> str | None:
+        ns = self.cli.netns
+        return ns.name if ns is not None else None
+
+    @property
+    def bc_netns(self) -> str | None:
+        srv = self.server
+        if srv is None:
+            return None
+        ns = self.cli.netns if srv.cfg.use_client_netns else srv.netns
+        return ns.name if ns is not None else None
+
+    @property
+    def req_data(self) -> bytes:
+        return bytes(self.req)
+
+    @property
+    def res_data(self) -> bytes:
+        return b""
+
+    @property
+    def res_final(self) -> bool:
+        return True
+
+    @property
+    def vars(self) -> MutableMapping[str, MutableMapping[str, Sample]]:
+        v = self.txn_vars
+        if v is None:
+            v = self.txn_vars = {
+                "proc": self.rt.proc_vars,
+                "sess": {},
+                "txn": {},
+                "req": {},
+                "res": {},
+            }
+        return v
+
+    def nbsrv(self, backend: str) -> int | None:
+        be = self.rt.backends.get(backend)
+        return None if be is None else sum(1 for s in be.servers if s.usable())
+
+    @property
+    def server_addr(self) -> Addr:
+        return self.srv_conn.dst if self.srv_conn is not None else None
+
+    @property
+    def backend_local(self) -> Addr:
+        return self.srv_conn.src if self.srv_conn is not None else None
+
+    @property
+    def accept_ts(self) -> float:
+        return self.start_ts
+
+    @property
+    def t_queue(self) -> int:
+        return self.tw if (self.server is not None or self.tw) else -1
+
+    @property
+    def t_connect(self) -> int:
+        return self.tc
+
+    @property
+    def t_total(self) -> int:
+        return int((self.clock.time() - self.t0) * 1000)
+
+    # At close (the log line) this stream still counts in %ac/%fc but not in %bc/%sc.
+    @property
+    def conn_process(self) -> int:
+        return self.rt.stats.cur_conns + (self.phase is Phase.CLOSED)
+
+    @property
+    def conn_frontend(self) -> int:
+        return self.fe.stats.cur_conns + (self.phase is Phase.CLOSED)
+
+    @property
+    def conn_backend(self) -> int:
+        be = self.backend
+        if be is None:
+            return 0
+        return be.stats.cur_conns - (self.phase is Phase.CLOSED and self.server is not None)
+
+    @property
+    def conn_server(self) -> int:
+        srv = self.server
+        return 0 if srv is None else srv.stats.cur_conns - (self.phase is Phase.CLOSED)
+
+    @property
+    def queue_server(self) -> int:
+        return 0
+
+    @property
+    def queue_backend(self) -> int:
+        return 0
+
+    @property
+    def unique_id(self) -> str | None:
+        """%ID: unique-id-format computed once for the stream (None without one)."""
+        if self.uid is None:
+            fmt = self.fe.cfg.unique_id_format
+            if fmt is not None:
+                self.uid = fmt(self)
+        return self.uid
+
+    @property
+    def request_counter(self) -> int:
+        return self.rt.stats.total_conns
 
     def move_to(self, ns: Namespace) -> None:
         """The connection now belongs to `ns` (a NETNS TLV): its counters move with it."""
@@ -253,7 +409,11 @@ class Stream:
             self.server = None
             be.release(exclude)
         if self.server is None:
-            srv = be.pick(self._hash_key(), exclude)
+            forced = self.forced_server
+            if forced is not None and exclude is None and forced.usable():
+                srv: Server | None = forced
+            else:
+                srv = be.pick(self._hash_key(), exclude)
             if srv is None:
                 if be.can_queue():
                     self._enqueue()
@@ -516,7 +676,7 @@ class Stream:
                 self.rst_client()
             elif mux is None:
                 self._drain_client()
-            if self.fe.cfg.log_format:
+            if self.fe.cfg.log_format is not None:
                 # %fi/%fp and %bi/%bp are written after the sockets are closed
                 cli.local_addr()
                 if self.srv_conn is not None and mux is not None:

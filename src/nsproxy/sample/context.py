@@ -13,7 +13,7 @@ from typing import Protocol
 
 from nsproxy.sample.types import Sample
 
-Addr = tuple[str, int] | str | None
+Addr = tuple[str, int] | str | bytes | None
 
 
 class Txn(Protocol):

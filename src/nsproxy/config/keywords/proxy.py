@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from nsproxy.addresses import AddressError, parse_source
-from nsproxy.config.model import SourceCfg, SrcAcl, TcpCheckRule
+from nsproxy.config.keywords.rules import env_of
+from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
 from nsproxy.config.registry import (
     KEYWORDS,
     OPTIONS,
@@ -17,6 +16,7 @@ from nsproxy.config.registry import (
     parse_int,
     parse_time,
 )
+from nsproxy.sample import Hook, SampleError, compile_logformat
 
 ALL = PROXY_SECTIONS
 FE = ("defaults", "frontend", "listen")
@@ -160,16 +160,25 @@ def _description(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["description"] = " ".join(args[1:])
 
 
+def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
+    ctx.need(args, 1, "an argument")
+    http = ctx.section.fields.get("mode") == "http"
+    try:
+        return compile_logformat(
+            " ".join(args[1:]), Hook.FE_LOG_END, env_of(ctx), http=http, mode_http=http
+        )
+    except SampleError as exc:
+        raise ConfigError(f"failed to parse {what} : {exc}") from None
+
+
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.need(args, 1, "an argument")
-    ctx.section.fields["log_format"] = " ".join(args[1:])
+    ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
 
 
 @KEYWORDS.register("unique-id-format", *FE, backend=False)
 def _unique_id_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.need(args, 1, "an argument")
-    ctx.section.fields["unique_id_format"] = " ".join(args[1:])
+    ctx.section.fields["unique_id_format"] = _compiled_format(ctx, args, "unique-id-format")
 
 
 def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
@@ -233,50 +242,6 @@ def _source(ctx: Ctx, args: list[str]) -> None:
 @KEYWORDS.register("usesrc", *BE, frontend=False)
 def _usesrc(ctx: Ctx, args: list[str]) -> None:
     raise ConfigError("'usesrc' only allowed after a 'source' statement.")
-
-
-def _acl(words: list[str], rule: str) -> SrcAcl:
-    """`if|unless { src NET ... }` or `if|unless src NET ...` → a layer-4 source ACL."""
-    if not words:
-        return SrcAcl((), negate=True)
-    cond, rest = words[0], words[1:]
-    if cond not in ("if", "unless"):
-        raise ConfigError(f"'{rule}' expects 'if' or 'unless' followed by a condition.")
-    if rest[:1] == ["{"] and rest[-1:] == ["}"]:
-        rest = rest[1:-1]
-    if not rest or rest[0] != "src" or len(rest) < 2:
-        raise ConfigError(f"'{rule}' : only '{{ src <network> ... }}' conditions are supported.")
-    nets: list[str] = []
-    for net in rest[1:]:
-        try:
-            nets.append(str(ipaddress.ip_network(net, strict=False)))
-        except ValueError:
-            raise ConfigError(f"'{rule}' : invalid network '{net}' in 'src' condition.") from None
-    return SrcAcl(tuple(nets), negate=(cond == "unless"))
-
-
-@KEYWORDS.register("tcp-request", *FE, backend=False)
-def _tcp_request(ctx: Ctx, args: list[str]) -> None:
-    px = f"proxy '{ctx.section.name}'"
-    if len(args) < 3 or args[1] not in ("connection", "session", "content", "inspect-delay"):
-        raise ConfigError(
-            f"'tcp-request' expects 'connection', 'session', 'content' or 'inspect-delay' in {px}."
-        )
-    if args[2] == "expect-proxy":
-        if args[1] != "connection":
-            raise ConfigError(
-                f"'expect-proxy layer4' is not allowed in 'tcp-request {args[1]}' rules in {px}"
-            )
-        got = args[3] if len(args) > 3 else ""
-        if got != "layer4":
-            raise ConfigError(
-                f"'tcp-request connection expect-proxy' only supports 'layer4' in {px} "
-                f"(got '{got}')"
-            )
-        acl = _acl(args[4:], "tcp-request connection expect-proxy")
-        ctx.section.fields.setdefault("expect_proxy", []).append(acl)
-        return
-    raise ConfigError(f"'tcp-request {args[1]} {args[2]}' is not supported by nsproxy in {px}.")
 
 
 @KEYWORDS.register("tcp-check", *BE, frontend=False)

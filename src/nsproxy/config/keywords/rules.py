@@ -3,8 +3,7 @@
 The handlers keep, per proxy section, an `AclSet` and a `ProxyRules` value in
 `section.fields["acls"]` / `section.fields["rules"]`, and one `CompileEnv` (the map and ACL
 file references, shared by the whole configuration) in the global section's
-`fields["pattern_refs"]`. They are declared in `RULE_KEYWORDS`; `install()` adds them to
-the main keyword table.
+`fields["pattern_refs"]`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from nsproxy.config.registry import (
     KEYWORDS,
     ConfigError,
     Ctx,
-    KeywordTable,
     parse_time,
 )
 from nsproxy.sample import (
@@ -35,7 +33,6 @@ from nsproxy.sample.places import hook_name
 from nsproxy.sample.types import Missing, Sample
 from nsproxy.sample.vars import parse_var_name
 
-RULE_KEYWORDS = KeywordTable("rules")
 PROXIES = ("frontend", "backend", "listen")
 FE = ("frontend", "listen")
 BE = ("backend", "listen")
@@ -90,7 +87,7 @@ def _no_anonymous_defaults(ctx: Ctx, what: str) -> None:
         raise ConfigError(f"{what} is not allowed in anonymous 'defaults' sections")
 
 
-@RULE_KEYWORDS.register("acl", "defaults", *PROXIES)
+@KEYWORDS.register("acl", "defaults", *PROXIES)
 def _acl(ctx: Ctx, args: list[str]) -> None:
     if ctx.section.kind == "defaults":
         raise ConfigError("'acl' not allowed in anonymous 'defaults' section.")
@@ -115,7 +112,7 @@ def _condition(ctx: Ctx, words: list[str], hook: Hook) -> Condition:
     return compile_condition(words, _acls(ctx), hook, env_of(ctx))
 
 
-@RULE_KEYWORDS.register("use_backend", *FE, backend=False)
+@KEYWORDS.register("use_backend", *FE, backend=False)
 def _use_backend(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2:
         raise ConfigError("'use_backend' expects a backend name.")
@@ -145,7 +142,7 @@ def _use_backend(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, use_backend=(*_rules(ctx).use_backend, rule))
 
 
-@RULE_KEYWORDS.register("use-server", *BE, frontend=False)
+@KEYWORDS.register("use-server", *BE, frontend=False)
 def _use_server(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2:
         raise ConfigError("'use-server' expects a server name.")
@@ -249,7 +246,8 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         got = args[3] if len(args) > 3 else ""
         if got != "layer4":
             raise ConfigError(
-                f"'{kind}' : '{action}' only supports 'layer4' in {_px(ctx)} (got '{got}')"
+                f"'{kind} {action}' only supports 'layer4' in proxy '{ctx.section.name}' "
+                f"(got '{got}')"
             )
         if args[1] != "connection":
             raise ConfigError(f"'{action} layer4' is not allowed in '{kind}' rules in {_px(ctx)}")
@@ -321,7 +319,7 @@ def _delay(ctx: Ctx, args: list[str], what: str) -> float:
         ) from None
 
 
-@RULE_KEYWORDS.register("tcp-request", "defaults", *PROXIES)
+@KEYWORDS.register("tcp-request", "defaults", *PROXIES)
 def _tcp_request(ctx: Ctx, args: list[str]) -> None:
     kind = args[1] if len(args) > 1 else ""
     if kind not in ("connection", "session", "content", "inspect-delay"):
@@ -345,7 +343,7 @@ def _tcp_request(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, tcp_request_content=(*_rules(ctx).tcp_request_content, rule))
 
 
-@RULE_KEYWORDS.register("tcp-response", "defaults", *PROXIES)
+@KEYWORDS.register("tcp-response", "defaults", *PROXIES)
 def _tcp_response(ctx: Ctx, args: list[str]) -> None:
     kind = args[1] if len(args) > 1 else ""
     if kind not in ("content", "inspect-delay"):
@@ -362,10 +360,3 @@ def _tcp_response(ctx: Ctx, args: list[str]) -> None:
         return
     rule = _tcp_rule(ctx, args, _hooks(ctx, Hook.FE_RES_CNT, Hook.BE_RES_CNT))
     _update(ctx, tcp_response_content=(*_rules(ctx).tcp_response_content, rule))
-
-
-def install(table: KeywordTable = KEYWORDS) -> None:
-    """Adds the rule keywords to `table` (the main table unless told otherwise)."""
-    for name, kws in RULE_KEYWORDS.entries.items():
-        for kw in kws:
-            table.register(name, *kw.sections, frontend=kw.frontend, backend=kw.backend)(kw.handler)
