@@ -99,6 +99,19 @@ CHAINS = [
     "lower,upper,length,add(1)",
     "set-var(txn.copy),upper,concat(-,txn.copy,-)",
     "strcmp(txn.in)",
+    "be2dec(-,2)",
+    "be2dec(:,1,1)",
+    "be2dec(,3,1)",
+    "be2hex",
+    "be2hex(:,2)",
+    "be2hex(,3,1)",
+    "htonl,hex",
+    "utime(%Y%m%d-%H%M%S)",
+    "utime(%d/%b/%Y,3600)",
+    "ub64enc",
+    "ub64dec,hex",
+    "crc32c",
+    "crc32c(1)",
 ]
 
 
