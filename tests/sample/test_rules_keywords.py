@@ -150,6 +150,39 @@ ERRORS = [
         "rule'",
     ),
     (
+        "frontend fe\n  tcp-request content expect-proxy layer4",
+        "parsing [t.cfg:7] : 'expect-proxy layer4' is not allowed in 'tcp-request content' rules "
+        "in frontend 'fe'",
+    ),
+    (
+        "frontend fe\n  tcp-request connection expect-proxy foo",
+        "parsing [t.cfg:7] : 'tcp-request connection expect-proxy' only supports 'layer4' in "
+        "frontend 'fe' (got 'foo')",
+    ),
+    (
+        "frontend fe\n  tcp-request content set-var(txn.x src",
+        "parsing [t.cfg:7] : incomplete argument after action 'set-var(txn.x'. Expects "
+        "'set-var(<var-name>)', 'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'",
+    ),
+    (
+        "frontend fe\n  tcp-request content accept\n  tcp-request connection accept",
+        "parsing [t.cfg:8] : a 'tcp-request' rule placed after a 'tcp-request content' rule will "
+        "still be processed before.",
+    ),
+    (
+        "backend be\n  tcp-request connection accept",
+        "parsing [t.cfg:7] : tcp-request connection is not allowed because backend be is not a "
+        "frontend",
+    ),
+    (
+        "backend be\n  tcp-response content foo",
+        "parsing [t.cfg:7] : 'tcp-response content' expects 'accept', 'close', 'reject', "
+        "'ot-group', 'set-log-level', 'set-nice', 'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', "
+        "'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', "
+        "'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', 'silent-drop' "
+        "in backend 'be' (got 'foo').",
+    ),
+    (
         "frontend fe\n  acl a! src 1.2.3.4",
         "parsing [t.cfg:7] : character '!' is not permitted in acl name 'a!'.",
     ),

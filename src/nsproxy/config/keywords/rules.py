@@ -48,12 +48,17 @@ _CONTENT_ACTIONS = (
     "'set-src', 'set-src-port', 'set-dst', 'set-dst-port', 'set-mark', 'set-tos', "
     "'silent-drop', 'set-priority-class', 'set-priority-offset'"
 )
+_RESPONSE_ACTIONS = (
+    "'accept', 'close', 'reject', 'ot-group', 'set-log-level', 'set-nice', 'sc-inc-gpc(*)', "
+    "'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', "
+    "'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', 'silent-drop'"
+)
+_RESPONSE_SUPPORTED = {"accept", "close", "reject", "silent-drop"}
 _SUPPORTED = {
     "accept",
     "reject",
     "silent-drop",
     "expect-proxy",
-    "close",
     "set-src",
     "set-dst",
     "set-src-port",
@@ -214,11 +219,13 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
     base = action.split("(", 1)[0]
     if base in ("set-var", "unset-var"):
         name = action[len(base) :]
-        if not (name.startswith("(") and name.endswith(")")):
-            raise ConfigError(
-                f"invalid or incomplete action '{action}'. Expects 'set-var(<var-name>)', "
-                "'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'"
-            )
+        expects = (
+            "Expects 'set-var(<var-name>)', 'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'"
+        )
+        if not name.startswith("("):
+            raise ConfigError(f"invalid or incomplete action '{action}'. {expects}")
+        if not name.endswith(")"):
+            raise ConfigError(f"incomplete argument after action '{action}'. {expects}")
         try:
             var = parse_var_name(name[1:-1])
         except ValueError as e:
@@ -234,27 +241,27 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
                 raise ConfigError(msg.replace(f"'{parsed.fetch.name}'", f"'{action}'", 1))
             expr = _plain(parsed.get)
             i = 4
-    elif base in ("set-src", "set-dst", "set-src-port", "set-dst-port"):
+    elif (
+        base in ("set-src", "set-dst", "set-src-port", "set-dst-port") and args[0] == "tcp-request"
+    ):
         text = args[3] if len(args) > 3 else ""
         try:
             parsed, _ = parse_expr(text, env_of(ctx))
         except SampleError as e:
             raise ConfigError(str(e)) from None
-        msg = unavailable(parsed, hook)
-        if msg is not None:
-            raise ConfigError(f"'{kind} {action}' : {msg}")
+        # (HAProxy does not check where these expressions' data is available.)
         expr = _plain(parsed.get)
         i = 4
     elif action == "expect-proxy":
         got = args[3] if len(args) > 3 else ""
         if got != "layer4":
             raise ConfigError(
-                f"'{kind}' : '{action}' only supports 'layer4' in {_px(ctx)} (got '{got}')"
+                f"'{kind} {action}' only supports 'layer4' in {_px(ctx)} (got '{got}')"
             )
         if args[1] != "connection":
             raise ConfigError(f"'{action} layer4' is not allowed in '{kind}' rules in {_px(ctx)}")
         i = 4
-    elif action not in _SUPPORTED:
+    elif action not in (_RESPONSE_SUPPORTED if args[0] == "tcp-response" else _SUPPORTED):
         if (
             action
             in (
@@ -278,7 +285,8 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
             or "(" in action
         ):
             raise ConfigError(f"'{kind} {action}' is not supported by nsproxy in {_px(ctx)}.")
-        raise ConfigError(f"'{kind}' expects {_CONTENT_ACTIONS} in {_px(ctx)} (got '{action}').")
+        allowed = _RESPONSE_ACTIONS if args[0] == "tcp-response" else _CONTENT_ACTIONS
+        raise ConfigError(f"'{kind}' expects {allowed} in {_px(ctx)} (got '{action}').")
     cond = None
     if i < len(args):
         if args[i] not in ("if", "unless"):
@@ -335,8 +343,16 @@ def _tcp_request(ctx: Ctx, args: list[str]) -> None:
         return
     if kind == "connection":
         if not ctx.section.is_frontend:
-            raise ConfigError(f"'tcp-request connection' is not allowed in {_px(ctx)}")
+            raise ConfigError(
+                f"tcp-request connection is not allowed because {ctx.section.kind} "
+                f"{ctx.section.name} is not a frontend"
+            )
         rule = _tcp_rule(ctx, args, Hook.FE_CON_ACC)
+        if _rules(ctx).tcp_request_content:
+            ctx.warn(
+                "a 'tcp-request' rule placed after a 'tcp-request content' rule will still be "
+                "processed before."
+            )
         _update(ctx, tcp_request_connection=(*_rules(ctx).tcp_request_connection, rule))
         return
     if kind == "session":
