@@ -276,3 +276,46 @@ backend b
     assert be.tcp_response_content[0].action == "close"
     assert not be.empty and ProxyRules().empty
     assert fe.tcp_request_connection[0].where == Where(str(tmp_path / "t.cfg"), 8)
+
+
+@pytest.mark.usefixtures("wired")
+def test_inspect_rules_wait_then_resume(tmp_path: Path) -> None:
+    from nsproxy.config.model_rules import choose_backend, choose_server, run_tcp_rules
+
+    state = parse(
+        tmp_path,
+        """frontend fe
+  bind 127.0.0.1:10443
+  tcp-request inspect-delay 5s
+  tcp-request content set-var(sess.seen) int(1)
+  tcp-request content set-var(sess.sni) req.ssl_sni
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  tcp-request content reject
+  use_backend be_%[var(sess.sni),field(1,.)] if { var(sess.sni) -m found }
+backend be
+  use-server s2 if { src 192.0.2.0/24 }
+  use-server s1 if TRUE
+""",
+    )
+    assert state.errors == [], state.errors
+    fe, be = rules_of(state, "fe"), rules_of(state, "be")
+    hello = client_hello(b"www.example.com")
+    t = StubTxn(req_data=hello[:10])
+    first = run_tcp_rules(fe.tcp_request_content, t)
+    # The hello is incomplete: wait at the accept rule; the set-var rules before it ran.
+    assert (first.action, first.index) == ("wait", 2)
+    assert "seen" in t.vars["sess"] and "sni" not in t.vars["sess"]
+    t.req_data = hello
+    second = run_tcp_rules(fe.tcp_request_content, t)
+    assert second.action == "accept"
+    # HAProxy runs the list again from the top: set-var now sees the whole hello.
+    assert choose_backend(fe, t, "dflt", lambda n: n == "be_www") == "be_www"
+    t2 = StubTxn(req_data=hello)
+    assert run_tcp_rules(fe.tcp_request_content, t2).action == "accept"
+    assert choose_backend(fe, t2, "dflt", lambda n: n == "be_www") == "be_www"
+    assert choose_backend(fe, t2, "dflt", lambda n: False) == "dflt"
+    expired = StubTxn(req_data=hello[:10], req_final=True)
+    assert run_tcp_rules(fe.tcp_request_content, expired).action == "reject"
+    assert choose_server(be, StubTxn(), lambda n: True) == "s2"
+    assert choose_server(be, StubTxn(), lambda n: n != "s2") == "s1"
+    assert choose_server(be, StubTxn(src=("10.0.0.1", 1)), lambda n: True) == "s1"
