@@ -319,3 +319,29 @@ backend be
     assert choose_server(be, StubTxn(), lambda n: True) == "s2"
     assert choose_server(be, StubTxn(), lambda n: n != "s2") == "s1"
     assert choose_server(be, StubTxn(src=("10.0.0.1", 1)), lambda n: True) == "s1"
+
+
+@pytest.mark.usefixtures("wired")
+def test_named_defaults_rules_are_inherited_acls_are_not(tmp_path: Path) -> None:
+    state = parse(
+        tmp_path,
+        """defaults base
+  mode tcp
+  acl x src 1.2.3.4
+  tcp-request inspect-delay 2s
+  tcp-request content reject if x
+frontend fe from base
+  bind 127.0.0.1:10443
+  tcp-request content accept if { src 10.0.0.0/8 }
+frontend fe2 from base
+  bind 127.0.0.1:10444
+  tcp-request content accept if x
+""",
+    )
+    assert messages(state, tmp_path) == [
+        "parsing [t.cfg:16] : 'tcp-request content accept' : error detected in frontend 'fe2' "
+        "while parsing 'if' condition : no such ACL : 'x'"
+    ]
+    fe = rules_of(state, "fe")
+    assert fe.inspect_delay == 2.0
+    assert [r.action for r in fe.tcp_request_content] == ["reject", "accept"]

@@ -56,6 +56,11 @@ class ProxyRules:
     use_backend: tuple[SwitchRule, ...] = ()
     use_server: tuple[SwitchRule, ...] = ()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> ProxyRules:
+        # Immutable: a proxy inherits its defaults section's rules as they are (they run
+        # before its own, as HAProxy runs a named defaults section's rules first).
+        return self
+
     @property
     def empty(self) -> bool:
         """No rule at all: the stream needs no analyser (the fast path)."""

@@ -232,6 +232,10 @@ class AclSet:
     def __init__(self) -> None:
         self.acls: dict[str, Acl] = {}
 
+    def __deepcopy__(self, memo: dict[int, object]) -> AclSet:
+        # A proxy does not inherit the ACLs of its defaults section (HAProxy's rule).
+        return AclSet()
+
     def get(self, name: str) -> Acl | None:
         return self.acls.get(name)
 

@@ -91,13 +91,13 @@ def _px(ctx: Ctx) -> str:
 
 
 def _no_anonymous_defaults(ctx: Ctx, what: str) -> None:
-    if ctx.section.kind == "defaults":
+    if ctx.section.kind == "defaults" and not ctx.section.name:
         raise ConfigError(f"{what} is not allowed in anonymous 'defaults' sections")
 
 
 @RULE_KEYWORDS.register("acl", "defaults", *PROXIES)
 def _acl(ctx: Ctx, args: list[str]) -> None:
-    if ctx.section.kind == "defaults":
+    if ctx.section.kind == "defaults" and not ctx.section.name:
         raise ConfigError("'acl' not allowed in anonymous 'defaults' section.")
     if len(args) < 2:
         raise ConfigError("'acl' expects a name and a criterion.")
