@@ -183,6 +183,14 @@ ERRORS = [
         "in backend 'be' (got 'foo').",
     ),
     (
+        "frontend fe\n  tcp-request content accept if { src }",
+        "parsing acl keyword 'src' :\n"
+        "  no pattern to match against were provided, so this ACL will never match.\n"
+        "  If this is what you intended, please add '--' to get rid of this warning.\n"
+        "  If you intended to match only for existence, please use '-m found'.\n"
+        "  If you wanted to force an int to match as a bool, please use '-m bool'.",
+    ),
+    (
         "frontend fe\n  acl a! src 1.2.3.4",
         "parsing [t.cfg:7] : character '!' is not permitted in acl name 'a!'.",
     ),

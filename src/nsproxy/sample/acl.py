@@ -532,6 +532,8 @@ def compile_condition(
     where: Hook,
     env: CompileEnv | None = None,
     warn: Warn | None = None,
+    *,
+    check_conflicts: bool = True,
 ) -> Condition:
     """`if|unless terms...` compiled; warns (through `warn`) as HAProxy's
     warnif_cond_conflicts() when the condition reads data unavailable at `where`.
@@ -577,7 +579,7 @@ def compile_condition(
     suites.append(tuple(cur))
     final = tuple(s for s in suites if s)
     cond = Condition(unless, final, _evaluator(final, unless))
-    if warn is not None:
+    if warn is not None and check_conflicts:
         c = cond.conflict(where)
         if c is not None:
             warn(conflict_warning(c, where))

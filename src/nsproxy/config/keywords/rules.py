@@ -117,7 +117,10 @@ def _acl(ctx: Ctx, args: list[str]) -> None:
 
 
 def _condition(ctx: Ctx, words: list[str], hook: Hook) -> Condition:
-    return compile_condition(words, _acls(ctx), hook, env_of(ctx))
+    # ACL warnings print without a place (HAProxy's); conflicts are reported by the caller.
+    return compile_condition(
+        words, _acls(ctx), hook, env_of(ctx), ctx.state.warnings.append, check_conflicts=False
+    )
 
 
 @RULE_KEYWORDS.register("use_backend", *FE, backend=False)
