@@ -112,6 +112,15 @@ CHAINS = [
     "ub64dec,hex",
     "crc32c",
     "crc32c(1)",
+    "set-var(txn.c),set-var(txn.c,ifnotexists)",
+    "set-var(txn.c,ifexists)",
+    "set-var(txn.c,ifnotempty),length",
+    "set-var(txn.c,ifempty),length",
+    "add(0),set-var(txn.c),add(1),set-var(txn.c,ifgt)",
+    "add(0),set-var(txn.c),add(1),set-var(txn.c,iflt)",
+    "set-var(txn.c),unset-var(txn.c),set-var(txn.c,ifset)",
+    "set-var(txn.c),unset-var(txn.c),set-var(txn.c,ifnotset),concat(:,txn.c)",
+    "set-var(txn.c,ifnotset,ifnotexists)",
 ]
 
 

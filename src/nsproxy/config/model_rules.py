@@ -14,6 +14,7 @@ from nsproxy.config.model import Where
 from nsproxy.sample.acl import Condition
 from nsproxy.sample.context import Txn, final_view
 from nsproxy.sample.types import Sample, Verdict
+from nsproxy.sample.vars import set_var, unset_var
 
 Expr = Callable[[Txn], Sample | None]
 
@@ -32,6 +33,7 @@ class TcpRule:
     cond: Condition | None = None
     expr: Expr | None = None
     var: tuple[str, str] | None = None
+    var_conds: frozenset[str] = frozenset()  # set-var(name,ifexists,...) conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +112,12 @@ def run_tcp_rules(rules: tuple[TcpRule, ...], txn: Txn) -> TcpOutcome:
             assert rule.var is not None
             scope, name = rule.var
             if action == "unset-var":
-                txn.vars.get(scope, {}).pop(name, None)
+                unset_var(txn.vars, scope, name)
             else:
                 assert rule.expr is not None
                 smp = rule.expr(final_view(txn))
                 if smp is not None:
-                    txn.vars.setdefault(scope, {})[name] = smp
+                    set_var(txn.vars, scope, name, smp, rule.var_conds)
         elif action == "expect-proxy":
             effects.append((action, None))
         elif rule.expr is not None:

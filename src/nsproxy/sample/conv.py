@@ -28,7 +28,7 @@ from nsproxy.sample.types import (
     read_int64,
     v6tov4,
 )
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import get_var, parse_conditions, parse_var_name, set_var, unset_var
 
 ConvFn = Callable[[Sample, Sequence[ArgValue], Txn], Sample | None]
 ConvCheck = Callable[[list[ArgValue]], list[ArgValue]]
@@ -69,7 +69,7 @@ class VarRef:
     name: str
 
     def get(self, txn: Txn, to: SmpType) -> Sample | None:
-        smp = txn.vars.get(self.scope, {}).get(self.name)
+        smp = get_var(txn.vars, self.scope, self.name)
         return None if smp is None else cast(smp, to)
 
 
@@ -501,20 +501,20 @@ def _set_var_check(args: list[ArgValue]) -> list[ArgValue]:
         scope, var = parse_var_name(name)
     except ValueError:
         raise ValueError(f"failed to register variable name '{name}'") from None
-    return [VarRef(scope, var)]  # type: ignore[list-item]
+    conds = parse_conditions([str(a) for a in args[1:]])
+    return [VarRef(scope, var), conds]  # type: ignore[list-item]
 
 
 def _set_var(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
-    ref = args[0]
-    assert isinstance(ref, VarRef)
-    txn.vars.setdefault(ref.scope, {})[ref.name] = Sample(smp.type, smp.value)
-    return smp
+    ref, conds = args[0], args[1]
+    assert isinstance(ref, VarRef) and isinstance(conds, frozenset)
+    return smp if set_var(txn.vars, ref.scope, ref.name, smp, conds) else None
 
 
 def _unset_var(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
     ref = args[0]
     assert isinstance(ref, VarRef)
-    txn.vars.get(ref.scope, {}).pop(ref.name, None)
+    unset_var(txn.vars, ref.scope, ref.name)
     return smp
 
 

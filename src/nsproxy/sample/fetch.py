@@ -21,7 +21,7 @@ from nsproxy.sample.args import NO_ARGS, ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Addr, Txn
 from nsproxy.sample.places import Hook, Use, valid_hooks
 from nsproxy.sample.types import FetchResult, Sample, SmpType
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import get_var, parse_var_name
 
 FetchFn = Callable[[Txn, Sequence[ArgValue]], FetchResult]
 ArgCheck = Callable[[list[ArgValue]], list[ArgValue]]
@@ -98,7 +98,7 @@ def _nbsrv(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
 
 def _var(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
     scope, name = parse_var_name(str(args[0]))
-    smp = txn.vars.get(scope, {}).get(name)
+    smp = get_var(txn.vars, scope, name)
     if smp is None and len(args) > 1:
         return Sample(SmpType.STR, str(args[1]))
     return smp

@@ -33,7 +33,7 @@ from nsproxy.sample.context import Txn
 from nsproxy.sample.expr import Getter, parse_expr, unavailable
 from nsproxy.sample.places import hook_name
 from nsproxy.sample.types import Missing, Sample
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import parse_conditions, parse_var_name
 
 RULE_KEYWORDS = KeywordTable("rules")
 PROXIES = ("frontend", "backend", "listen")
@@ -219,6 +219,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
     i = 3
     expr = None
     var = None
+    var_conds: frozenset[str] = frozenset()
     base = action.split("(", 1)[0]
     if base in ("set-var", "unset-var"):
         name = action[len(base) :]
@@ -229,8 +230,10 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
             raise ConfigError(f"invalid or incomplete action '{action}'. {expects}")
         if not name.endswith(")"):
             raise ConfigError(f"incomplete argument after action '{action}'. {expects}")
+        var_name, *cond_words = name[1:-1].split(",")
         try:
-            var = parse_var_name(name[1:-1])
+            var = parse_var_name(var_name)
+            var_conds = parse_conditions(cond_words)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if base == "set-var":
@@ -306,7 +309,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         c = cond.conflict(hook)
         if c is not None:
             ctx.warn(_tcp_conflict(c, args, hook))
-    return TcpRule(ctx.where, base, cond, expr, var)
+    return TcpRule(ctx.where, base, cond, expr, var, var_conds)
 
 
 def _plain(get: Getter) -> Expr:
