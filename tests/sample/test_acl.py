@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from nsproxy.sample import AclSet, CompileEnv, Hook, SampleError, Verdict, compile_condition
+from nsproxy.sample import (
+    AclSet,
+    CompileEnv,
+    Hook,
+    Sample,
+    SampleError,
+    SmpType,
+    Verdict,
+    compile_condition,
+    compile_expr,
+)
 from nsproxy.sample.acl import Conflict
 
 from .haproxy_ref import HAPROXY, check_config
@@ -78,6 +88,15 @@ def test_tri_state_combinations() -> None:
     assert cond("if { req_ssl_sni -i SHOP.example.com }")(full) is Verdict.PASS
     assert cond("if { req.len gt 10 }")(StubTxn(req_data=b"abc")) is Verdict.MISS
     assert cond("if { req.len gt 10 }")(StubTxn(req_data=b"abc", req_final=True)) is Verdict.FAIL
+
+
+def test_multi_valued_fetch_matches_any_value() -> None:
+    t = StubTxn(req_data=client_hello(b"a.example", (b"http/1.1", b"h2")))
+    assert cond("if { req.ssl_alpn h2 }")(t) is Verdict.PASS
+    assert cond("if { req.ssl_alpn,upper H2 }")(t) is Verdict.PASS
+    assert cond("if { req.ssl_alpn h3 }")(t) is Verdict.FAIL
+    # As an expression the fetch gives its first value.
+    assert compile_expr("req.ssl_alpn", Hook.FE_REQ_CNT)(t) == Sample(SmpType.STR, "http/1.1")
 
 
 def test_operators_and_versions() -> None:

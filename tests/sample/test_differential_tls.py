@@ -10,6 +10,8 @@ import pytest
 from nsproxy.sample import (
     AclSet,
     Hook,
+    Sample,
+    SmpType,
     Verdict,
     compile_condition,
     compile_expr,
@@ -22,7 +24,10 @@ from .txn import StubTxn
 
 pytestmark = needs_haproxy
 
-FORMAT = "%[var(sess.sni)]|%[var(sess.alpn)]|%[var(sess.ver)]|%[var(sess.ht)]|%[var(sess.lsni)]"
+FORMAT = (
+    "%[var(sess.sni)]|%[var(sess.alpn)]|%[var(sess.ver)]|%[var(sess.ht)]|%[var(sess.lsni)]|"
+    "%[var(sess.h2)]"
+)
 TCP_DEFAULTS = """
 defaults
   mode tcp
@@ -40,11 +45,13 @@ RULES = """
   tcp-request content set-var(sess.ver) req.ssl_ver if { req.ssl_hello_type 1 }
   tcp-request content set-var(sess.ht) req.ssl_hello_type if { req.ssl_hello_type 1 }
   tcp-request content set-var(sess.lsni) req.ssl_sni,lower,regsub(\\.,_,g) if HELLO
+  tcp-request content set-var(sess.h2) bool(1) if HELLO { req.ssl_alpn h2 }
 """
 
 CASES = [
     client_hello(b"example.com"),
     client_hello(b"WWW.Example.ORG", (b"h2", b"http/1.1")),
+    client_hello(b"two.example", (b"http/1.1", b"h2")),
     client_hello(None, (b"http/1.1",)),
     records(hello_message(with_ext_block=False)),
     records(hello_message(sni_ext(b"a.b") + ext(10, b"\x00\x02\x00\x17"), version=0x0301)),
@@ -93,6 +100,9 @@ def engine_line(data: bytes) -> str:
         smp = compile_expr(expr, Hook.FE_REQ_CNT)(t)
         if smp is not None:
             t.vars.setdefault("sess", {})[var] = smp
+    h2 = compile_condition(["if", "{", "req.ssl_alpn", "h2", "}"], acls, Hook.FE_REQ_CNT)
+    if h2(t) is Verdict.PASS:
+        t.vars.setdefault("sess", {})["h2"] = Sample(SmpType.BOOL, True)
     return compile_logformat(FORMAT)(t)
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from nsproxy.sample import Hook, SampleError, compile_logformat
+from nsproxy.sample.logformat import TCPLOG_FORMAT
 
 from .haproxy_ref import HAPROXY, check_config, needs_haproxy, refused_port, running
 from .txn import StubTxn
 
-TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
+TCPLOG = TCPLOG_FORMAT
 
 
 def render(fmt: str, **kw: object) -> str:

@@ -133,3 +133,56 @@ def test_map_change_is_seen_by_the_next_lookup(tmp_path: object) -> None:
     assert get(with_input("c")) == "none" and get(with_input("a")) == "1"
     assert map_command(env.refs, ["commit", "map", "@1", str(path)]) == ""
     assert get(with_input("c")) == "9" and get(with_input("a")) == "none"
+
+
+words = st.lists(
+    st.sampled_from(
+        [
+            "if",
+            "unless",
+            "{",
+            "}",
+            "!",
+            "||",
+            "or",
+            "src",
+            "-m",
+            "-i",
+            "-f",
+            "--",
+            "str",
+            "beg",
+            "1.2.3.4",
+            "req.len",
+            "gt",
+            "3",
+            "TRUE",
+            "x",
+            "-M",
+            "-u",
+            "int(1)",
+            "str(a),lower",
+            "req_ssl_ver",
+            "3.1",
+            "ge",
+            "found",
+            "!TRUE",
+            "nosuch",
+            "var(txn.a)",
+        ]
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ws=words)
+def test_condition_parser_only_raises_sample_error(ws: list[str]) -> None:
+    from nsproxy.sample import AclSet, compile_condition
+
+    acls = AclSet()
+    with contextlib.suppress(SampleError):
+        acls.add(["x", *ws])
+    with contextlib.suppress(SampleError):
+        cond = compile_condition(ws, acls, Hook.FE_REQ_CNT)
+        cond(with_input("abc"))

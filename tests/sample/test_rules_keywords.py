@@ -133,6 +133,47 @@ ERRORS = [
         "rule'",
     ),
     (
+        "frontend fe\n  tcp-request content expect-proxy layer4",
+        "parsing [t.cfg:7] : 'expect-proxy layer4' is not allowed in 'tcp-request content' rules "
+        "in frontend 'fe'",
+    ),
+    (
+        "frontend fe\n  tcp-request connection expect-proxy foo",
+        "parsing [t.cfg:7] : 'tcp-request connection expect-proxy' only supports 'layer4' in "
+        "frontend 'fe' (got 'foo')",
+    ),
+    (
+        "frontend fe\n  tcp-request content set-var(txn.x src",
+        "parsing [t.cfg:7] : incomplete argument after action 'set-var(txn.x'. Expects "
+        "'set-var(<var-name>)', 'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'",
+    ),
+    (
+        "frontend fe\n  tcp-request content accept\n  tcp-request connection accept",
+        "parsing [t.cfg:8] : a 'tcp-request' rule placed after a 'tcp-request content' rule will "
+        "still be processed before.",
+    ),
+    (
+        "backend be\n  tcp-request connection accept",
+        "parsing [t.cfg:7] : tcp-request connection is not allowed because backend be is not a "
+        "frontend",
+    ),
+    (
+        "backend be\n  tcp-response content foo",
+        "parsing [t.cfg:7] : 'tcp-response content' expects 'accept', 'close', 'reject', "
+        "'ot-group', 'set-log-level', 'set-nice', 'sc-inc-gpc(*)', 'sc-inc-gpc0(*)', "
+        "'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', "
+        "'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', 'silent-drop' "
+        "in backend 'be' (got 'foo').",
+    ),
+    (
+        "frontend fe\n  tcp-request content accept if { src }",
+        "parsing acl keyword 'src' :\n"
+        "  no pattern to match against were provided, so this ACL will never match.\n"
+        "  If this is what you intended, please add '--' to get rid of this warning.\n"
+        "  If you intended to match only for existence, please use '-m found'.\n"
+        "  If you wanted to force an int to match as a bool, please use '-m bool'.",
+    ),
+    (
         "frontend fe\n  acl a! src 1.2.3.4",
         "parsing [t.cfg:7] : character '!' is not permitted in acl name 'a!'.",
     ),
@@ -223,3 +264,70 @@ backend b
     assert be.tcp_response_content[0].action == "close"
     assert not be.empty and ProxyRules().empty
     assert fe.tcp_request_connection[0].where == Where(str(tmp_path / "t.cfg"), 8)
+
+
+def test_inspect_rules_wait_then_resume(tmp_path: Path) -> None:
+    from nsproxy.config.model_rules import choose_backend, choose_server, run_tcp_rules
+
+    state = parse(
+        tmp_path,
+        """frontend fe
+  bind 127.0.0.1:10443
+  tcp-request inspect-delay 5s
+  tcp-request content set-var(sess.seen) int(1)
+  tcp-request content set-var(sess.sni) req.ssl_sni
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  tcp-request content reject
+  use_backend be_%[var(sess.sni),field(1,.)] if { var(sess.sni) -m found }
+backend be
+  use-server s2 if { src 192.0.2.0/24 }
+  use-server s1 if TRUE
+""",
+    )
+    assert state.errors == [], state.errors
+    fe, be = rules_of(state, "fe"), rules_of(state, "be")
+    hello = client_hello(b"www.example.com")
+    t = StubTxn(req_data=hello[:10])
+    first = run_tcp_rules(fe.tcp_request_content, t)
+    # The hello is incomplete: wait at the accept rule; the set-var rules before it ran.
+    assert (first.action, first.index) == ("wait", 2)
+    assert "seen" in t.vars["sess"] and "sni" not in t.vars["sess"]
+    t.req_data = hello
+    second = run_tcp_rules(fe.tcp_request_content, t)
+    assert second.action == "accept"
+    # HAProxy runs the list again from the top: set-var now sees the whole hello.
+    assert choose_backend(fe, t, "dflt", lambda n: n == "be_www") == "be_www"
+    t2 = StubTxn(req_data=hello)
+    assert run_tcp_rules(fe.tcp_request_content, t2).action == "accept"
+    assert choose_backend(fe, t2, "dflt", lambda n: n == "be_www") == "be_www"
+    assert choose_backend(fe, t2, "dflt", lambda n: False) == "dflt"
+    expired = StubTxn(req_data=hello[:10], req_final=True)
+    assert run_tcp_rules(fe.tcp_request_content, expired).action == "reject"
+    assert choose_server(be, StubTxn(), lambda n: True) == "s2"
+    assert choose_server(be, StubTxn(), lambda n: n != "s2") == "s1"
+    assert choose_server(be, StubTxn(src=("10.0.0.1", 1)), lambda n: True) == "s1"
+
+
+def test_named_defaults_rules_are_inherited_acls_are_not(tmp_path: Path) -> None:
+    state = parse(
+        tmp_path,
+        """defaults base
+  mode tcp
+  acl x src 1.2.3.4
+  tcp-request inspect-delay 2s
+  tcp-request content reject if x
+frontend fe from base
+  bind 127.0.0.1:10443
+  tcp-request content accept if { src 10.0.0.0/8 }
+frontend fe2 from base
+  bind 127.0.0.1:10444
+  tcp-request content accept if x
+""",
+    )
+    assert messages(state, tmp_path) == [
+        "parsing [t.cfg:16] : 'tcp-request content accept' : error detected in frontend 'fe2' "
+        "while parsing 'if' condition : no such ACL : 'x'"
+    ]
+    fe = rules_of(state, "fe")
+    assert fe.inspect_delay == 2.0
+    assert [r.action for r in fe.tcp_request_content] == ["reject", "accept"]

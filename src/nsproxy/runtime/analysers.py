@@ -14,9 +14,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import BindCfg, ProxyCfg
-from nsproxy.config.model_rules import SwitchRule, TcpRule
-from nsproxy.sample.types import SmpType
-from nsproxy.sample.types import Verdict as Match
+from nsproxy.config.model_rules import (
+    ProxyRules,
+    TcpRule,
+    choose_backend,
+    choose_server,
+    run_tcp_rules,
+)
+from nsproxy.sample.types import Sample, SmpType
 
 if TYPE_CHECKING:
     from nsproxy.runtime.stream import Stream
@@ -39,38 +44,45 @@ class Analyser(Protocol):
         with what is there (never WAIT then)."""
 
 
-def _applies(rule: TcpRule | SwitchRule, s: Stream) -> Match:
-    cond = rule.cond
-    return Match.PASS if cond is None else cond(s)
-
-
-def _set_addr(s: Stream, rule: TcpRule) -> None:
-    """set-src / set-dst / set-src-port / set-dst-port from the rule's expression."""
-    assert rule.expr is not None
-    smp = rule.expr(s)
-    if smp is None:
-        return
+def _apply_effects(s: Stream, effects: tuple[tuple[str, Sample | None], ...]) -> None:
+    """set-src / set-dst / set-src-port / set-dst-port / expect-proxy, in rule order."""
     cli = s.cli
-    src = cli.src if isinstance(cli.src, tuple) else None
-    dst = cli.local_addr()
-    dst = dst if isinstance(dst, tuple) else None
-    if rule.action in ("set-src", "set-dst"):
-        if smp.type not in (SmpType.IPV4, SmpType.IPV6):
-            return
-        host = str(smp.value)
-        if rule.action == "set-src":
-            cli.src = (host, 0)  # as HAProxy: the port is reset
-        else:
-            cli.dst = (host, dst[1] if dst else 0)
+    for action, smp in effects:
+        if action == "expect-proxy":
+            s.want_proxy = True
+            continue
+        if smp is None:
+            continue
+        src = cli.src if isinstance(cli.src, tuple) else None
+        dst = cli.local_addr()
+        dst = dst if isinstance(dst, tuple) else None
+        if action in ("set-src", "set-dst"):
+            if smp.type not in (SmpType.IPV4, SmpType.IPV6):
+                continue
+            host = str(smp.value)
+            if action == "set-src":
+                cli.src = (host, 0)  # as HAProxy: the port is reset
+            else:
+                cli.dst = (host, dst[1] if dst else 0)
+            continue
+        if not isinstance(smp.value, int):
+            continue
+        if action == "set-src-port" and src is not None:
+            cli.src = (src[0], smp.value)
+        elif action == "set-dst-port" and dst is not None:
+            cli.dst = (dst[0], smp.value)
+
+
+def _deny(s: Stream, action: str, counter: str, termination: str | None) -> Verdict:
+    """reject / close / silent-drop: the connection ends (silent-drop: with a reset)."""
+    setattr(s.fe.stats, counter, getattr(s.fe.stats, counter) + 1)
+    if action == "silent-drop":
+        s.rst_client()
+    if termination is None:
+        s.finish_early()
     else:
-        try:
-            port = int(smp.value)
-        except (TypeError, ValueError):
-            return
-        if rule.action == "set-src-port" and src is not None:
-            cli.src = (src[0], port)
-        elif rule.action == "set-dst-port" and dst is not None:
-            cli.dst = (dst[0], port)
+        s.close(termination)
+    return Verdict.STOP
 
 
 class ConnectionRules:
@@ -85,41 +97,12 @@ class ConnectionRules:
         return None
 
     def run(self, s: Stream, expired: bool) -> Verdict:
-        for rule in self.rules:
-            if _applies(rule, s) is not Match.PASS:
-                continue
-            action = rule.action
-            if action == "accept":
-                return Verdict.NEXT
-            if action in ("reject", "close", "silent-drop"):
-                s.fe.stats.denied_conn += 1
-                if action == "silent-drop":
-                    s.rst_client()
-                s.finish_early()
-                return Verdict.STOP
-            if action == "expect-proxy":
-                s.want_proxy = True
-            elif action == "set-var":
-                _set_var(s, rule)
-            elif action == "unset-var":
-                _unset_var(s, rule)
-            else:
-                _set_addr(s, rule)
+        s.req_final = True
+        out = run_tcp_rules(self.rules, s)
+        _apply_effects(s, out.effects)
+        if out.action in ("reject", "close", "silent-drop"):
+            return _deny(s, out.action, "denied_conn", None)
         return Verdict.NEXT
-
-
-def _set_var(s: Stream, rule: TcpRule) -> None:
-    assert rule.var is not None and rule.expr is not None
-    smp = rule.expr(s)
-    if smp is not None:
-        scope, name = rule.var
-        s.vars[scope][name] = smp
-
-
-def _unset_var(s: Stream, rule: TcpRule) -> None:
-    assert rule.var is not None
-    scope, name = rule.var
-    s.vars[scope].pop(name, None)
 
 
 class ProxyHeader:
@@ -197,58 +180,36 @@ class ContentRules:
     """`tcp-request content` rules of the frontend (or, after switching, of the backend).
 
     A rule whose condition may still change (MISS) waits for more bytes until
-    `tcp-request inspect-delay` runs out, the client stops sending or the buffer is full; then
-    it counts as not matching, as in HAProxy. The first `accept` ends the rules.
+    `tcp-request inspect-delay` runs out, the client stops sending or the buffer is full; the
+    whole list then runs again with the data taken as final, as in HAProxy.
     """
 
-    __slots__ = ("backend", "delay_s", "rules")
+    __slots__ = ("delay_s", "rules")
 
-    def __init__(self, rules: tuple[TcpRule, ...], delay: float | None, backend: bool) -> None:
+    def __init__(self, rules: tuple[TcpRule, ...], delay: float | None) -> None:
         self.rules = rules
         self.delay_s = delay
-        self.backend = backend
 
     def delay(self, s: Stream) -> float | None:
         return self.delay_s
 
     def run(self, s: Stream, expired: bool) -> Verdict:
-        final = expired or self.delay_s is None or s.req_eof or s.req_error
-        s.req_final = final
-        for rule in self.rules:
-            match = _applies(rule, s)
-            if match is Match.MISS:
-                if not final:
-                    return Verdict.WAIT
-                continue
-            if match is not Match.PASS:
-                continue
-            action = rule.action
-            if action == "accept":
-                return Verdict.NEXT
-            if action in ("reject", "close", "silent-drop"):
-                s.fe.stats.denied_req += 1
-                if action == "silent-drop":
-                    s.rst_client()
-                s.close("PR")
-                return Verdict.STOP
-            if action == "set-var":
-                _set_var(s, rule)
-            elif action == "unset-var":
-                _unset_var(s, rule)
-            else:
-                _set_addr(s, rule)
+        s.req_final = expired or self.delay_s is None or s.req_eof or s.req_error
+        out = run_tcp_rules(self.rules, s)
+        if out.action == "wait":
+            return Verdict.WAIT
+        _apply_effects(s, out.effects)
+        if out.action in ("reject", "close", "silent-drop"):
+            return _deny(s, out.action, "denied_req", "PR")
         return Verdict.NEXT
 
 
 class SwitchingRules:
-    """`use_backend` rules: the first that applies names the backend (else `default_backend`).
-
-    A name computed by a log-format that names no backend falls back to the default.
-    """
+    """`use_backend` rules: the first that applies names the backend (else `default_backend`)."""
 
     __slots__ = ("rules",)
 
-    def __init__(self, rules: tuple[SwitchRule, ...]) -> None:
+    def __init__(self, rules: ProxyRules) -> None:
         self.rules = rules
 
     def delay(self, s: Stream) -> float | None:
@@ -256,20 +217,15 @@ class SwitchingRules:
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         backends = s.rt.backends
-        for rule in self.rules:
-            if _applies(rule, s) is not Match.PASS:
-                continue
-            name = rule.dynamic(s) if rule.dynamic is not None else rule.name
-            be = backends.get(name)
-            if be is not None:
-                s.backend = be
-                break
-            if rule.dynamic is None:
-                break
+        default = s.fe.backend
+        name = choose_backend(
+            self.rules, s, default.name if default is not None else None, backends.__contains__
+        )
+        s.backend = backends.get(name) if name is not None else None
         return Verdict.NEXT
 
 
-class BackendContentRules:
+class BackendRules:
     """After switching: the chosen backend's own `tcp-request content` rules, then `use-server`."""
 
     __slots__ = ()
@@ -284,22 +240,22 @@ class BackendContentRules:
             return Verdict.NEXT
         rules = be.cfg.rules
         if rules.tcp_request_content and be.cfg is not s.fe.cfg:
-            step = ContentRules(rules.tcp_request_content, rules.inspect_delay, True)
-            verdict = step.run(s, expired)
+            verdict = ContentRules(rules.tcp_request_content, rules.inspect_delay).run(s, expired)
             if verdict is not Verdict.NEXT:
                 return verdict
-        for rule in rules.use_server:
-            if _applies(rule, s) is not Match.PASS:
-                continue
-            name = rule.dynamic(s) if rule.dynamic is not None else rule.name
-            srv = be.server(name)
-            if srv is not None and srv.usable():
-                s.forced_server = srv
-                break
+        if rules.use_server:
+
+            def usable(name: str) -> bool:
+                srv = be.server(name)
+                return srv is not None and srv.usable()
+
+            name = choose_server(rules, s, usable)
+            if name is not None:
+                s.forced_server = be.server(name)
         return Verdict.NEXT
 
 
-_BACKEND_STEP = BackendContentRules()
+_BACKEND_STEP = BackendRules()
 
 
 def build(px: ProxyCfg, bind: BindCfg, backend_rules: bool) -> tuple[Analyser, ...]:
@@ -316,9 +272,9 @@ def build(px: ProxyCfg, bind: BindCfg, backend_rules: bool) -> tuple[Analyser, .
     if bind.accept_proxy or expects:
         steps.append(ProxyHeader(bind.accept_proxy))
     if rules.tcp_request_content:
-        steps.append(ContentRules(rules.tcp_request_content, rules.inspect_delay, False))
+        steps.append(ContentRules(rules.tcp_request_content, rules.inspect_delay))
     if rules.use_backend:
-        steps.append(SwitchingRules(rules.use_backend))
+        steps.append(SwitchingRules(rules))
     if backend_rules:
         steps.append(_BACKEND_STEP)
     return tuple(steps)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from nsproxy.sample.context import Txn
-from nsproxy.sample.expr import Expr, id_end, parse_expr
+from nsproxy.sample.expr import Expr, apply_convs, id_end, parse_expr
 from nsproxy.sample.fetch import find_fetch
 from nsproxy.sample.maps import load_ref
 from nsproxy.sample.match import (
@@ -25,7 +25,7 @@ from nsproxy.sample.match import (
 )
 from nsproxy.sample.patref import ACL, MAP, CompileEnv, PatternFileError
 from nsproxy.sample.places import Hook, Use, hook_name
-from nsproxy.sample.types import MISSING, Sample, SampleError, SmpType, Verdict, can_cast, cast
+from nsproxy.sample.types import MISSING, Sample, SampleError, SmpType, Verdict, can_cast
 
 Warn = Callable[[str], None]
 
@@ -136,12 +136,14 @@ class AclExpr:
                 return 1 if r is MISSING else 0
             res = 0
             for v in values:
-                smp = apply_convs(self.expr, v, txn)
-                if smp is not None:
+                smp = apply_convs(self.expr.convs, v, txn)
+                if isinstance(smp, Sample):
                     if self.matches(smp):
                         return 3
                     if smp.may_change:
                         res = 1
+                elif smp is MISSING:
+                    res = 1
             return res
         got = self.expr.get(txn)
         if not isinstance(got, Sample):
@@ -157,20 +159,6 @@ class AclExpr:
         if self.method is Method.BOOL:
             return self.pats[0].lookup(smp) is not None
         return any(p.lookup(smp) is not None for p in self.pats)
-
-
-def apply_convs(expr: Expr, smp: Sample, txn: Txn) -> Sample | None:
-    for conv, args in expr.convs:
-        if smp.type is not conv.in_type and conv.in_type is not SmpType.ANY:
-            c = cast(smp, conv.in_type)
-            if c is None:
-                return None
-            smp = c
-        out = conv.fn(smp, args, txn)
-        if out is None:
-            return None
-        smp = out
-    return smp
 
 
 @dataclass(slots=True)
@@ -231,6 +219,10 @@ class AclSet:
 
     def __init__(self) -> None:
         self.acls: dict[str, Acl] = {}
+
+    def __deepcopy__(self, memo: dict[int, object]) -> AclSet:
+        # A proxy does not inherit the ACLs of its defaults section (HAProxy's rule).
+        return AclSet()
 
     def get(self, name: str) -> Acl | None:
         return self.acls.get(name)
@@ -528,6 +520,8 @@ def compile_condition(
     where: Hook,
     env: CompileEnv | None = None,
     warn: Warn | None = None,
+    *,
+    check_conflicts: bool = True,
 ) -> Condition:
     """`if|unless terms...` compiled; warns (through `warn`) as HAProxy's
     warnif_cond_conflicts() when the condition reads data unavailable at `where`.
@@ -573,7 +567,7 @@ def compile_condition(
     suites.append(tuple(cur))
     final = tuple(s for s in suites if s)
     cond = Condition(unless, final, _evaluator(final, unless))
-    if warn is not None:
+    if warn is not None and check_conflicts:
         c = cond.conflict(where)
         if c is not None:
             warn(conflict_warning(c, where))

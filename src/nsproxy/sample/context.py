@@ -9,7 +9,7 @@ None when unknown.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from nsproxy.sample.types import Sample
 
@@ -107,3 +107,29 @@ class Txn(Protocol):
     def unique_id(self) -> str | None: ...  # %ID
     @property
     def request_counter(self) -> int: ...  # %rt
+
+
+class FinalView:
+    """`txn` as HAProxy's rules see it with SMP_OPT_FINAL (switching rules, use-server, logs):
+    the buffered data is taken as complete, so nothing answers "may still change"."""
+
+    __slots__ = ("_txn",)
+
+    def __init__(self, txn: Txn) -> None:
+        self._txn = txn
+
+    @property
+    def req_final(self) -> bool:
+        return True
+
+    @property
+    def res_final(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._txn, name)
+
+
+def final_view(txn: Txn) -> Txn:
+    """`txn` seen with every buffer taken as final (see FinalView)."""
+    return cast(Txn, FinalView(txn))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from nsproxy.sample.types import (
     read_int64,
     v6tov4,
 )
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import get_var, parse_conditions, parse_var_name, set_var, unset_var
 
 ConvFn = Callable[[Sample, Sequence[ArgValue], Txn], Sample | None]
 ConvCheck = Callable[[list[ArgValue]], list[ArgValue]]
@@ -68,7 +69,7 @@ class VarRef:
     name: str
 
     def get(self, txn: Txn, to: SmpType) -> Sample | None:
-        smp = txn.vars.get(self.scope, {}).get(self.name)
+        smp = get_var(txn.vars, self.scope, self.name)
         return None if smp is None else cast(smp, to)
 
 
@@ -500,20 +501,20 @@ def _set_var_check(args: list[ArgValue]) -> list[ArgValue]:
         scope, var = parse_var_name(name)
     except ValueError:
         raise ValueError(f"failed to register variable name '{name}'") from None
-    return [VarRef(scope, var)]  # type: ignore[list-item]
+    conds = parse_conditions([str(a) for a in args[1:]])
+    return [VarRef(scope, var), conds]  # type: ignore[list-item]
 
 
 def _set_var(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
-    ref = args[0]
-    assert isinstance(ref, VarRef)
-    txn.vars.setdefault(ref.scope, {})[ref.name] = Sample(smp.type, smp.value)
-    return smp
+    ref, conds = args[0], args[1]
+    assert isinstance(ref, VarRef) and isinstance(conds, frozenset)
+    return smp if set_var(txn.vars, ref.scope, ref.name, smp, conds) else None
 
 
 def _unset_var(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
     ref = args[0]
     assert isinstance(ref, VarRef)
-    txn.vars.get(ref.scope, {}).pop(ref.name, None)
+    unset_var(txn.vars, ref.scope, ref.name)
     return smp
 
 
@@ -524,6 +525,83 @@ def _nbsrv(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
 
 def _iif(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
     return _str(smp, str(args[0] if smp.value else args[1]))
+
+
+def _be2_check(dec: bool) -> ConvCheck:
+    def check(args: list[ArgValue]) -> list[ArgValue]:
+        sep = str(args[0])
+        size = int(args[1]) if len(args) > 1 else 0
+        trunc = int(args[2]) if len(args) > 2 else 0
+        if dec and not 0 < size <= 8:
+            raise ValueError(f"chunk_size out of [1..8] range ({size})")
+        if not dec and size <= 0 and (sep or trunc):
+            raise ValueError(f"chunk_size needs to be positive ({size})")
+        if trunc not in (0, 1):
+            raise ValueError(f"Unsupported truncate value ({trunc})")
+        return [sep, size, trunc]
+
+    return check
+
+
+def _be2(dec: bool) -> ConvFn:
+    def fn(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+        data = _b(smp)
+        sep, size, trunc = str(args[0]), int(args[1]), int(args[2])
+        if not dec and not sep and not trunc:
+            size = len(data)
+        last = len(data) - size + 1 if trunc else len(data)
+        out: list[str] = []
+        ptr = 0
+        while ptr < last:
+            chunk = data[ptr : ptr + max(size, 0)]
+            ptr += len(chunk) if chunk else 1
+            out.append(str(int.from_bytes(chunk, "big")) if dec else chunk.hex().upper())
+        return _str(smp, sep.join(out))
+
+    return fn
+
+
+def _htonl(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+    return Sample(SmpType.BIN, (_i(smp) & 0xFFFFFFFF).to_bytes(4, "big"), smp.may_change)
+
+
+def _time_fmt(local: bool) -> ConvFn:
+    def fn(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+        when = _i(smp) & 0x007FFFFFFFFFFFFF
+        if len(args) > 1:
+            when += int(args[1])
+        try:
+            tm = time.localtime(when) if local else time.gmtime(when)
+            return _str(smp, time.strftime(str(args[0]), tm))
+        except (OverflowError, OSError, ValueError):
+            return None
+
+    return fn
+
+
+def _ub64enc(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+    return _str(smp, base64.urlsafe_b64encode(_b(smp)).decode().rstrip("="))
+
+
+def _ub64dec(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+    raw = _b(smp)
+    if any(c in b"+/=" for c in raw):
+        return None
+    raw = raw.translate(bytes.maketrans(b"-_", b"+/"))
+    try:
+        data = base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
+    except ValueError:
+        return None
+    return Sample(SmpType.BIN, data, smp.may_change)
+
+
+def _crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
 
 
 _S, _I = ArgType.STR, ArgType.SINT
@@ -572,6 +650,14 @@ register_conv(
     ConvDef("even", _unary(lambda a: int(not a & 1), _BOOL), _INT, _BOOL),
     ConvDef("iif", _iif, _BOOL, _STR, ArgSpec((_S, _S), 2)),
     ConvDef("nbsrv", _nbsrv, _STR, _INT),
+    ConvDef("be2dec", _be2(True), _BIN, _STR, ArgSpec((_S, _I, _I), 1), _be2_check(True)),
+    ConvDef("be2hex", _be2(False), _BIN, _STR, ArgSpec((_S, _I, _I), 1), _be2_check(False)),
+    ConvDef("htonl", _htonl, _INT, _BIN),
+    ConvDef("ltime", _time_fmt(True), _INT, _STR, ArgSpec((_S, _I), 1)),
+    ConvDef("utime", _time_fmt(False), _INT, _STR, ArgSpec((_S, _I), 1)),
+    ConvDef("ub64enc", _ub64enc, _BIN, _STR),
+    ConvDef("ub64dec", _ub64dec, _STR, _BIN),
+    ConvDef("crc32c", _hash(_crc32c), _BIN, _INT, _OPT_INT),
     ConvDef(
         "set-var",
         _set_var,

@@ -59,27 +59,36 @@ def _fetch_getter(fetch: FetchDef, args: tuple[ArgValue, ...]) -> Getter:
     return lambda txn: fn(txn, args)
 
 
+def apply_convs(
+    convs: Sequence[tuple[ConvDef, tuple[ArgValue, ...]]], smp: Sample, txn: Txn
+) -> FetchResult:
+    """`smp` through the converters (each input cast to its type first). A failure is None,
+    or MISSING when the fetched value may still change (HAProxy's MAY_CHANGE survives)."""
+    changing = smp.may_change
+    for conv, args in convs:
+        in_type = conv.in_type
+        if smp.type is not in_type and in_type is not SmpType.ANY:
+            cur = cast(smp, in_type)
+            if cur is None:
+                return MISSING if changing else None
+            smp = cur
+        out = conv.fn(smp, args, txn)
+        if out is None:
+            return MISSING if changing else None
+        smp = out
+    return smp
+
+
 def _chain(first: Getter, convs: Sequence[tuple[ConvDef, tuple[ArgValue, ...]]]) -> Getter:
     if not convs:
         return first
-    steps = [(c.fn, c.in_type, a) for c, a in convs]
+    steps = tuple(convs)
 
     def run(txn: Txn) -> FetchResult:
         smp = first(txn)
         if not isinstance(smp, Sample):
             return smp
-        changing = smp.may_change
-        for fn, in_type, args in steps:
-            if smp.type is not in_type and in_type is not SmpType.ANY:
-                cur = cast(smp, in_type)
-                if cur is None:
-                    return MISSING if changing else None
-                smp = cur
-            out = fn(smp, args, txn)
-            if out is None:
-                return MISSING if changing else None
-            smp = out
-        return smp
+        return apply_convs(steps, smp, txn)
 
     return run
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import socket
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
@@ -18,7 +21,7 @@ from nsproxy.sample.args import NO_ARGS, ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Addr, Txn
 from nsproxy.sample.places import Hook, Use, valid_hooks
 from nsproxy.sample.types import FetchResult, Sample, SmpType
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import get_var, parse_var_name
 
 FetchFn = Callable[[Txn, Sequence[ArgValue]], FetchResult]
 ArgCheck = Callable[[list[ArgValue]], list[ArgValue]]
@@ -95,7 +98,7 @@ def _nbsrv(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
 
 def _var(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
     scope, name = parse_var_name(str(args[0]))
-    smp = txn.vars.get(scope, {}).get(name)
+    smp = get_var(txn.vars, scope, name)
     if smp is None and len(args) > 1:
         return Sample(SmpType.STR, str(args[1]))
     return smp
@@ -153,6 +156,40 @@ def _const(value: bool) -> FetchFn:
     return lambda txn, args: smp
 
 
+_UNITS = {"s": 0, "ms": 1, "us": 2}
+
+
+def _date_check(args: list[ArgValue]) -> list[ArgValue]:
+    if len(args) > 1:
+        unit = str(args[1])
+        if unit not in _UNITS:
+            raise ValueError(f"expects 's', 'ms' or 'us', got '{unit}'")
+        return [args[0], _UNITS[unit]]
+    return args
+
+
+def _date(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+    now = time.time()
+    unit = int(args[1]) if len(args) > 1 else 0
+    value = int(now) if unit == 0 else int(now * 1000) if unit == 1 else int(now * 1000000)
+    if args:
+        value += int(args[0])
+    return Sample(SmpType.SINT, value, not txn.req_final)
+
+
+def _rand(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+    r = random.getrandbits(32)
+    if args:
+        r = (r * (int(args[0]) & 0xFFFFFFFFFFFFFFFF)) >> 32
+    return Sample(SmpType.SINT, r, not txn.req_final)
+
+
+def _uuid_check(args: list[ArgValue]) -> list[ArgValue]:
+    if args and int(args[0]) != 4:
+        raise ValueError(f"Unsupported UUID version: '{args[0]}'")
+    return args
+
+
 _S = ArgType.STR
 _BE = ArgSpec((ArgType.BE,), 1)
 
@@ -202,6 +239,19 @@ register_fetch(
     FetchDef("ipv6", _fixed(SmpType.IPV6), SmpType.IPV6, Use.CONST, ArgSpec((ArgType.IPV6,), 1)),
     FetchDef("bin", _fixed(SmpType.BIN), SmpType.BIN, Use.CONST, ArgSpec((_S,), 1), _const_bin),
     FetchDef("meth", _fixed(SmpType.METH), SmpType.METH, Use.CONST, ArgSpec((_S,), 1), _const_meth),
+    FetchDef("date", _date, SmpType.SINT, Use.CONST, ArgSpec((ArgType.SINT, _S), 0), _date_check),
+    FetchDef("rand", _rand, SmpType.SINT, Use.CONST, ArgSpec((ArgType.SINT,), 0)),
+    FetchDef(
+        "uuid",
+        lambda t, a: Sample(SmpType.STR, str(uuid.uuid4())),
+        SmpType.STR,
+        Use.CONST,
+        ArgSpec((ArgType.SINT,), 0),
+        _uuid_check,
+    ),
+    FetchDef("nbproc", lambda t, a: Sample(SmpType.SINT, 1), SmpType.SINT, Use.CONST),
+    FetchDef("proc", lambda t, a: Sample(SmpType.SINT, 1), SmpType.SINT, Use.CONST),
+    FetchDef("thread", lambda t, a: Sample(SmpType.SINT, 0), SmpType.SINT, Use.CONST),
     FetchDef(
         "hostname", lambda t, a: Sample(SmpType.STR, socket.gethostname()), SmpType.STR, Use.CONST
     ),

@@ -21,6 +21,13 @@ from nsproxy.sample.places import Hook, use_names
 from nsproxy.sample.types import Sample, SampleError, text_of
 
 MANDATORY, QUOTE, HEXA, ESC = 1, 2, 4, 8
+
+# HAProxy 2.6's built-in formats (option tcplog / option httplog).
+TCPLOG_FORMAT = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
+HTTPLOG_FORMAT = (
+    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc "
+    "%sq/%bq %hr %hs %{+Q}r"
+)
 _FLAGS = {"M": MANDATORY, "Q": QUOTE, "X": HEXA, "E": ESC}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

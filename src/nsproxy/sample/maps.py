@@ -176,6 +176,57 @@ register_conv(
 
 # ---- runtime API ---------------------------------------------------------------------------
 
+# The commands map_command() answers, with HAProxy 2.6's help lines (for `help`).
+MAP_COMMANDS: tuple[tuple[tuple[str, str], str], ...] = (
+    (("add", "acl"), "add acl [@<ver>] <acl> <pattern>        : add an acl entry"),
+    (("clear", "acl"), "clear acl [@<ver>] <acl>                : clear the contents of this acl"),
+    (("commit", "acl"), "commit acl @<ver> <acl>                 : commit the ACL at this version"),
+    (
+        ("del", "acl"),
+        "del acl <acl> [<key>|#<ref>]            : delete acl entries matching <key>",
+    ),
+    (
+        ("get", "acl"),
+        "get acl <acl> <value>                   : report the patterns matching a sample for "
+        "an ACL",
+    ),
+    (
+        ("prepare", "acl"),
+        "prepare acl <acl>                       : prepare a new version for atomic ACL "
+        "replacement",
+    ),
+    (
+        ("show", "acl"),
+        "show acl [@<ver>] <acl>]                : report available acls or dump an acl's contents",
+    ),
+    (
+        ("add", "map"),
+        "add map [@<ver>] <map> <key> <val>      : add a map entry (payload supported instead "
+        "of key/val)",
+    ),
+    (("clear", "map"), "clear map [@<ver>] <map>                : clear the contents of this map"),
+    (("commit", "map"), "commit map @<ver> <map>                 : commit the map at this version"),
+    (
+        ("del", "map"),
+        "del map <map> [<key>|#<ref>]            : delete map entries matching <key>",
+    ),
+    (
+        ("get", "map"),
+        "get map <acl> <value>                   : report the keys and values matching a "
+        "sample for a map",
+    ),
+    (
+        ("prepare", "map"),
+        "prepare map <acl>                       : prepare a new version for atomic map "
+        "replacement",
+    ),
+    (("set", "map"), "set map <map> [<key>|#<ref>] <value>    : modify a map entry"),
+    (
+        ("show", "map"),
+        "show map [@ver] [map]                   : report available maps or dump a map's contents",
+    ),
+)
+
 
 def _unknown(kind: int) -> str:
     if kind == MAP:

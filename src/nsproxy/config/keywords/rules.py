@@ -31,7 +31,7 @@ from nsproxy.sample.context import Txn
 from nsproxy.sample.expr import Getter, parse_expr, unavailable
 from nsproxy.sample.places import hook_name
 from nsproxy.sample.types import Missing, Sample
-from nsproxy.sample.vars import parse_var_name
+from nsproxy.sample.vars import parse_conditions, parse_var_name
 
 PROXIES = ("frontend", "backend", "listen")
 FE = ("frontend", "listen")
@@ -45,12 +45,17 @@ _CONTENT_ACTIONS = (
     "'set-src', 'set-src-port', 'set-dst', 'set-dst-port', 'set-mark', 'set-tos', "
     "'silent-drop', 'set-priority-class', 'set-priority-offset'"
 )
+_RESPONSE_ACTIONS = (
+    "'accept', 'close', 'reject', 'ot-group', 'set-log-level', 'set-nice', 'sc-inc-gpc(*)', "
+    "'sc-inc-gpc0(*)', 'sc-inc-gpc1(*)', 'sc-set-gpt(*)', 'sc-set-gpt0(*)', 'send-spoe-group', "
+    "'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', 'set-mark', 'set-tos', 'silent-drop'"
+)
+_RESPONSE_SUPPORTED = {"accept", "close", "reject", "silent-drop"}
 _SUPPORTED = {
     "accept",
     "reject",
     "silent-drop",
     "expect-proxy",
-    "close",
     "set-src",
     "set-dst",
     "set-src-port",
@@ -79,17 +84,19 @@ def _update(ctx: Ctx, **changes: object) -> None:
 
 
 def _px(ctx: Ctx) -> str:
-    return f"{ctx.section.kind} '{ctx.section.name}'"
+    """HAProxy's proxy_type_str(): a `listen` section is a 'proxy'."""
+    kind = "proxy" if ctx.section.kind == "listen" else ctx.section.kind
+    return f"{kind} '{ctx.section.name}'"
 
 
 def _no_anonymous_defaults(ctx: Ctx, what: str) -> None:
-    if ctx.section.kind == "defaults":
+    if ctx.section.kind == "defaults" and not ctx.section.name:
         raise ConfigError(f"{what} is not allowed in anonymous 'defaults' sections")
 
 
 @KEYWORDS.register("acl", "defaults", *PROXIES)
 def _acl(ctx: Ctx, args: list[str]) -> None:
-    if ctx.section.kind == "defaults":
+    if ctx.section.kind == "defaults" and not ctx.section.name:
         raise ConfigError("'acl' not allowed in anonymous 'defaults' section.")
     if len(args) < 2:
         raise ConfigError("'acl' expects a name and a criterion.")
@@ -109,7 +116,10 @@ def _acl(ctx: Ctx, args: list[str]) -> None:
 
 
 def _condition(ctx: Ctx, words: list[str], hook: Hook) -> Condition:
-    return compile_condition(words, _acls(ctx), hook, env_of(ctx))
+    # ACL warnings print without a place (HAProxy's); conflicts are reported by the caller.
+    return compile_condition(
+        words, _acls(ctx), hook, env_of(ctx), ctx.state.warnings.append, check_conflicts=False
+    )
 
 
 @KEYWORDS.register("use_backend", *FE, backend=False)
@@ -208,16 +218,21 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
     i = 3
     expr = None
     var = None
+    var_conds: frozenset[str] = frozenset()
     base = action.split("(", 1)[0]
     if base in ("set-var", "unset-var"):
         name = action[len(base) :]
-        if not (name.startswith("(") and name.endswith(")")):
-            raise ConfigError(
-                f"invalid or incomplete action '{action}'. Expects 'set-var(<var-name>)', "
-                "'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'"
-            )
+        expects = (
+            "Expects 'set-var(<var-name>)', 'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'"
+        )
+        if not name.startswith("("):
+            raise ConfigError(f"invalid or incomplete action '{action}'. {expects}")
+        if not name.endswith(")"):
+            raise ConfigError(f"incomplete argument after action '{action}'. {expects}")
+        var_name, *cond_words = name[1:-1].split(",")
         try:
-            var = parse_var_name(name[1:-1])
+            var = parse_var_name(var_name)
+            var_conds = parse_conditions(cond_words)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if base == "set-var":
@@ -231,28 +246,27 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
                 raise ConfigError(msg.replace(f"'{parsed.fetch.name}'", f"'{action}'", 1))
             expr = _plain(parsed.get)
             i = 4
-    elif base in ("set-src", "set-dst", "set-src-port", "set-dst-port"):
+    elif (
+        base in ("set-src", "set-dst", "set-src-port", "set-dst-port") and args[0] == "tcp-request"
+    ):
         text = args[3] if len(args) > 3 else ""
         try:
             parsed, _ = parse_expr(text, env_of(ctx))
         except SampleError as e:
             raise ConfigError(str(e)) from None
-        msg = unavailable(parsed, hook)
-        if msg is not None:
-            raise ConfigError(f"'{kind} {action}' : {msg}")
+        # (HAProxy does not check where these expressions' data is available.)
         expr = _plain(parsed.get)
         i = 4
     elif action == "expect-proxy":
         got = args[3] if len(args) > 3 else ""
         if got != "layer4":
             raise ConfigError(
-                f"'{kind} {action}' only supports 'layer4' in proxy '{ctx.section.name}' "
-                f"(got '{got}')"
+                f"'{kind} {action}' only supports 'layer4' in {_px(ctx)} (got '{got}')"
             )
         if args[1] != "connection":
             raise ConfigError(f"'{action} layer4' is not allowed in '{kind}' rules in {_px(ctx)}")
         i = 4
-    elif action not in _SUPPORTED:
+    elif action not in (_RESPONSE_SUPPORTED if args[0] == "tcp-response" else _SUPPORTED):
         if (
             action
             in (
@@ -276,7 +290,8 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
             or "(" in action
         ):
             raise ConfigError(f"'{kind} {action}' is not supported by nsproxy in {_px(ctx)}.")
-        raise ConfigError(f"'{kind}' expects {_CONTENT_ACTIONS} in {_px(ctx)} (got '{action}').")
+        allowed = _RESPONSE_ACTIONS if args[0] == "tcp-response" else _CONTENT_ACTIONS
+        raise ConfigError(f"'{kind}' expects {allowed} in {_px(ctx)} (got '{action}').")
     cond = None
     if i < len(args):
         if args[i] not in ("if", "unless"):
@@ -293,7 +308,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         c = cond.conflict(hook)
         if c is not None:
             ctx.warn(_tcp_conflict(c, args, hook))
-    return TcpRule(ctx.where, base, cond, expr, var)
+    return TcpRule(ctx.where, base, cond, expr, var, var_conds)
 
 
 def _plain(get: Getter) -> Expr:
@@ -333,8 +348,16 @@ def _tcp_request(ctx: Ctx, args: list[str]) -> None:
         return
     if kind == "connection":
         if not ctx.section.is_frontend:
-            raise ConfigError(f"'tcp-request connection' is not allowed in {_px(ctx)}")
+            raise ConfigError(
+                f"tcp-request connection is not allowed because {ctx.section.kind} "
+                f"{ctx.section.name} is not a frontend"
+            )
         rule = _tcp_rule(ctx, args, Hook.FE_CON_ACC)
+        if _rules(ctx).tcp_request_content:
+            ctx.warn(
+                "a 'tcp-request' rule placed after a 'tcp-request content' rule will still be "
+                "processed before."
+            )
         _update(ctx, tcp_request_connection=(*_rules(ctx).tcp_request_connection, rule))
         return
     if kind == "session":
