@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import h1_model as model
 import pytest
-from haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, head_done, message_done
-from haproxy_lab import config as hap_config
+from h1_haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, head_done, message_done
+from h1_haproxy_lab import config as hap_config
 
 from nsproxy.http.answers import answer, auth_required, raw_answer, redirect
 from nsproxy.proto.h1.connection import HttpMode

@@ -8,8 +8,8 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-from haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, message_done
-from haproxy_lab import config as hap_config
+from h1_haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, message_done
+from h1_haproxy_lab import config as hap_config
 
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.connection import HttpMode, prepare_request

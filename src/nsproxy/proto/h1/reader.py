@@ -86,7 +86,6 @@ class _Reader:
         self.buf = b""
         self.state = HEAD
         self.remaining = 0
-        self.trailers: list[Header] = []
 
     def feed(self, data: bytes) -> list[Event]:
         """Add bytes received; return the events they complete."""
@@ -264,7 +263,9 @@ class RequestReader(_Reader):
         return True
 
     def next_message(self) -> list[Event]:
-        """Start reading the next request from what is buffered (pipelining)."""
+        """After EndOfMessage: start on the next request with what is buffered (pipelining)."""
+        if self.state != DONE:
+            return []
         self.state = HEAD
         return self._run()
 
