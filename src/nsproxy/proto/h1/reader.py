@@ -68,7 +68,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 def split_head(buf: bytes) -> tuple[bytes, int] | None:
     """Find the empty line ending a head: (head up to it, index of the first body byte)."""
     e1 = buf.find(b"\n\r\n")
-    e2 = buf.find(b"\n\n", 0, e1 if e1 >= 0 else len(buf))
+    e2 = buf.find(b"\n\n", 0, e1 + 1 if e1 >= 0 else len(buf))
     if e2 < 0 or 0 <= e1 < e2:
         if e1 < 0:
             return None
