@@ -248,6 +248,8 @@ class RequestReader(_Reader):
 
     def _head(self, events: list[Event]) -> bool:
         buf = self.buf
+        if not buf:
+            return False
         if buf[:1] in (b"\r", b"\n"):
             buf = self.buf = buf.lstrip(b"\r\n")
         found = split_head(buf)
@@ -290,6 +292,8 @@ class ResponseReader(_Reader):
 
     def _head(self, events: list[Event]) -> bool:
         buf = self.buf
+        if not buf:
+            return False
         found = split_head(buf)
         if found is None:
             if len(buf) >= self.limits.bufsize:
