@@ -307,6 +307,12 @@ RESPONSES: dict[str, tuple[bytes, bytes]] = {
         GET,
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nT: v\r\n\r\n",
     ),
+    "chunked-merged": (
+        GET,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;e=x\r\nok\r\n"
+        b"3\r\nabc\r\n0\r\nA: b \r\nC:d\r\n\r\n",
+    ),
+    "chunked-lf": (GET, b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nok\n0\n\n"),
     "chunked-to-http10": (
         GET10,
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
