@@ -59,6 +59,14 @@ CASES: dict[str, tuple[list[str], Edit]] = {
         ["http-request set-query a=1&b=2"],
         lambda r: rewrite.set_query(r, b"a=1&b=2"),
     ),
+    "set-query-empty": (
+        ["http-request set-query %[req.hdr(x-absent)]"],
+        lambda r: rewrite.set_query(r, b""),
+    ),
+    "set-path-keeps-query": (
+        ["http-request set-path /a%[req.hdr(x-absent)]"],
+        lambda r: rewrite.set_path(r, b"/a"),
+    ),
     "set-uri": (
         ["http-request set-uri /u?v"],
         lambda r: rewrite.set_uri(r, b"/u?v"),
