@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy not
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 H = b"Host: x\r\n"
+CL0 = b"Content-Length: 0\r\n\r\n"
 ABC_CHUNKED = b"3\r\nabc\r\n0\r\n\r\n"
 WS = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
 WS_KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -107,7 +108,7 @@ REQUESTS: dict[str, bytes] = {
     "version-suffix": b"GET / HTTP/1.1x\r\n" + H + b"\r\n",
     "blank-only-value": b"GET / HTTP/1.1\r\n" + H + b"A:   \t \r\n\r\n",
     "cr-only-line": b"GET / HTTP/1.1\r\n" + H + b"\r\r\n\r\n",
-    "expect-http10": b"POST / HTTP/1.0\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    "expect-http10": b"POST / HTTP/1.0\r\n" + H + b"Expect: 100-continue\r\n" + CL0,
     "trailing-space": b"GET / HTTP/1.1 \r\n" + H + b"\r\n",
     "empty-uri": b"GET  HTTP/1.1\r\n" + H + b"\r\n",
     "utf8-uri": b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
