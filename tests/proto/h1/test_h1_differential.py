@@ -136,6 +136,9 @@ REQUESTS: dict[str, bytes] = {
     b"Keep-Alive: 300\r\n\r\n",
     "leading-crlf": b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
     "websocket": b"GET / HTTP/1.1\r\n" + H + WS + WS_KEY + b"\r\n",
+    "websocket-firefox": b"GET / HTTP/1.1\r\n" + H + b"Connection: keep-alive, Upgrade\r\n"
+    b"Upgrade: websocket\r\n" + WS_KEY + b"\r\n",
+    "websocket-http10": b"GET / HTTP/1.0\r\n" + H + WS + WS_KEY + b"\r\n",
     "websocket-no-key": b"GET / HTTP/1.1\r\n" + H + WS + b"\r\n",
     "upgrade-no-conn": b"GET / HTTP/1.1\r\n" + H + b"Upgrade: websocket\r\n\r\n",
     "h2c": b"GET / HTTP/1.1\r\n" + H + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
