@@ -3,7 +3,8 @@
 Two forms exist. The H1 layer sends its stored message as written when it refuses a request
 itself (bad request, 422, timeout): mixed-case names. Everything going through the HTTP layer
 (deny, return, tarpit, monitor-uri, 502/503/504) leaves with lower-case names. 400 and 408
-carry `Connection: close` in both forms.
+carry `Connection: close` in both forms. After a raw answer HAProxy always closes (a 422 too,
+though it does not say so); after the others it closes only for 400 and 408.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def answer(status: int) -> bytes:
 
 
 def closes(status: int) -> bool:
-    """HAProxy closes the client connection after sending this answer."""
+    """HAProxy closes the client connection after sending `answer(status)`."""
     return status in CLOSING
 
 

@@ -286,3 +286,9 @@ def test_connection_rules() -> None:
 def test_status_line_without_reason_keeps_its_space() -> None:
     resp = parse_response_head(b"HTTP/1.1 200\r\n")
     assert serialize_response(resp) == b"HTTP/1.1 200 \r\n\r\n"
+
+
+def test_bare_lf_empty_line_before_a_body_starting_with_crlf() -> None:
+    head, data, end = both_ways(b"POST / HTTP/1.0\nContent-Length: 2\n\n\r\n")
+    assert isinstance(head, RequestHead)
+    assert (data, end) == (Data(b"\r\n"), EndOfMessage([]))

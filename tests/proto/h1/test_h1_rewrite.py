@@ -8,8 +8,8 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
-from haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, message_done
-from haproxy_lab import config as hap_config
+from h1_haproxy_lab import HAPROXY, Backend, exchange, free_port, haproxy, message_done
+from h1_haproxy_lab import config as hap_config
 
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.connection import HttpMode, prepare_request
@@ -58,6 +58,14 @@ CASES: dict[str, tuple[list[str], Edit]] = {
     "set-query": (
         ["http-request set-query a=1&b=2"],
         lambda r: rewrite.set_query(r, b"a=1&b=2"),
+    ),
+    "set-query-empty": (
+        ["http-request set-query %[req.hdr(x-absent)]"],
+        lambda r: rewrite.set_query(r, b""),
+    ),
+    "set-path-keeps-query": (
+        ["http-request set-path /a%[req.hdr(x-absent)]"],
+        lambda r: rewrite.set_path(r, b"/a"),
     ),
     "set-uri": (
         ["http-request set-uri /u?v"],

@@ -68,7 +68,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 def split_head(buf: bytes) -> tuple[bytes, int] | None:
     """Find the empty line ending a head: (head up to it, index of the first body byte)."""
     e1 = buf.find(b"\n\r\n")
-    e2 = buf.find(b"\n\n", 0, e1 if e1 >= 0 else len(buf))
+    e2 = buf.find(b"\n\n", 0, e1 + 1 if e1 >= 0 else len(buf))
     if e2 < 0 or 0 <= e1 < e2:
         if e1 < 0:
             return None
@@ -86,7 +86,6 @@ class _Reader:
         self.buf = b""
         self.state = HEAD
         self.remaining = 0
-        self.trailers: list[Header] = []
 
     def feed(self, data: bytes) -> list[Event]:
         """Add bytes received; return the events they complete."""
@@ -121,35 +120,9 @@ class _Reader:
                     events.append(Data(self.buf))
                     self.buf = b""
                 return events
-            elif st == CHUNK_SIZE:
-                if not self._chunk_size():
+            elif st in (CHUNK_SIZE, CHUNK_DATA, CHUNK_CRLF):
+                if not self._chunks(events):
                     return events
-            elif st == CHUNK_DATA:
-                buf = self.buf
-                if not buf:
-                    return events
-                n = self.remaining
-                if len(buf) <= n:
-                    events.append(Data(buf))
-                    self.buf = b""
-                    self.remaining = n - len(buf)
-                    if self.remaining == 0:
-                        self.state = CHUNK_CRLF
-                    continue
-                events.append(Data(buf[:n]))
-                self.buf = buf[n:]
-                self.state = CHUNK_CRLF
-            elif st == CHUNK_CRLF:
-                buf = self.buf
-                if buf[:2] == b"\r\n":
-                    self.buf = buf[2:]
-                elif buf[:1] == b"\n":
-                    self.buf = buf[1:]
-                elif len(buf) < 2 and buf in (b"", b"\r"):
-                    return events
-                else:
-                    raise H1Error(self.status, "chunk data not followed by CRLF")
-                self.state = CHUNK_SIZE
             elif st == TRAILERS:
                 if not self._trailers(events):
                     return events
@@ -161,29 +134,64 @@ class _Reader:
             else:
                 return events
 
-    def _chunk_size(self) -> bool:
+    def _chunks(self, events: list[Event]) -> bool:
+        """Chunk sizes, data and line ends, walking the buffer once; False: more bytes needed."""
         buf = self.buf
-        nl = buf.find(b"\n")
-        if nl < 0:
-            if len(buf) > 4096:
-                raise H1Error(self.status, "chunk size line too long")
-            return False
-        line = buf[:nl]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        size = line.partition(b";")[0].rstrip(b" \t")
-        if not size or not _HEX.issuperset(size):
-            raise H1Error(self.status, "invalid chunk size")
-        n = int(size, 16)
-        if n > MAX_CHUNK_SIZE:
-            raise H1Error(self.status, "chunk size too large")
-        self.buf = buf[nl + 1 :]
-        if n:
-            self.remaining = n
-            self.state = CHUNK_DATA
-        else:
-            self.state = TRAILERS
-        return True
+        end = len(buf)
+        pos = 0
+        st = self.state
+        try:
+            while True:
+                if st == CHUNK_DATA:
+                    if pos >= end:
+                        return False
+                    n = self.remaining
+                    if end - pos <= n:
+                        events.append(Data(buf[pos:] if pos else buf))
+                        self.remaining = n - (end - pos)
+                        pos = end
+                        if self.remaining:
+                            return False
+                    else:
+                        events.append(Data(buf[pos : pos + n]))
+                        pos += n
+                    st = CHUNK_CRLF
+                elif st == CHUNK_CRLF:
+                    eol = buf[pos : pos + 2]
+                    if eol == b"\r\n":
+                        pos += 2
+                    elif eol[:1] == b"\n":
+                        pos += 1
+                    elif eol in (b"", b"\r"):
+                        return False
+                    else:
+                        raise H1Error(self.status, "chunk data not followed by CRLF")
+                    st = CHUNK_SIZE
+                else:
+                    nl = buf.find(b"\n", pos)
+                    if nl < 0:
+                        if end - pos > 4096:
+                            raise H1Error(self.status, "chunk size line too long")
+                        return False
+                    line = buf[pos:nl]
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    size = line.partition(b";")[0].rstrip(b" \t")
+                    if not size or not _HEX.issuperset(size):
+                        raise H1Error(self.status, "invalid chunk size")
+                    n = int(size, 16)
+                    if n > MAX_CHUNK_SIZE:
+                        raise H1Error(self.status, "chunk size too large")
+                    pos = nl + 1
+                    if not n:
+                        st = TRAILERS
+                        return True
+                    self.remaining = n
+                    st = CHUNK_DATA
+        finally:
+            self.state = st
+            if pos:
+                self.buf = buf[pos:]
 
     def _trailers(self, events: list[Event]) -> bool:
         buf = self.buf
@@ -249,6 +257,8 @@ class RequestReader(_Reader):
 
     def _head(self, events: list[Event]) -> bool:
         buf = self.buf
+        if not buf:
+            return False
         if buf[:1] in (b"\r", b"\n"):
             buf = self.buf = buf.lstrip(b"\r\n")
         found = split_head(buf)
@@ -264,7 +274,9 @@ class RequestReader(_Reader):
         return True
 
     def next_message(self) -> list[Event]:
-        """Start reading the next request from what is buffered (pipelining)."""
+        """After EndOfMessage: start on the next request with what is buffered (pipelining)."""
+        if self.state != DONE:
+            return []
         self.state = HEAD
         return self._run()
 
@@ -289,6 +301,8 @@ class ResponseReader(_Reader):
 
     def _head(self, events: list[Event]) -> bool:
         buf = self.buf
+        if not buf:
+            return False
         found = split_head(buf)
         if found is None:
             if len(buf) >= self.limits.bufsize:

@@ -87,9 +87,9 @@ def set_path(req: RequestHead, path: bytes) -> None:
 
 
 def set_query(req: RequestHead, query: bytes) -> None:
-    """`set-query`: the query (without `?`) changes; an empty one drops the `?`."""
-    prefix, path, _ = _split_target(req.target)
-    req.target = prefix + path + (b"?" + query if query else b"")
+    """`set-query`: the query (without `?`) changes; an empty one adds no `?` (keeps one)."""
+    prefix, path, old = _split_target(req.target)
+    req.target = prefix + path + (b"?" + query if query or old else b"")
 
 
 def set_uri(req: RequestHead, uri: bytes) -> None:

@@ -75,11 +75,13 @@ def length_done(n: int) -> Done:
 class Backend:
     """A loopback server that records each connection's bytes and answers with a script.
 
-    `responses[i]` is sent on the i-th connection once `done(received)` holds; the
-    connection then closes if `close_after` is set, else it stays open until the peer closes.
+    `responses[i]` is sent on the i-th connection once `done(received)` holds (or, with
+    `responder`, what it returns for the bytes received); the connection then closes if
+    `close_after` is set, else it stays open until the peer closes.
     """
 
     responses: list[bytes]
+    responder: Callable[[bytes], bytes] | None = None
     done: Done = message_done
     close_after: bool = True
     received: list[bytearray] = field(default_factory=list)
@@ -114,7 +116,9 @@ class Backend:
                 while True:
                     if not answered and self.done(bytes(buf)):
                         answered = True
-                        if idx < len(self.responses):
+                        if self.responder is not None:
+                            c.sendall(self.responder(bytes(buf)))
+                        elif idx < len(self.responses):
                             c.sendall(self.responses[idx])
                         if self.close_after:
                             return
