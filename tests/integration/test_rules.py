@@ -6,6 +6,7 @@ run it, and compares what the servers receive and the tcplog lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -27,10 +28,8 @@ def client_hello(sni: str, alpn: list[str] | None = None) -> bytes:
         ctx.set_alpn_protocols(alpn)
     out = ssl.MemoryBIO()
     obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=sni)
-    try:
+    with contextlib.suppress(ssl.SSLWantReadError):
         obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
     return out.read()
 
 
