@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nsproxy.addresses import ServerAddr, SockAddr
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
+
+if TYPE_CHECKING:
+    from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.where import Where as Where
 
 
@@ -33,6 +37,9 @@ class Timeouts:
     tunnel: float | None = None
     queue: float | None = None
     check: float | None = None
+    http_request: float | None = None
+    http_keep_alive: float | None = None
+    tarpit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,7 @@ class ProxyCfg:
     log_health_checks: bool = False
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()
+    http: HttpCfg | None = None
 
 
 @dataclass(frozen=True, slots=True)
