@@ -21,7 +21,7 @@ from nsproxy.config.keywords.http_reply import (
 from nsproxy.config.model_http import ALLOW, REJECT, ErrorFile, HttpResult, Verb
 from nsproxy.config.registry import ConfigError
 from nsproxy.http import answers
-from nsproxy.proto.h1.head import Header
+from nsproxy.proto.h1.head import Header, RequestHead
 from nsproxy.proto.h1.rewrite import (
     add_header,
     del_header,
@@ -30,7 +30,6 @@ from nsproxy.proto.h1.rewrite import (
     set_header,
     set_method,
     set_path,
-    set_query,
     set_uri,
 )
 from nsproxy.sample import CompileEnv, Hook, SampleError, compile_logformat
@@ -165,9 +164,10 @@ def _res_headers(txn: Txn) -> list[Header] | None:
 
 
 def _need(args: list[str], i: int, count: int, msg: str) -> None:
-    """Exactly `count` arguments before the condition (HAProxy counts up to if/unless)."""
+    """`count` arguments before the condition (HAProxy stops counting at if/unless or at an
+    empty word)."""
     got = 0
-    while i + got < len(args) and args[i + got] not in ("if", "unless"):
+    while i + got < len(args) and args[i + got] not in ("if", "unless", ""):
         got += 1
     if got < count:
         raise ConfigError(msg)
@@ -249,9 +249,15 @@ def _name_test(method: str, name: bytes) -> Callable[[bytes], bool]:
     return lambda n: rx.search(n) is not None
 
 
+def set_query_keep_mark(req: RequestHead, query: bytes) -> None:
+    """`set-query` as HAProxy 2.6 does it: the `?` stays even when the new query is empty."""
+    cut = req.target.find(b"?")
+    req.target = (req.target if cut < 0 else req.target[:cut]) + b"?" + query
+
+
 _URI_EDITS = {
     "set-path": set_path,
-    "set-query": set_query,
+    "set-query": set_query_keep_mark,
     "set-uri": set_uri,
     "set-method": set_method,
 }
@@ -266,8 +272,10 @@ def _uri_action(action: str, args: list[str], i: int, renv: RuleEnv) -> tuple[Ac
             req = txn.http_req
             if req is not None:
                 path, q, query = fmt(txn).partition(b"?")
-                set_path(req, path)
-                set_query(req, query if q else b"")
+                t = req.target
+                start = 0 if t[:1] == b"/" else t.find(b"/", t.find(b"://") + 3)
+                prefix = t[:start] if start > 0 else b""
+                req.target = prefix + path + q + query
             return None
 
         return set_pathq, i + 1
@@ -412,8 +420,8 @@ def parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
     if base in ("deny", "tarpit", "return"):
         verb = Verb.TARPIT if base == "tarpit" else Verb.ANSWER
         spec, i = parse_reply(args, i, renv.env, renv.hook, deny=base != "return", warn=renv.warn)
-        if base == "tarpit" and not spec.status_given:
-            spec.status = 500
+        if not spec.status_given and base != "return":
+            spec.status = 500 if base == "tarpit" else 502 if response else 403
         if base != "return" and not spec.has_payload and spec.errorfile is None:
             if spec.headers:
                 return compile_reply(spec, verb, renv.errorfile), i
