@@ -168,6 +168,7 @@ def test_answers_are_haproxys(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
 def test_response_rules(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     raw = _req(sel)
     client, server = ref.exchange(raw)
+    assert server is not None  # response rules: the request went through
     txn = request(raw)
     assert fe.http is not None
     assert run_rules(fe.http.http_request, txn) is None
