@@ -19,6 +19,7 @@ from nsproxy.config.keywords.http_actions import (
     RuleEnv,
     known_action,
     parse_action,
+    suggest,
 )
 from nsproxy.config.keywords.http_reply import (
     compile_redirect,
@@ -183,7 +184,7 @@ def _httpchk(ctx: Ctx, args: list[str]) -> None:
 # --- proxy keywords -----------------------------------------------------------------------
 
 
-@KEYWORDS.register("monitor-uri", *FE, backend=False)
+@KEYWORDS.register("monitor-uri", *ALL, backend=False)
 def _monitor_uri(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or not args[1]:
         raise ConfigError("'monitor-uri' expects an URI.")
@@ -200,14 +201,14 @@ def _unique_id_header(ctx: Ctx, args: list[str]) -> None:
 _REUSE = ("never", "safe", "aggressive", "always")
 
 
-@KEYWORDS.register("http-reuse", *BE, frontend=False)
+@KEYWORDS.register("http-reuse", *ALL, frontend=False)
 def _http_reuse(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or args[1] not in _REUSE:
         raise ConfigError("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'.")
     _update(ctx, http_reuse=args[1])
 
 
-@KEYWORDS.register("capture", *FE, backend=False)
+@KEYWORDS.register("capture", *ALL, backend=False)
 def _capture(ctx: Ctx, args: list[str]) -> None:
     what = args[1] if len(args) > 1 else ""
     if what == "cookie":
@@ -358,6 +359,23 @@ def _condition(ctx: Ctx, args: list[str], i: int, what: str, hook: Hook) -> Cond
     return cond
 
 
+def _warn_misplaced(ctx: Ctx, what: str, before: tuple[str, ...]) -> None:
+    """HAProxy's warning for a rule written after rules that run later than it."""
+    rules = ctx.section.fields.get("rules")
+    cfg = http_cfg(ctx)
+    present = {
+        "redirect": bool(cfg.redirect),
+        "use_backend": bool(getattr(rules, "use_backend", ())),
+        "use-server": bool(getattr(rules, "use_server", ())),
+    }
+    for other in before:
+        if present[other]:
+            ctx.warn(
+                f"a '{what}' rule placed after a '{other}' rule will still be processed before."
+            )
+            return
+
+
 def _rule(ctx: Ctx, args: list[str]) -> None:
     kind = args[0]
     if ctx.section.kind == "defaults" and not ctx.section.name:
@@ -365,8 +383,11 @@ def _rule(ctx: Ctx, args: list[str]) -> None:
     action = args[1] if len(args) > 1 else ""
     if not known_action(kind, action):
         missing = " (missing argument)" if not action else ""
+        best = suggest(kind, action)
+        hint = f" Did you mean '{best}' maybe ?" if best else ""
         raise ConfigError(
-            f"'{kind}' expects {KNOWN[kind]}, but got '{action}'{missing}.", style="nospace"
+            f"'{kind}' expects {KNOWN[kind]}, but got '{action}'{missing}.{hint}",
+            style="nospace",
         )
     base = action.split("(", 1)[0]
     if base not in SUPPORTED[kind]:
@@ -392,6 +413,11 @@ def _rule(ctx: Ctx, args: list[str]) -> None:
     if base == "capture" and i > 0 and args[i - 2] == "id":
         ctx.section.fields.setdefault("_capture_ids", []).append((kind, int(args[i - 1])))
     cond = _condition(ctx, args, i, f"{kind} {action}", hook)
+    if kind == "http-request":
+        _warn_misplaced(ctx, kind, ("redirect", "use_backend", "use-server"))
+    if ctx.section.fields.get("_httplog_where") is not None:
+        # HAProxy reports `option httplog` at the last rule line parsed after it
+        ctx.section.fields["_httplog_where"] = ctx.where
     rule = HttpRule(ctx.where, base, _guard(cond, act), cond)
     cfg = http_cfg(ctx)
     field = kind.replace("-", "_")
@@ -412,6 +438,7 @@ def _redirect(ctx: Ctx, args: list[str]) -> None:
             f"error detected in {_px(ctx)} while parsing redirect rule : {e}."
         ) from None
     cond = _condition(ctx, args, i, "redirect", hook)
+    _warn_misplaced(ctx, "redirect", ("use_backend", "use-server"))
     rule = HttpRule(ctx.where, "redirect", _guard(cond, compile_redirect(spec)), cond)
     _update(ctx, redirect=(*http_cfg(ctx).redirect, rule))
 

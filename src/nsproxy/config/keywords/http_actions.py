@@ -122,6 +122,52 @@ def known_action(kind: str, action: str) -> bool:
     return f"'{action}'" in listed
 
 
+def _fingerprint(word: str) -> dict[int, int]:
+    """HAProxy's word fingerprint: counts of transitions between character classes
+    (1..26 letters, 27 digits, 28 anything else and the word's ends), plus presence marks."""
+    fp: dict[int, int] = {}
+    prev = 28
+    for ch in word.lower():
+        if "a" <= ch <= "z":
+            cur = ord(ch) - 96
+        elif "0" <= ch <= "9":
+            cur = 27
+        else:
+            cur = 28
+        fp[cur] = 1
+        fp[32 * prev + cur] = fp.get(32 * prev + cur, 0) + 1
+        prev = cur
+    fp[32 * prev + 28] = fp.get(32 * prev + 28, 0) + 1
+    return fp
+
+
+def _distance(a: dict[int, int], b: dict[int, int]) -> int:
+    return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in a.keys() | b.keys())
+
+
+def suggest(kind: str, word: str) -> str | None:
+    """HAProxy's action_suggest(): the closest known action to `word`, if close enough."""
+    if not word:
+        return None
+    mine = _fingerprint(word)
+    best: str | None = None
+    best_prefix = False
+    best_dist = 1 << 30
+    for item in KNOWN[kind].split(", "):
+        name = item.strip("'")
+        prefix = name.endswith("(*)")
+        name = name.removesuffix("(*)")
+        dist = _distance(mine, _fingerprint(name))
+        if dist < best_dist:
+            best, best_dist, best_prefix = name, dist, prefix
+    if best is None:
+        return None
+    limit = 2 + (1 if best_prefix else 0)
+    if best_dist > limit * len(word) or best_dist > limit * len(best):
+        return None
+    return best
+
+
 @dataclass(slots=True)
 class RuleEnv:
     """What an action needs from the proxy being parsed."""
@@ -163,13 +209,13 @@ def _res_headers(txn: Txn) -> list[Header] | None:
     return None if resp is None else resp.headers
 
 
-def _need(args: list[str], i: int, count: int, msg: str) -> None:
+def _need(args: list[str], i: int, count: int, msg: str, exact: bool = False) -> None:
     """`count` arguments before the condition (HAProxy stops counting at if/unless or at an
     empty word)."""
     got = 0
     while i + got < len(args) and args[i + got] not in ("if", "unless", ""):
         got += 1
-    if got < count:
+    if got < count or (exact and got > count):
         raise ConfigError(msg)
 
 
@@ -264,7 +310,7 @@ _URI_EDITS = {
 
 
 def _uri_action(action: str, args: list[str], i: int, renv: RuleEnv) -> tuple[Act, int]:
-    _need(args, i, 1, "expects exactly 1 argument <format>")
+    _need(args, i, 1, "expects exactly 1 argument <format>", exact=True)
     fmt = _format(args[i], renv)
     if action == "set-pathq":
 

@@ -143,14 +143,14 @@ def load_errorfile(status: int, path: str) -> ErrorFile:
 
 def _prepare_errorfile(raw: bytes, what: str) -> tuple[bytes, bool]:
     end = raw.find(b"\r\n\r\n")
-    cut = end + 4
+    cut, keep = end + 4, end + 2
     lf = raw.find(b"\n\n")
     if end < 0 or (0 <= lf < end):
-        end, cut = lf, lf + 2
+        end, cut, keep = lf, lf + 2, lf + 1
     if end < 0:
         raise ConfigError(f"{what}: unable to parse headers (error offset: 0)")
     try:
-        head = parse_response_head(raw[:cut])
+        head = parse_response_head(raw[:keep])
     except H1Error:
         raise ConfigError(f"{what}: unable to parse headers (error offset: 0)") from None
     body = raw[cut:]
