@@ -342,18 +342,38 @@ def _urlp_val(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
     return _int_of(values[0]) if values else None
 
 
-def cookies(headers: list[Header], header: bytes) -> list[tuple[bytes, bytes]]:
+def _cookie_line(value: bytes, name_len: int) -> list[tuple[bytes, bytes]]:
+    """The `name=value` pairs of one Cookie line, scanned as HAProxy does: a pair starting
+    (blanks included) fewer than name_len + 2 bytes before the end of the line is not seen,
+    so `Cookie: a=` has no cookie `a` while `Cookie: x=1; a=` has one."""
+    out: list[tuple[bytes, bytes]] = []
+    pos = 0
+    n = len(value)
+    while pos + name_len + 1 < n:
+        semi = value.find(b";", pos)
+        end = n if semi < 0 else semi
+        name, eq, val = value[pos:end].strip(b" \t").partition(b"=")
+        if eq:
+            out.append((name.strip(b" \t"), val.strip(b" \t")))
+        if semi < 0:
+            break
+        pos = semi + 1
+    return out
+
+
+def cookies(headers: list[Header], header: bytes, name_len: int = 0) -> list[tuple[bytes, bytes]]:
     """The (name, value) pairs of every `header` (cookie: `;`-separated; set-cookie: the
-    first pair of each line)."""
+    first pair of each line). `name_len`: the length of the name looked for."""
     out: list[tuple[bytes, bytes]] = []
     for n, v in headers:
         if n != header:
             continue
-        parts = v.split(b";") if header == b"cookie" else [v.split(b";", 1)[0]]
-        for part in parts:
-            name, eq, value = part.strip(b" \t").partition(b"=")
-            if eq:
-                out.append((name.strip(b" \t"), value.strip(b" \t")))
+        if header == b"cookie":
+            out.extend(_cookie_line(v, name_len))
+            continue
+        name, eq, value = v.split(b";", 1)[0].strip(b" \t").partition(b"=")
+        if eq:
+            out.append((name.strip(b" \t"), value.strip(b" \t")))
     return out
 
 
@@ -365,7 +385,7 @@ def _cook_values(
         if headers is None:
             return None
         name = str(args[0]).encode("latin-1") if args else b""
-        pairs = cookies(headers, header)
+        pairs = cookies(headers, header, len(name))
         if not name:
             return [v for _, v in pairs[:1]]
         return [v for n, v in pairs if n == name]
@@ -399,7 +419,7 @@ def _cook_cnt(heads: Headers, header: bytes) -> FetchFn:
         if headers is None:
             return None
         name = str(args[0]).encode("latin-1") if args else b""
-        pairs = cookies(headers, header)
+        pairs = cookies(headers, header, len(name))
         return Sample(SmpType.SINT, sum(1 for n, _ in pairs if not name or n == name))
 
     return fetch
@@ -454,7 +474,8 @@ def _capture_req(part: str) -> FetchFn:
         if part == "method":
             return _str(req.method)
         if part == "uri":
-            return _str(req.target)
+            path, query = split_target(req.target)
+            return _str(path + query) if path else None
         return _str(req.version)
 
     return fetch

@@ -220,7 +220,7 @@ def parse_reply(
                 text = value if kw == "lf-string" else _read(value).decode("latin-1")
                 try:
                     spec.lf_body = compile_logformat(
-                        text, hook, env, mandatory=False, merge_spaces=False
+                        text, hook, env, mandatory=False, merge_spaces=False, http=True
                     )
                 except SampleError as e:
                     raise ConfigError(str(e)) from None
@@ -291,7 +291,8 @@ def compile_reply(
         for n, fmt in names:
             parts.append(n + b": " + fmt(txn).encode("latin-1", "replace") + b"\r\n")
         parts.append(b"content-length: %d\r\n" % len(body))
-        parts.append(ctype)
+        if body:
+            parts.append(ctype)
         parts.append(b"\r\n")
         parts.append(body)
         return HttpResult(verb, status, b"".join(parts))
