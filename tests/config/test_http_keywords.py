@@ -163,6 +163,10 @@ CASES = [
     (LISTEN, "errorfile 999 /tmp/x"),
     (LISTEN, "errorfile 503 /nonexistent"),
     ("defaults\n", "http-request deny"),
+    (FE, "redirect location /x if foo"),
+    (FE, "redirect location /x foo"),
+    (FE, "redirect"),
+    (FE, "redirect location /x if { res.hdr(a) b }"),
 ]
 
 

@@ -437,7 +437,18 @@ def _redirect(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
             f"error detected in {_px(ctx)} while parsing redirect rule : {e}."
         ) from None
-    cond = _condition(ctx, args, i, "redirect", hook)
+    cond = None
+    if i < len(args):
+        try:
+            cond = compile_condition(args[i:], _acls(ctx), hook, env_of(ctx))
+        except SampleError as e:
+            raise ConfigError(
+                f"error detected in {_px(ctx)} while parsing redirect rule : error in "
+                f"condition: {e}."
+            ) from None
+        c = cond.conflict(hook)
+        if c is not None:
+            ctx.warn(conflict_warning(c, hook))
     _warn_misplaced(ctx, "redirect", ("use_backend", "use-server"))
     rule = HttpRule(ctx.where, "redirect", _guard(cond, compile_redirect(spec)), cond)
     _update(ctx, redirect=(*http_cfg(ctx).redirect, rule))
