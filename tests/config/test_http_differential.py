@@ -16,7 +16,7 @@ import pytest
 from nsproxy.config.model import ProxyCfg
 from nsproxy.config.model_http import HttpResult, HttpRule, Verb
 from nsproxy.config.parser import parse_files
-from nsproxy.proto.h1.head import serialize_request, serialize_response
+from nsproxy.proto.h1.head import parse_response_head, serialize_request, serialize_response
 from sample.haproxy_ref import needs_haproxy
 from sample.http_ref import HttpRef, http_haproxy
 from sample.http_txn import HttpTxn, request, response
@@ -82,13 +82,19 @@ RESPONSE_RULES = [
     ("rdeny", "http-response deny"),
     ("rredir", "http-response redirect location /elsewhere"),
 ]
+AFTER_RULES = [
+    ("aft", "http-after-response set-header x-after %[status]"),
+    ("aft2", "http-after-response set-status 202"),
+    ("aft2", "http-after-response del-header x-srv"),
+    ("rdeny", "http-after-response add-header x-after-deny 1"),
+]
 
 
 def _frontend() -> str:
     lines = ["  http-request set-var(txn.t) req.hdr(x-t)"]
     for sel, rule in REQUEST_RULES + ANSWER_RULES:
         lines.append(f"  {rule} if {{ req.hdr(x-t) -m str {sel} }}")
-    for sel, rule in RESPONSE_RULES:
+    for sel, rule in RESPONSE_RULES + AFTER_RULES:
         lines.append(f"  {rule} if {{ var(txn.t) -m str {sel} }}")
     return "\n".join(lines)
 
@@ -164,7 +170,7 @@ def test_answers_are_haproxys(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     assert got.data == client
 
 
-@pytest.mark.parametrize("sel", [s for s, _ in RESPONSE_RULES])
+@pytest.mark.parametrize("sel", sorted({s for s, _ in RESPONSE_RULES + AFTER_RULES}))
 def test_response_rules(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     raw = _req(sel)
     client, server = ref.exchange(raw)
@@ -175,8 +181,13 @@ def test_response_rules(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     response(txn, ref.recorder.response)
     got = run_rules(fe.http.http_response, txn)
     if got is not None:
-        assert got.data == client
+        # HAProxy's own answer: http-after-response rules run on it too, on its parsed head
+        head, _, body = got.data.partition(b"\r\n\r\n")
+        txn.http_resp = parse_response_head(head + b"\r\n")
+        assert run_rules(fe.http.http_after_response, txn) is None
+        assert serialize_response(txn.http_resp) + body == client
         return
+    assert run_rules(fe.http.http_after_response, txn) is None
     assert txn.http_resp is not None
     body = ref.recorder.response.split(b"\r\n\r\n", 1)[1]
     assert serialize_response(txn.http_resp) + body == client

@@ -322,3 +322,40 @@ def test_haproxy_is_there_for_the_differential_cases() -> None:
     if HAPROXY is None:
         pytest.skip("haproxy is not installed")
     assert Path(HAPROXY).exists()
+
+
+def test_capture_log_level_service_and_reject_actions(tmp_path: Path) -> None:
+    state, px = parse(
+        tmp_path,
+        f"{FE}  capture request header Host len 4\n  declare capture request len 3\n"
+        "  declare capture response len 6\n"
+        "  http-request capture req.hdr(x-a) len 2\n"
+        "  http-request capture req.hdr(x-b) id 1\n"
+        "  http-response capture res.hdr(server) id 0\n"
+        "  http-request set-log-level silent if { path /quiet }\n"
+        "  http-request use-service prometheus-exporter if { path /metrics }\n"
+        "  http-request reject if { path /reject }\n"
+        "  http-request allow if { path /allow }\n"
+        "  http-request deny\n",
+    )
+    assert state.errors == [] and state.warnings == []
+    http = px["fe"].http
+    assert http is not None
+    assert http.req_captures == (Capture("host", 4), Capture(None, 3), Capture(None, 2))
+    assert http.res_captures == (Capture(None, 6),)
+
+    def run(raw: bytes) -> tuple[object, list[str | None], str | None]:
+        txn = request(raw)
+        txn.req_captures = [None] * len(http.req_captures)
+        txn.res_captures = [None] * len(http.res_captures)
+        for rule in http.http_request:
+            r = rule.run(txn)
+            if r is not None:
+                return r.verb, txn.req_captures, txn.log_level
+        return None, txn.req_captures, txn.log_level
+
+    verb, caps, level = run(b"GET /quiet HTTP/1.1\r\nHost: a\r\nx-a: long\r\nx-b: value\r\n\r\n")
+    assert (verb, caps, level) == (Verb.ANSWER, [None, "val", "lo"], "silent")
+    assert run(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.SERVICE
+    assert run(b"GET /reject HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.REJECT
+    assert run(b"GET /allow HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.ALLOW

@@ -145,6 +145,7 @@ class HttpCfg:
     unique_id_header: str | None = None
     req_captures: tuple[Capture, ...] = ()
     res_captures: tuple[Capture, ...] = ()
+    capture_cookie: tuple[str, int] | None = None  # `capture cookie NAME len N` (%CC %CS)
     errorfiles: tuple[ErrorFile, ...] = ()
     http_request: tuple[HttpRule, ...] = ()
     http_response: tuple[HttpRule, ...] = ()

@@ -214,7 +214,7 @@ def _capture(ctx: Ctx, args: list[str]) -> None:
     if what == "cookie":
         if len(args) < 5 or args[3] != "len":
             raise ConfigError("'capture cookie' expects <cookie_name> 'len' <len>.")
-        ctx.section.fields["_capture_cookie"] = (args[2], _atoi(args[4]))
+        _update(ctx, capture_cookie=(args[2], _atoi(args[4])))
         return
     if what not in ("request", "response"):
         raise ConfigError("'capture' expects 'cookie', 'request header' or 'response header'.")
