@@ -225,16 +225,8 @@ def _header_action(
     if action in ("set-header", "add-header"):
         _need(args, i, 2, "expects exactly 2 arguments")
         name = args[i].lower().encode("latin-1")
-        value = _format(args[i + 1], renv)
         edit = set_header if action == "set-header" else add_header
-
-        def set_or_add(txn: Txn) -> HttpResult | None:
-            headers = heads(txn)
-            if headers is not None:
-                edit(headers, name, value(txn))
-            return None
-
-        return set_or_add, i + 2
+        return _set_or_add(edit, name, args[i + 1], renv), i + 2
     if action == "del-header":
         _need(args, i, 1, "expects at least 1 argument")
         name = args[i].lower().encode("latin-1")
@@ -246,14 +238,7 @@ def _header_action(
                 raise ConfigError(f"-m with unsupported matching method '{method}'")
             i += 2
         if method == "str":
-
-            def delete(txn: Txn) -> HttpResult | None:
-                headers = heads(txn)
-                if headers is not None:
-                    del_header(headers, name)
-                return None
-
-            return delete, i
+            return _delete(name, renv.kind != "http-request"), i
         test = _name_test(method, name)
 
         def delete_matching(txn: Txn) -> HttpResult | None:
@@ -279,6 +264,63 @@ def _header_action(
         return None
 
     return replace, i + 3
+
+
+def _set_or_add(
+    edit: Callable[[list[Header], bytes, bytes], None], name: bytes, text: str, renv: RuleEnv
+) -> Act:
+    """set-header/add-header, specialised for the direction and for a constant value (the
+    common case: one attribute read and one list edit per request)."""
+    response = renv.kind != "http-request"
+    if "%" not in text:
+        const = text.encode("latin-1", "surrogateescape")
+        if response:
+
+            def res_const(txn: Txn) -> HttpResult | None:
+                resp = txn.http_resp
+                if resp is not None:
+                    edit(resp.headers, name, const)
+                return None
+
+            return res_const
+
+        def req_const(txn: Txn) -> HttpResult | None:
+            req = txn.http_req
+            if req is not None:
+                edit(req.headers, name, const)
+            return None
+
+        return req_const
+    value = _format(text, renv)
+    heads = _res_headers if response else _req_headers
+
+    def set_or_add(txn: Txn) -> HttpResult | None:
+        headers = heads(txn)
+        if headers is not None:
+            edit(headers, name, value(txn))
+        return None
+
+    return set_or_add
+
+
+def _delete(name: bytes, response: bool) -> Act:
+    if response:
+
+        def res_delete(txn: Txn) -> HttpResult | None:
+            resp = txn.http_resp
+            if resp is not None:
+                del_header(resp.headers, name)
+            return None
+
+        return res_delete
+
+    def req_delete(txn: Txn) -> HttpResult | None:
+        req = txn.http_req
+        if req is not None:
+            del_header(req.headers, name)
+        return None
+
+    return req_delete
 
 
 def _name_test(method: str, name: bytes) -> Callable[[bytes], bool]:
