@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nsproxy.addresses import ServerAddr, SockAddr
 from nsproxy.config.model_rules import ProxyRules
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
+
+if TYPE_CHECKING:
+    from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.where import Where as Where
 from nsproxy.sample.context import Txn
 
@@ -38,6 +42,9 @@ class Timeouts:
     tunnel: float | None = None
     queue: float | None = None
     check: float | None = None
+    http_request: float | None = None
+    http_keep_alive: float | None = None
+    tarpit: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,7 @@ class ProxyCfg:
     rules: ProxyRules = field(default_factory=ProxyRules)
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()
+    http: HttpCfg | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -414,7 +414,8 @@ def predefined(name: str, env: CompileEnv | None = None) -> Acl | None:
     """A predefined ACL (TRUE, LOCALHOST, REQ_CONTENT, ...) compiled, or None if unknown or
     if the fetch it needs is not registered."""
     words = PREDEFINED.get(name)
-    if words is None or find_fetch(words[0].split("(", 1)[0]) is None:
+    kw = words[0].split("(", 1)[0] if words is not None else ""
+    if words is None or (find_fetch(kw) is None and kw not in ACL_KEYWORDS):
         return None
     acl = Acl(name)
     acl.exprs.append(parse_acl_expr(words, env))

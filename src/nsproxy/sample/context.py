@@ -8,10 +8,13 @@ None when unknown.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, Protocol, cast
+from collections.abc import MutableMapping, MutableSequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from nsproxy.sample.types import Sample
+
+if TYPE_CHECKING:
+    from nsproxy.proto.h1.head import RequestHead, ResponseHead
 
 Addr = tuple[str, int] | str | bytes | None
 
@@ -63,6 +66,28 @@ class Txn(Protocol):
     # Variables by scope ("proc", "sess", "txn", "req", "res") then name without the scope.
     @property
     def vars(self) -> MutableMapping[str, MutableMapping[str, Sample]]: ...
+
+    # HTTP mode (None / empty in TCP mode). `http_req` is the request head the rules edit in
+    # place; `http_resp` the response head once it arrived. `req_body`: the request body
+    # buffered so far (`option http-buffer-request` / `wait-for-body`).
+    @property
+    def http_req(self) -> RequestHead | None: ...
+    @property
+    def http_resp(self) -> ResponseHead | None: ...
+    @property
+    def req_body(self) -> bytes: ...
+
+    # Capture slots (`capture request|response header`, `declare capture`), by index; the
+    # runtime sizes them from HttpCfg.req_captures/res_captures. `http-request capture` and
+    # the header captures write them (values already cut to the slot's length).
+    @property
+    def req_captures(self) -> MutableSequence[str | None]: ...
+    @property
+    def res_captures(self) -> MutableSequence[str | None]: ...
+
+    def set_log_level(self, level: str) -> None:
+        """`set-log-level`: a syslog level name, or "silent" (this stream is not logged)."""
+        ...
 
     def nbsrv(self, backend: str) -> int | None:
         """Usable servers of `backend` (None: no such backend)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
+from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.registry import (
     KEYWORDS,
     OPTIONS,
@@ -28,8 +29,10 @@ ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source")
 def _mode(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or args[1] not in ("tcp", "http", "health"):
         raise ConfigError("'mode' expects one of 'tcp', 'http' or 'health'.")
-    if args[1] != "tcp":
-        ctx.warn(f"'mode {args[1]}' is not supported by nsproxy yet; the proxy runs in TCP mode.")
+    if args[1] == "health":
+        ctx.warn("'mode health' is not supported by nsproxy yet; the proxy runs in TCP mode.")
+    if args[1] == "http":
+        ctx.section.fields.setdefault("http", HttpCfg())
     ctx.section.fields["mode"] = args[1]
 
 
@@ -350,19 +353,3 @@ def _ignored_option(ctx: Ctx, args: list[str]) -> None:
 for _opt in _IGNORED_OPTIONS:
     if OPTIONS.get(_opt) is None:
         OPTIONS.register(_opt)(_ignored_option)
-
-
-def _http_option(ctx: Ctx, args: list[str]) -> None:
-    raise ConfigWarning(f"'option {args[0]}' needs HTTP mode, which nsproxy lacks; ignored.")
-
-
-for _opt in (
-    "httplog",
-    "forwardfor",
-    "http-server-close",
-    "httpclose",
-    "http-keep-alive",
-    "httpchk",
-    "http-buffer-request",
-):
-    OPTIONS.register(_opt)(_http_option)
