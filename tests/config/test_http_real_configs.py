@@ -11,16 +11,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nsproxy.config.keywords.rules import RULE_KEYWORDS, install
 from nsproxy.config.model import ProxyCfg
 from nsproxy.config.model_http import HttpResult, stream_modes
 from nsproxy.config.parser import parse_files
-from nsproxy.config.registry import KEYWORDS
 from nsproxy.proto.h1.connection import prepare_request
 from nsproxy.proto.h1.head import serialize_request
 from nsproxy.proto.h1.rewrite import add_forwarded_for
@@ -140,21 +137,6 @@ def test_neutron_request_as_the_agent_sees_it(name: str) -> None:
     assert serialize_request(req) == server
 
 
-@pytest.fixture
-def wired() -> Iterator[None]:
-    """The main keyword table with the rule keywords (acl, use_backend, ...) installed."""
-    saved = {k: list(v) for k, v in KEYWORDS.entries.items()}
-    for name in RULE_KEYWORDS.entries:
-        KEYWORDS.entries.pop(name, None)
-    install()
-    try:
-        yield
-    finally:
-        KEYWORDS.entries.clear()
-        KEYWORDS.entries.update(saved)
-
-
-@pytest.mark.usefixtures("wired")
 def test_octavia_http_listener_loads_with_haproxys_warnings() -> None:
     path = DATA / "octavia-http-listener.cfg"
     config, state = parse_files([str(path)])

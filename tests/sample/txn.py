@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
+from nsproxy.proto.h1.head import RequestHead, ResponseHead
 from nsproxy.sample.context import Addr
 from nsproxy.sample.types import Sample, SmpType
 
@@ -48,6 +49,22 @@ class StubTxn:
     queue_backend: int = 0
     unique_id: str | None = None
     request_counter: int = 0
+    http_req: RequestHead | None = None
+    http_resp: ResponseHead | None = None
+    req_body: bytes = b""
+    req_captures: list[str | None] = field(default_factory=list)
+    res_captures: list[str | None] = field(default_factory=list)
+    request_ts: float = 1764412345.678
+    t_request: int = -1
+    t_idle: int = -1
+    t_response: int = -1
+    t_active: int = -1
+    http_status: int = -1
+    request_line: str = ""
+    log_level: str | None = None
+
+    def set_log_level(self, level: str) -> None:
+        self.log_level = level
 
     def nbsrv(self, backend: str) -> int | None:
         return self.servers.get(backend)

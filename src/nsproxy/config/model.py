@@ -192,6 +192,8 @@ class GlobalCfg:
     stats_timeout: float = 10.0
     prometheus_exporter: SockAddr | None = None
     bufsize: int = 16384
+    maxrewrite: int = 1024
+    maxhdr: int = 101
     maxpipes: int = 0
     hard_stop_after: float | None = None
     master_worker: bool = False

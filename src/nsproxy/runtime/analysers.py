@@ -36,8 +36,8 @@ class Verdict(enum.IntEnum):
 class Analyser(Protocol):
     """One step of request analysis."""
 
-    def delay(self, s: Stream) -> float | None:
-        """How long it may wait for bytes, from the stream's start; None: no limit."""
+    def deadline(self, s: Stream) -> float | None:
+        """Until when (stream clock) it may wait for bytes; None: no limit."""
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         """Looks at the stream; `expired`: its delay ran out or the buffer is full: decide
@@ -93,7 +93,7 @@ class ConnectionRules:
     def __init__(self, rules: tuple[TcpRule, ...]) -> None:
         self.rules = rules
 
-    def delay(self, s: Stream) -> float | None:
+    def deadline(self, s: Stream) -> float | None:
         return None
 
     def run(self, s: Stream, expired: bool) -> Verdict:
@@ -117,8 +117,9 @@ class ProxyHeader:
     def __init__(self, always: bool) -> None:
         self.always = always
 
-    def delay(self, s: Stream) -> float | None:
-        return s.fe.cfg.timeouts.client
+    def deadline(self, s: Stream) -> float | None:
+        t = s.fe.cfg.timeouts.client
+        return None if t is None else s.t0 + t
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         if not (self.always or s.want_proxy):
@@ -190,8 +191,8 @@ class ContentRules:
         self.rules = rules
         self.delay_s = delay
 
-    def delay(self, s: Stream) -> float | None:
-        return self.delay_s
+    def deadline(self, s: Stream) -> float | None:
+        return None if self.delay_s is None else s.t0 + self.delay_s
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         s.req_final = expired or self.delay_s is None or s.req_eof or s.req_error
@@ -212,7 +213,7 @@ class SwitchingRules:
     def __init__(self, rules: ProxyRules) -> None:
         self.rules = rules
 
-    def delay(self, s: Stream) -> float | None:
+    def deadline(self, s: Stream) -> float | None:
         return None
 
     def run(self, s: Stream, expired: bool) -> Verdict:
@@ -230,9 +231,10 @@ class BackendRules:
 
     __slots__ = ()
 
-    def delay(self, s: Stream) -> float | None:
+    def deadline(self, s: Stream) -> float | None:
         be = s.backend
-        return be.cfg.rules.inspect_delay if be is not None else None
+        delay = be.cfg.rules.inspect_delay if be is not None else None
+        return None if delay is None else s.t0 + delay
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         be = s.backend
@@ -258,11 +260,19 @@ class BackendRules:
 _BACKEND_STEP = BackendRules()
 
 
-def build(px: ProxyCfg, bind: BindCfg, backend_rules: bool) -> tuple[Analyser, ...]:
+def build(
+    px: ProxyCfg,
+    bind: BindCfg,
+    backend_rules: bool,
+    http_before: tuple[Analyser, ...] = (),
+    http_after: tuple[Analyser, ...] = (),
+) -> tuple[Analyser, ...]:
     """The analysers of one listener of frontend `px`, in the order they run.
 
     `backend_rules`: some backend has `tcp-request content` or `use-server` rules, so the
-    step that runs them after switching is needed.
+    step that runs them after switching is needed. In `mode http`, `http_before` (the request
+    head and the frontend's rules) run before switching and `http_after` after it; switching
+    then runs for every request.
     """
     rules = px.rules
     steps: list[Analyser] = []
@@ -273,8 +283,10 @@ def build(px: ProxyCfg, bind: BindCfg, backend_rules: bool) -> tuple[Analyser, .
         steps.append(ProxyHeader(bind.accept_proxy))
     if rules.tcp_request_content:
         steps.append(ContentRules(rules.tcp_request_content, rules.inspect_delay))
-    if rules.use_backend:
+    steps.extend(http_before)
+    if rules.use_backend or http_before:
         steps.append(SwitchingRules(rules))
     if backend_rules:
         steps.append(_BACKEND_STEP)
+    steps.extend(http_after)
     return tuple(steps)

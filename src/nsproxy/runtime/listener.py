@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
-from nsproxy.runtime import analysers, poller
+from nsproxy.runtime import analysers, http_ana, poller
 from nsproxy.runtime.connect import IP_TRANSPARENT, IPV6_TRANSPARENT
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class Listener:
 
     __slots__ = (
         "addr",
+        "an_http",
         "analysers",
         "bind",
         "family",
@@ -57,7 +58,16 @@ class Listener:
         self.sock: socket.socket | None = None
         self.family = int(addr.family)
         self.paused = True
-        self.analysers = analysers.build(frontend.cfg, bind, rt.backend_rules)
+        px = frontend.cfg
+        if px.mode == "http" and px.http is not None:
+            before = http_ana.analysers(px.http)
+            self.analysers = analysers.build(
+                px, bind, rt.backend_rules, before, (http_ana.BACKEND_REQUEST,)
+            )
+            self.an_http = self.analysers.index(http_ana.WAIT_REQUEST)
+        else:
+            self.analysers = analysers.build(px, bind, rt.backend_rules)
+            self.an_http = -1
 
     def open(self, inherited: socket.socket | None = None) -> None:
         """Creates, binds and listens (or adopts an inherited listening socket)."""

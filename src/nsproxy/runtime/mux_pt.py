@@ -47,6 +47,12 @@ class PassThroughMux:
         self.c2s.stop()
         self.s2c.stop()
 
+    expects_client = True
+    expects_server = True
+
+    def timed_out(self, client_side: bool) -> None:
+        self.stream.close("cD" if client_side else "sD")
+
     @property
     def client_eof(self) -> bool:
         return self.c2s.eof

@@ -28,6 +28,8 @@ class Counters:
     denied: int = 0
     denied_conn: int = 0
     denied_req: int = 0
+    failed_req: int = 0
+    http_requests: int = 0
     failed_headers: int = 0
 
 

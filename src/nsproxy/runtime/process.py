@@ -12,7 +12,8 @@ from collections.abc import Callable
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
-from nsproxy.ops.log import LOG_INFO, Logger, Sink, accept_date, addr_text
+from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, accept_date, addr_text
+from nsproxy.proto.h1.head import Limits
 from nsproxy.runtime import relay
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.clock import Clock
@@ -21,6 +22,7 @@ from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.netns_watch import NetnsWatch
 from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.stream import Stream
+from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, compile_logformat
 from nsproxy.sample.types import Sample
 
 
@@ -47,6 +49,10 @@ class Runtime:
         self.unknown_netns = 0
         self.stopping = False
         self.proc_vars: dict[str, Sample] = {}
+        g = config.global_
+        self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
+        self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
+        self.clf_format = compile_logformat(CLF_FORMAT, http=True, mode_http=True)
         self.backend_rules = any(
             px.is_backend and (px.rules.tcp_request_content or px.rules.use_server)
             for px in config.proxies
@@ -182,19 +188,33 @@ class Runtime:
         if stream not in self.streams:
             return
         self.streams.discard(stream)
-        fe = stream.fe
-        bytes_in, bytes_out = stream.bytes_in, stream.bytes_out
         self.stats.cur_conns -= 1
-        fe.stats.cur_conns -= 1
+        stream.fe.stats.cur_conns -= 1
+        ns = stream.cli.netns
+        if ns is not None:
+            ns.conns -= 1
+            if stream.termination != "--":
+                ns.errors += 1
+        self.txn_done(stream)
+        while self.paused_for_limit and not self.stopping:
+            li = self.paused_for_limit.pop()
+            li.resume()
+        if self.stopping and not self.streams:
+            self._stopped.set()
+
+    def txn_done(self, stream: Stream) -> None:
+        """A TCP stream, or one HTTP request, ended: byte counters, the log line, the server.
+
+        The one place where bytes are counted and a server slot is given back.
+        """
+        bytes_in, bytes_out = stream.bytes_in, stream.bytes_out
+        fe = stream.fe
         fe.stats.bytes_in += bytes_in
         fe.stats.bytes_out += bytes_out
         ns = stream.cli.netns
         if ns is not None:
-            ns.conns -= 1
             ns.bytes_in += bytes_in
             ns.bytes_out += bytes_out
-            if stream.termination != "--":
-                ns.errors += 1
         srv = stream.server
         if srv is not None:
             srv.stats.bytes_in += bytes_in
@@ -202,19 +222,21 @@ class Runtime:
             srv.backend.stats.bytes_in += bytes_in
             srv.backend.stats.bytes_out += bytes_out
         if stream.logged:
+            stream.ending = True
             self._log_stream(stream)
+            stream.ending = False
         if srv is not None:
             srv.backend.release(srv)
-        while self.paused_for_limit and not self.stopping:
-            li = self.paused_for_limit.pop()
-            li.resume()
-        if self.stopping and not self.streams:
-            self._stopped.set()
 
     def _log_stream(self, s: Stream) -> None:
         fe = s.listener.frontend
         logger = fe.logger
-        if not logger or not (fe.cfg.tcplog or fe.cfg.log_format is not None):
+        if not logger:
+            return
+        if s.http is not None:
+            self._log_http(s)
+            return
+        if not (fe.cfg.tcplog or fe.cfg.log_format is not None):
             return
         if fe.cfg.dontlognull and s.bytes_in == 0 and s.bytes_out == 0 and s.termination == "--":
             return
@@ -236,6 +258,25 @@ class Runtime:
             f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/{bc}/{sc}/{rc} 0/0"
         )
         logger.emit(LOG_INFO, line)
+
+    def _log_http(self, s: Stream) -> None:
+        """One request's line: log-format, else httplog (or clf), else nothing."""
+        fe = s.fe
+        txn = s.http
+        assert txn is not None
+        if txn.log_level == "silent":
+            return
+        cfg = fe.cfg
+        fmt = cfg.log_format
+        if fmt is None:
+            http = cfg.http
+            if http is None or not (http.httplog or cfg.tcplog):
+                return
+            fmt = self.clf_format if http.clf else self.httplog_format
+        if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
+            return
+        level = LEVELS.get(txn.log_level or "", LOG_INFO)
+        fe.logger.emit(level, fmt(s))
 
     # -- stopping -------------------------------------------------------------------------
     def soft_stop(self) -> None:

@@ -11,16 +11,23 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import TYPE_CHECKING, Any
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
+from nsproxy.config.model_http import HttpCfg
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
-from nsproxy.runtime import connect, poller, relay
+from nsproxy.proto.h1.errors import H1Error
+from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
+from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
+from nsproxy.runtime import connect, http_ana, poller, relay
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
+from nsproxy.runtime.http_txn import HttpTxn
+from nsproxy.runtime.mux import Mux
+from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
 
 if TYPE_CHECKING:
@@ -74,8 +81,16 @@ class Stream:
         "cli",
         "clock",
         "connect_ts",
+        "ending",
         "fe",
         "forced_server",
+        "h1",
+        "http",
+        "http_body",
+        "http_events",
+        "idle_conn",
+        "idle_reader",
+        "idle_server",
         "last_c",
         "last_s",
         "listener",
@@ -99,6 +114,7 @@ class Stream:
         "termination",
         "timer",
         "tw",
+        "txn_count",
         "txn_vars",
         "uid",
         "want_proxy",
@@ -128,7 +144,7 @@ class Stream:
         self.txn_vars: MutableMapping[str, MutableMapping[str, Sample]] | None = None
         self.uid: str | None = None
         self.server: Server | None = None
-        self.mux: PassThroughMux | None = None
+        self.mux: Mux | None = None
         self.retries = 0
         self.redispatched = False
         self.tc = -1
@@ -137,6 +153,15 @@ class Stream:
         self.timer: Timer | None = None
         self.termination = "--"
         self.quiet = False
+        self.ending = False
+        self.txn_count = 0
+        self.http: HttpTxn | None = None
+        self.h1: RequestReader | None = None
+        self.http_body: list[Event] = []
+        self.http_events: list[Event] = []
+        self.idle_conn: Connection | None = None
+        self.idle_reader: ResponseReader | None = None
+        self.idle_server: Server | None = None
 
     # -- facts of the client connection ------------------------------------------------------
     @property
@@ -255,7 +280,9 @@ class Stream:
 
     @property
     def t_total(self) -> int:
-        return int((self.clock.time() - self.t0) * 1000)
+        txn = self.http
+        start = self.t0 if txn is None else txn.start
+        return int((self.clock.time() - start) * 1000)
 
     # At close (the log line) this stream still counts in %ac/%fc but not in %bc/%sc.
     @property
@@ -271,12 +298,12 @@ class Stream:
         be = self.backend
         if be is None:
             return 0
-        return be.stats.cur_conns - (self.phase is Phase.CLOSED and self.server is not None)
+        return be.stats.cur_conns - (self.ending and self.server is not None)
 
     @property
     def conn_server(self) -> int:
         srv = self.server
-        return 0 if srv is None else srv.stats.cur_conns - (self.phase is Phase.CLOSED)
+        return 0 if srv is None else srv.stats.cur_conns - self.ending
 
     @property
     def queue_server(self) -> int:
@@ -311,6 +338,9 @@ class Stream:
 
     # -- analysers ---------------------------------------------------------------------------
     def start(self) -> None:
+        if self.listener.an_http >= 0:
+            self.h1 = RequestReader(self.rt.h1_limits)
+            self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
             self._analyse(False)
@@ -325,10 +355,12 @@ class Stream:
             if verdict is Verdict.WAIT:
                 if not self.req_eof and not self.req_error:
                     self.poller.set_reader(self.cli.fd, self._on_req_data)
-                if self.timer is None:
-                    delay = an.delay(self)
-                    if delay is not None:
-                        self.timer = self.clock.call_at(self.t0 + delay, self._on_analyse_timeout)
+                deadline = an.deadline(self)
+                timer = self.timer
+                if timer is None or timer.when() != deadline:
+                    self._cancel_timer()
+                    if deadline is not None:
+                        self.timer = self.clock.call_at(deadline, self._on_analyse_timeout)
                 return
             if verdict is Verdict.STOP:
                 return
@@ -401,7 +433,7 @@ class Stream:
         self.phase = Phase.CONNECT
         be = self.backend
         if be is None:
-            self.close("SC")
+            self._fail("SC", 503)
             return
         exclude = None
         if self.server is not None and be.cfg.redispatch and self.retries == be.cfg.retries:
@@ -419,7 +451,7 @@ class Stream:
                     self._enqueue()
                     return
                 be.stats.conn_errors += 1
-                self.close("SC")
+                self._fail("SC", 503)
                 return
             if exclude is not None and srv is not exclude:
                 self.redispatched = True
@@ -446,9 +478,28 @@ class Stream:
     def _on_queue_timeout(self) -> None:
         self.timer = None
         self.tw = int((self.clock.time() - self.t0) * 1000)
-        self.close("sQ")
+        self._fail("sQ", 503)
+
+    def _fail(self, termination: str, status: int) -> None:
+        """No server connection: HTTP answers `status` (503 ...); TCP just closes."""
+        if self.http is not None and self.http.req is not None:
+            self._drop_server_conn()
+            self.phase = Phase.MUX
+            http_ana.error(self, status, termination)
+        else:
+            self.close(termination)
 
     def _connect_to(self, srv: Server) -> None:
+        idle = self.idle_conn
+        if idle is not None:
+            self.idle_conn = None
+            if self.idle_server is srv and self.http is not None:
+                self.poller.clear_reader(idle.fd)
+                self.srv_conn = idle
+                self.tc = 0
+                self._start_mux()
+                return
+            self._drop_idle(idle)
         cfg = srv.cfg
         netns = self.cli.netns if cfg.use_client_netns else srv.netns
         target = self._target(srv)
@@ -568,7 +619,7 @@ class Stream:
             self._arm(delay, self._retry)
             return
         be.stats.conn_errors += 1
-        self.close("SC" if immediate else "sC")
+        self._fail("SC" if immediate else "sC", 503)
 
     def _retry(self) -> None:
         self.timer = None
@@ -585,13 +636,30 @@ class Stream:
         auto = tcp and (fe.splice_auto or be.splice_auto)
         up = auto or (tcp and (fe.splice_request or be.splice_request))
         down = auto or (tcp and (fe.splice_response or be.splice_response))
-        if self.req:
-            head += self.req
-            self.req = _NO_DATA
-        self.mux = PassThroughMux(self, self.cli.sock, sc.sock, head, up, down)
         self.phase = Phase.MUX
         self.last_c = self.last_s = self.clock.time()
-        self.mux.start()
+        txn = self.http
+        if txn is not None and txn.req is not None:
+            reader = (
+                self.idle_reader
+                if self.idle_reader is not None
+                else ResponseReader(self.rt.h1_limits)
+            )
+            self.idle_reader = None
+            h1 = H1Mux(self, reader, txn.req)
+            self.mux = h1
+            txn.t_sent = self.clock.time()
+            body, self.http_body = self.http_body, []
+            h1.start(head + serialize_request(txn.req), body)
+            if self.phase is not Phase.MUX:
+                return
+        else:
+            if self.req:
+                head += self.req
+                self.req = _NO_DATA
+            pt = PassThroughMux(self, self.cli.sock, sc.sock, head, up, down)
+            self.mux = pt
+            pt.start()
         timer = self.timer
         if timer is not None:
             # one timer per stream: the connect timer stays if it expires before idle would
@@ -600,6 +668,189 @@ class Stream:
                 return
             self._cancel_timer()
         self.arm_idle()
+
+    # -- HTTP transactions ---------------------------------------------------------------------
+    @property
+    def fe_http(self) -> HttpCfg | None:
+        return self.fe.cfg.http
+
+    @property
+    def be_http(self) -> HttpCfg | None:
+        be = self.backend
+        return be.cfg.http if be is not None else None
+
+    def send_answer(self, data: bytes) -> None:
+        """The proxy answers this request itself (rules, errors): then the transaction ends."""
+        self._cancel_timer()
+        if self.mux is not None:
+            self.mux.stop()
+        self._drop_server_conn()
+        answer = AnswerMux(self, data)
+        self.mux = answer
+        self.phase = Phase.MUX
+        self.last_c = self.clock.time()
+        answer.start()
+        if self.phase is Phase.MUX and self.mux is answer and self.timer is None:
+            self.arm_idle()
+
+    def http_error(self, status: int, termination: str) -> None:
+        http_ana.error(self, status, termination)
+
+    def http_response_rules(self) -> bytes | None:
+        return http_ana.response_rules(self)
+
+    def http_tunnel(self) -> None:
+        """After a 101 (or a 2xx to CONNECT): the rest is a TCP tunnel on the pass-through mux."""
+        mux = self.mux
+        sc = self.srv_conn
+        h1 = self.h1
+        assert isinstance(mux, H1Mux) and sc is not None and h1 is not None
+        mux.stop()
+        up = h1.take_tunnel() + bytes(mux.to_srv)
+        down = mux.reader.take_tunnel()
+        txn = self.http
+        pt = PassThroughMux(self, self.cli.sock, sc.sock, up, False, False)
+        pt.s2c.pending = down
+        if txn is not None:  # the request's line is written when the tunnel ends
+            pt.c2s.nbytes, pt.s2c.nbytes = txn.bytes_in, txn.bytes_out
+        self.mux = pt
+        pt.start()
+        self._cancel_timer()
+        self.arm_idle()
+
+    def txn_end(self) -> None:
+        """The exchange is over: log it, keep or close the server side, wait for the next."""
+        txn = self.http
+        assert txn is not None
+        mux = self.mux
+        if mux is not None:
+            mux.stop()
+        self._cancel_timer()
+        self.rt.txn_done(self)
+        keep = txn.keep_client and not self.rt.stopping
+        sc = self.srv_conn
+        if sc is not None:
+            self.srv_conn = None
+            if keep and txn.reuse_server and isinstance(mux, H1Mux) and not mux.to_srv:
+                self.idle_conn, self.idle_reader, self.idle_server = sc, mux.reader, self.server
+                self.poller.set_reader(sc.fd, self._on_idle_server)
+            else:
+                self.poller.forget(sc.fd)
+                sc.sock.close()
+        self.server = None
+        if not keep:
+            self.finish_early()
+            return
+        now = self.clock.time()
+        self.txn_count += 1
+        self.http = HttpTxn(now, time.time())
+        self.mux = None
+        self.backend = self.fe.backend
+        self.forced_server = None
+        self.retries = 0
+        self.redispatched = False
+        self.tc = -1
+        self.tw = 0
+        self.termination = "--"
+        self.uid = None
+        self.last_c = now
+        self.phase = Phase.ANALYSE
+        self.an_index = self.listener.an_http
+        h1 = self.h1
+        assert h1 is not None
+        try:
+            self.http_events = h1.next_message()
+        except H1Error as exc:
+            http_ana.raw_error(self, exc.status, "PR")
+            return
+        self._analyse(False)
+
+    def _on_idle_server(self, _ev: int = 0) -> None:
+        """The kept server connection spoke or closed while idle: it cannot be reused."""
+        idle = self.idle_conn
+        if idle is not None:
+            self.idle_conn = None
+            self._drop_idle(idle)
+
+    def _drop_idle(self, idle: Connection) -> None:
+        self.idle_reader = None
+        self.idle_server = None
+        self.poller.forget(idle.fd)
+        idle.sock.close()
+
+    def _drop_server_conn(self) -> None:
+        sc = self.srv_conn
+        if sc is not None:
+            self.srv_conn = None
+            self.poller.forget(sc.fd)
+            sc.sock.close()
+
+    # -- what HTTP rules, fetches and logs read (sample.context.Txn) ---------------------------
+    @property
+    def http_req(self) -> RequestHead | None:
+        return self.http.req if self.http is not None else None
+
+    @property
+    def http_resp(self) -> ResponseHead | None:
+        return self.http.resp if self.http is not None else None
+
+    @property
+    def req_body(self) -> bytes:
+        return b"".join(ev.data for ev in self.http_body if isinstance(ev, Data))
+
+    @property
+    def req_captures(self) -> MutableSequence[str | None]:
+        txn = self.http
+        return txn.captures_req if txn is not None else []
+
+    @property
+    def res_captures(self) -> MutableSequence[str | None]:
+        txn = self.http
+        return txn.captures_res if txn is not None else []
+
+    def set_log_level(self, level: str) -> None:
+        if self.http is not None:
+            self.http.log_level = level
+
+    @property
+    def request_ts(self) -> float:
+        txn = self.http
+        if txn is None:
+            return self.start_ts
+        idle = txn.t_first - txn.start if txn.t_first >= 0 else 0.0
+        return txn.start_ts + idle
+
+    @property
+    def t_request(self) -> int:
+        txn = self.http
+        return -1 if txn is None else txn.ms(txn.t_first, txn.t_head)
+
+    @property
+    def t_idle(self) -> int:
+        txn = self.http
+        return -1 if txn is None else txn.ms(txn.start, txn.t_first)
+
+    @property
+    def t_response(self) -> int:
+        txn = self.http
+        return -1 if txn is None or txn.answered else txn.ms(txn.t_sent, txn.t_resp)
+
+    @property
+    def t_active(self) -> int:
+        txn = self.http
+        if txn is None or txn.t_first < 0:
+            return -1
+        return int((self.clock.time() - txn.t_first) * 1000)
+
+    @property
+    def http_status(self) -> int:
+        txn = self.http
+        return -1 if txn is None else txn.status
+
+    @property
+    def request_line(self) -> str:
+        txn = self.http
+        return "" if txn is None else txn.req_line
 
     def limits_changed(self) -> None:
         """One direction finished: `timeout client-fin`/`server-fin` may now apply."""
@@ -622,6 +873,10 @@ class Stream:
                 tc = ft.client_fin
             if mux.server_eof and t.server_fin is not None:
                 ts = t.server_fin
+            if not mux.expects_client:
+                tc = None
+            if not mux.expects_server:
+                ts = None
         return tc, ts
 
     def _idle_deadline(self) -> float | None:
@@ -639,10 +894,17 @@ class Stream:
         self.timer = None
         now = self.clock.time()
         tc, ts = self._idle_limits()
+        mux = self.mux
         if tc is not None and now >= self.last_c + tc:
-            self.close("cD")
+            if mux is not None:
+                mux.timed_out(True)
+            else:
+                self.close("cD")
         elif ts is not None and now >= self.last_s + ts:
-            self.close("sD")
+            if mux is not None:
+                mux.timed_out(False)
+            else:
+                self.close("sD")
         else:
             self.arm_idle()
 
@@ -687,6 +949,9 @@ class Stream:
         if sc is not None:
             self.poller.forget(sc.fd)
             sc.sock.close()
+        if self.idle_conn is not None:
+            self._drop_idle(self.idle_conn)
+            self.idle_conn = None
         self.rt.stream_closed(self)
 
     def _drain_client(self) -> None:
@@ -696,8 +961,17 @@ class Stream:
 
     @property
     def logged(self) -> bool:
-        """Whether this stream's end gets a log line (errors before it wrote their own)."""
-        return not self.quiet and (self.mux is not None or self.termination != "--")
+        """Whether this stream's end gets a log line (errors before it wrote their own).
+
+        In HTTP mode each request is logged when it ends; a connection closed while waiting
+        for a request that never began is not.
+        """
+        if self.quiet:
+            return False
+        txn = self.http
+        if txn is not None:
+            return txn.t_first >= 0 or (not self.txn_count and self.termination != "--")
+        return self.mux is not None or self.termination != "--"
 
     @property
     def bytes_in(self) -> int:

@@ -28,6 +28,10 @@ HTTPLOG_FORMAT = (
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc "
     "%sq/%bq %hr %hs %{+Q}r"
 )
+CLF_FORMAT = (
+    '%{+Q}o %{-Q}ci - - [%trg] %r %ST %B "" "" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc '
+    "%ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl"
+)
 _FLAGS = {"M": MANDATORY, "Q": QUOTE, "X": HEXA, "E": ESC}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -192,12 +196,12 @@ def _var(name: str, opts: int) -> Render:
         else (lambda x: str(x.request_counter)),
         "H": lambda x: _text(socket.gethostname(), t),
         "ID": lambda x: _text(x.unique_id, t),
-        "ST": lambda x: "0",
+        "ST": lambda x: str(x.http_status) if x.http_req is not None else "0",
         "lc": lambda x: "0",
-        "hr": lambda x: "",
-        "hrl": lambda x: "",
-        "hs": lambda x: "",
-        "hsl": lambda x: "",
+        "hr": _captured(True, True),
+        "hrl": _captured(True, False),
+        "hs": _captured(False, True),
+        "hsl": _captured(False, False),
         "sslc": lambda x: _text(None, t),
         "sslv": lambda x: _text(None, t),
     }
@@ -369,7 +373,7 @@ def compile_logformat(
             default = opts
         elif name in _HTTP_ONLY:
             flush()
-            parts.append(_absent(opts))
+            parts.append(_http_var(name, opts))
         else:
             flush()
             parts.append(_var(name, opts))
@@ -380,6 +384,69 @@ def compile_logformat(
 
 def _absent(opts: int) -> Render:
     return lambda txn: _text(None, opts)
+
+
+def _ms(value: int) -> str:
+    return str(value)
+
+
+def _captures(values: list[str | None], braces: bool) -> str:
+    """%hr/%hs: `{a|b}` (nothing without captures); %hrl/%hsl: `a b`."""
+    if not values:
+        return ""
+    items = [v or "" for v in values]
+    return "{" + "|".join(items) + "}" if braces else " ".join(items)
+
+
+def _req_part(txn: Txn, part: str) -> str | None:
+    req = txn.http_req
+    if req is None:
+        return None
+    if part == "HM":
+        return req.method.decode("latin-1")
+    if part == "HV":
+        return req.version.decode("latin-1")
+    target = req.target.decode("latin-1")
+    if part == "HU":
+        return target
+    path, _, query = target.partition("?")
+    if part == "HP":
+        return path
+    return "?" + query if query else ""
+
+
+def _http_var(name: str, opts: int) -> Render:
+    """The renderer of one HTTP-only `%name` variable (httplog, clf, log-format in HTTP)."""
+    t = opts
+    if name == "tr":
+        return lambda x: accept_date(x.request_ts)
+    if name == "trg":
+        return lambda x: _date(time.gmtime(x.request_ts), "+0000")
+    if name == "trl":
+        return lambda x: _date(time.localtime(x.request_ts), _local_tz(x.request_ts))
+    if name == "TR":
+        return lambda x: _ms(x.t_request)
+    if name == "Ti":
+        return lambda x: _ms(x.t_idle)
+    if name == "Tq":
+        return lambda x: _ms(-1 if x.t_request < 0 else x.t_idle + x.t_request)
+    if name == "Tr":
+        return lambda x: _ms(x.t_response)
+    if name == "Ta":
+        return lambda x: _ms(x.t_active)
+    if name == "CC" or name == "CS":
+        return lambda x: _text(None, t)
+    if name == "r":
+        return lambda x: _text(x.request_line or "<BADREQ>", t)
+    if name in ("HM", "HU", "HP", "HQ", "HV"):
+        return lambda x: _text(_req_part(x, name), t)
+    raise SampleError(f"no such format variable '{name}'")
+
+
+def _captured(req: bool, braces: bool) -> Render:
+    if req:
+        return lambda x: _captures(list(x.req_captures), braces)
+    return lambda x: _captures(list(x.res_captures), braces)
 
 
 def _expr_render(get: Callable[[Txn], object], opts: int, http: bool) -> Render:

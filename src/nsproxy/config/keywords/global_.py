@@ -140,6 +140,18 @@ def _bufsize(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["bufsize"] = parse_int(args[1], "tune.bufsize", 1024)
 
 
+@KEYWORDS.register("tune.maxrewrite", "global")
+def _maxrewrite(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["maxrewrite"] = parse_int(args[1], "tune.maxrewrite")
+
+
+@KEYWORDS.register("tune.http.maxhdr", "global")
+def _maxhdr(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    ctx.section.fields["maxhdr"] = parse_int(args[1], "tune.http.maxhdr", 1, 32767)
+
+
 @KEYWORDS.register("maxpipes", "global")
 def _maxpipes(ctx: Ctx, args: list[str]) -> None:
     ctx.need(args, 1, "an integer argument")

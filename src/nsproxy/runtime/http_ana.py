@@ -1,0 +1,307 @@
+"""HTTP analysers and the end of an HTTP transaction: request head, rules, answers, keep-alive.
+
+In `mode http` the listener's analysers end with these steps: wait for a complete request
+head (`timeout http-request`, `timeout http-keep-alive`), run the frontend's `http-request`
+rules (deny, return, redirect ... answer at once), switch backend, run the backend's rules,
+add X-Forwarded-For / X-Original-To / the unique-id header and the Connection header. The
+stream then connects (or reuses the server connection it kept) and hands both to the H1 mux.
+When the exchange is over, `end_txn` logs it and either closes or waits for the next request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import TYPE_CHECKING
+
+from nsproxy.config.model_http import HttpCfg, HttpResult, HttpRule, Verb, stream_modes
+from nsproxy.http import answers
+from nsproxy.proto.h1 import connection as h1conn
+from nsproxy.proto.h1 import rewrite
+from nsproxy.proto.h1.errors import H1Error
+from nsproxy.proto.h1.head import (
+    RequestHead,
+    parse_response_head,
+    serialize_response,
+)
+from nsproxy.proto.h1.reader import Data, EndOfMessage, Event
+from nsproxy.runtime.analysers import Verdict
+
+if TYPE_CHECKING:
+    from nsproxy.runtime.stream import Stream
+
+_RETRY = (BlockingIOError, InterruptedError)
+
+
+def request_line(req: RequestHead) -> str:
+    """%r: the request line as the log shows it."""
+    return f"{req.method.decode('latin-1')} {req.target.decode('latin-1')} " + req.version.decode(
+        "latin-1"
+    )
+
+
+# -- answers the proxy makes itself ---------------------------------------------------------
+def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool]:
+    """An answer as the H1 layer sends it: the Connection header for this request added.
+
+    Returns the bytes and whether the client connection stays open afterwards.
+    """
+    txn = s.http
+    assert txn is not None
+    req = txn.req
+    end = data.find(b"\r\n\r\n")
+    if req is None or end < 0:
+        return data, False
+    try:
+        resp = parse_response_head(data[: end + 2])
+    except H1Error:
+        return data, False
+    if close or not txn.req_done:
+        req.keep_alive = False
+    keep = h1conn.prepare_response(req, resp, txn.mode_client)
+    return serialize_response(resp) + data[end + 4 :], keep
+
+
+def answer(s: Stream, data: bytes, status: int, termination: str, close: bool = False) -> None:
+    """Sends the proxy's own answer for this request, logs it, then goes on or closes."""
+    txn = s.http
+    assert txn is not None
+    out, keep = _with_connection(s, data, close)
+    txn.status = status
+    txn.answered = True
+    txn.keep_client = keep
+    txn.bytes_out += len(out)
+    s.termination = termination
+    s.send_answer(out)
+
+
+def error(s: Stream, status: int, termination: str) -> None:
+    """An error answer (502, 503, 504 ...), from an `errorfile` when the proxy has one."""
+    cfg = s.be_http or s.fe_http
+    ef = cfg.errorfile(status) if cfg is not None else None
+    if ef is not None:
+        answer(s, ef.data, status, termination, ef.close)
+    else:
+        answer(s, answers.answer(status), status, termination, answers.closes(status))
+
+
+def raw_error(s: Stream, status: int, termination: str) -> None:
+    """The H1 layer's own answer to a request it could not read (400, 408, 422): then close."""
+    txn = s.http
+    assert txn is not None
+    data = answers.raw_answer(status)
+    txn.status = status
+    txn.answered = True
+    txn.keep_client = False
+    txn.bytes_out += len(data)
+    s.termination = termination
+    s.send_answer(data)
+
+
+# -- analysers -------------------------------------------------------------------------------
+class WaitRequest:
+    """Reads the request head through the connection's H1 reader (pipelined bytes first)."""
+
+    __slots__ = ()
+
+    def deadline(self, s: Stream) -> float | None:
+        txn = s.http
+        assert txn is not None
+        t = s.fe.cfg.timeouts
+        if txn.t_first < 0 and s.txn_count:
+            limit = t.http_keep_alive if t.http_keep_alive is not None else t.http_request
+            if limit is None:
+                limit = t.client
+            return None if limit is None else txn.start + limit
+        limit = t.http_request if t.http_request is not None else t.client
+        if limit is None:
+            return None
+        return (txn.start if not s.txn_count else txn.t_first) + limit
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        txn = s.http
+        h1 = s.h1
+        assert txn is not None and h1 is not None
+        events = s.http_events
+        s.http_events = []
+        try:
+            if s.req:
+                if txn.t_first < 0:
+                    txn.t_first = s.clock.time()
+                events += h1.feed(bytes(s.req))
+                s.req.clear()
+            elif s.req_eof and txn.t_first >= 0 and txn.req is None:
+                events += h1.feed_eof()
+        except H1Error as exc:
+            s.fe.stats.failed_req += 1
+            raw_error(s, exc.status, "PR")
+            return Verdict.STOP
+        for ev in events:
+            if isinstance(ev, RequestHead):
+                txn.req = ev
+                txn.t_head = s.clock.time()
+                txn.req_line = request_line(ev)
+            elif isinstance(ev, (Data, EndOfMessage)):
+                s.http_body.append(ev)
+        if txn.req is not None:
+            if txn.t_first < 0:
+                txn.t_first = txn.t_head
+            s.fe.stats.http_requests += 1
+            return Verdict.NEXT
+        if s.req_eof or s.req_error:
+            if txn.t_first < 0 and s.txn_count:
+                s.finish_early()  # an idle keep-alive connection closed: nothing to log
+            else:
+                s.fe.stats.failed_req += 1
+                s.close("CR")
+            return Verdict.STOP
+        if expired:
+            if txn.t_first < 0 and s.txn_count:
+                s.finish_early()
+            else:
+                s.fe.stats.failed_req += 1
+                raw_error(s, 408, "cR")
+            return Verdict.STOP
+        return Verdict.WAIT
+
+
+def _run_rules(s: Stream, rules: tuple[HttpRule, ...]) -> HttpResult | None:
+    for rule in rules:
+        res = rule.run(s)
+        if res is not None:
+            return res
+    return None
+
+
+def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
+    """Carries out what a rule list decided; NEXT when the message goes on."""
+    if res.verb is Verb.ALLOW:
+        return Verdict.NEXT
+    if res.verb is Verb.REJECT:
+        s.fe.stats.denied_req += 1
+        s.rst_client()
+        s.close("PR")
+        return Verdict.STOP
+    if res.verb is Verb.SERVICE:
+        error(s, 503, "PR")
+        return Verdict.STOP
+    if not response:
+        s.fe.stats.denied_req += 1
+    answer(s, res.data, res.status, "PR", res.close)
+    return Verdict.STOP
+
+
+class FrontendRules:
+    """`monitor-uri`, then the frontend's `http-request` rules and `redirect` rules."""
+
+    __slots__ = ("cfg",)
+
+    def __init__(self, cfg: HttpCfg) -> None:
+        self.cfg = cfg
+
+    def deadline(self, s: Stream) -> float | None:
+        return None
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        txn = s.http
+        assert txn is not None and txn.req is not None
+        cfg = self.cfg
+        if cfg.monitor_uri is not None and txn.req.target == cfg.monitor_uri:
+            answer(s, answers.MONITOR_OK, 200, "PR")
+            return Verdict.STOP
+        res = _run_rules(s, cfg.http_request)
+        if res is None:
+            res = _run_rules(s, cfg.redirect)
+        return Verdict.NEXT if res is None else _act(s, res, False)
+
+
+class BackendRequest:
+    """After switching: the backend's own rules, then the headers HAProxy adds to requests."""
+
+    __slots__ = ()
+
+    def deadline(self, s: Stream) -> float | None:
+        return None
+
+    def run(self, s: Stream, expired: bool) -> Verdict:
+        txn = s.http
+        assert txn is not None and txn.req is not None
+        req = txn.req
+        fe, be = s.fe_http, s.be_http
+        if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:
+            res = _run_rules(s, be.http_request)
+            if res is None:
+                res = _run_rules(s, be.redirect)
+            if res is not None and _act(s, res, False) is Verdict.STOP:
+                return Verdict.STOP
+        txn.mode_client, txn.mode_server = stream_modes(fe, be)
+        ff = (be.forwardfor if be is not None else None) or (fe.forwardfor if fe else None)
+        if ff is not None:
+            src = s.cli.src
+            if isinstance(src, tuple) and not ff.excluded(str(src[0])):
+                host = str(src[0])
+                addr = ipaddress.ip_address(host.split("%", 1)[0])
+                family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+                value = rewrite.forwarded_for_value(family, addr.packed)
+                rewrite.add_forwarded_for(req.headers, value, ff.name, ff.if_none)
+        ot = (be.originalto if be is not None else None) or (fe.originalto if fe else None)
+        if ot is not None:
+            dst = s.cli.local_addr()
+            if isinstance(dst, tuple) and not ot.excluded(str(dst[0])):
+                addr = ipaddress.ip_address(str(dst[0]).split("%", 1)[0])
+                family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+                value = rewrite.forwarded_for_value(family, addr.packed)
+                rewrite.add_forwarded_for(req.headers, value, ot.name, ot.if_none)
+        if fe is not None and fe.unique_id_header is not None:
+            uid = s.unique_id
+            if uid is not None:
+                req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
+        h1conn.prepare_request(req, txn.mode_server)
+        return Verdict.NEXT
+
+
+def response_rules(s: Stream) -> bytes | None:
+    """The backend's then the frontend's `http-response` rules on the response head.
+
+    Returns the answer to send instead of the response (a deny: 502), or None.
+    """
+    fe, be = s.fe_http, s.be_http
+    lists = []
+    if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:
+        lists.append(be.http_response)
+    if fe is not None:
+        lists.append(fe.http_response)
+    for rules in lists:
+        res = _run_rules(s, rules)
+        if res is None:
+            continue
+        if res.verb is Verb.ALLOW:
+            continue
+        if res.verb is Verb.ANSWER or res.verb is Verb.TARPIT:
+            s.termination = "PH"
+            out, _ = _with_connection(s, res.data, True)
+            return out
+        s.close("PH")
+        return b""
+    return None
+
+
+def analysers(px_http: HttpCfg) -> tuple[WaitRequest, FrontendRules]:
+    """The HTTP steps that run before switching, for a frontend with these settings."""
+    return WAIT_REQUEST, FrontendRules(px_http)
+
+
+WAIT_REQUEST = WaitRequest()
+BACKEND_REQUEST = BackendRequest()
+
+__all__ = [
+    "BACKEND_REQUEST",
+    "WAIT_REQUEST",
+    "Event",
+    "analysers",
+    "answer",
+    "error",
+    "raw_error",
+    "request_line",
+    "response_rules",
+]

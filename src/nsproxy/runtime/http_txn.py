@@ -1,0 +1,66 @@
+"""One HTTP request and its response on a client connection: state, timings, log facts."""
+
+from __future__ import annotations
+
+from nsproxy.proto.h1.connection import HttpMode
+from nsproxy.proto.h1.head import RequestHead, ResponseHead
+
+
+class HttpTxn:
+    """What one HTTP transaction carries from its first byte to its log line.
+
+    Times are the stream clock's (seconds); -1 in a log field means "did not happen".
+    """
+
+    __slots__ = (
+        "answered",
+        "bytes_in",
+        "bytes_out",
+        "captures_req",
+        "captures_res",
+        "keep_client",
+        "log_level",
+        "mode_client",
+        "mode_server",
+        "req",
+        "req_done",
+        "req_line",
+        "resp",
+        "resp_done",
+        "reuse_server",
+        "start",
+        "start_ts",
+        "status",
+        "t_first",
+        "t_head",
+        "t_resp",
+        "t_sent",
+    )
+
+    def __init__(self, start: float, start_ts: float) -> None:
+        self.start = start  # waiting for this request began (accept or end of the previous)
+        self.start_ts = start_ts  # the same, wall clock (for %tr)
+        self.t_first = -1.0  # first byte of the request
+        self.t_head = -1.0  # request head complete
+        self.t_sent = -1.0  # request head written to the server
+        self.t_resp = -1.0  # response head received
+        self.req: RequestHead | None = None
+        self.resp: ResponseHead | None = None
+        self.req_line = ""
+        self.status = -1
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.req_done = False
+        self.resp_done = False
+        self.answered = False  # the proxy answered itself (deny, return, redirect, errors)
+        self.keep_client = True
+        self.reuse_server = False
+        self.mode_client = HttpMode.KEEP_ALIVE
+        self.mode_server = HttpMode.KEEP_ALIVE
+        self.captures_req: list[str | None] = []
+        self.captures_res: list[str | None] = []
+        self.log_level: str | None = None
+
+    def ms(self, a: float, b: float) -> int:
+        """Milliseconds from `a` to `b`, -1 when either did not happen."""
+        return -1 if a < 0 or b < 0 else int((b - a) * 1000)
