@@ -36,6 +36,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         rt.close()
         return 1
     rt.install_signals()
+    rt.stick.old_processes = len(args.finish) + len(args.terminate)  # they teach their tables
     rt.start()
     for part in ops:
         part.start()

@@ -11,7 +11,7 @@ Timers are HAProxy 2.6's: a heartbeat after 3 s without sending, the session dro
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from nsproxy.stick import peers_proto as pp
@@ -55,6 +55,7 @@ class Events:
     resync_requested: bool = False
     resync_finished: bool = False
     resync_partial: bool = False
+    resync_confirmed: bool = False
     established: bool = False
     closed: str | None = None
 
@@ -93,6 +94,10 @@ class PeerSession:
         self._remote_defs: dict[int, pp.TableDef] = {}
         self.teaching = False
         self.learning = False
+        # what the runtime decides: whether a lesson we give ends with `resync finished`
+        # (we are up to date) or `partial`, and the status for an accepted peer's hello
+        self.up_to_date = True
+        self.admit: Callable[[str], int] | None = None
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -174,6 +179,10 @@ class PeerSession:
             lines, used = r
             del self._in[:used]
             status, hello = pp.check_hello(lines, self.local_name, self.known_peers)
+            if hello is not None and self.admit is not None:
+                status = self.admit(hello.local_id)
+                if status != pp.SUCCESS:
+                    hello = None
             self._send(pp.status_line(status), now_ms)
             self.status = status
             if hello is None:
@@ -207,7 +216,7 @@ class PeerSession:
         if f.cls == pp.CLASS_CONTROL:
             if f.type == pp.RESYNC_REQUEST:
                 ev.resync_requested = True
-                self.teach_all(now_ms, finished=True)
+                self.teach_all(now_ms, finished=self.up_to_date)
             elif f.type in (pp.RESYNC_FINISHED, pp.RESYNC_PARTIAL):
                 ev.resync_finished = f.type == pp.RESYNC_FINISHED
                 ev.resync_partial = f.type == pp.RESYNC_PARTIAL
@@ -215,6 +224,7 @@ class PeerSession:
                 self._send(pp.control(pp.RESYNC_CONFIRM), now_ms)
             elif f.type == pp.RESYNC_CONFIRM:
                 self.teaching = False
+                ev.resync_confirmed = True
             return
         if f.cls == pp.CLASS_ERROR:
             self.close(f"peer error {f.type}", ev)
