@@ -40,9 +40,11 @@ class StopHolder(Protocol):
 
 
 def net_name(t: StickTable) -> str:
-    """The name a table has on the wire: a peers section's `table T` is "<peers>/T" locally
-    and T between peers; a proxy's table is the proxy's name."""
-    return t.name.partition("/")[2] or t.name
+    """The name a table has on the wire: a proxy's table, the proxy's name; a peers
+    section's `table T` ("<peers>/T" locally), "/T" (HAProxy 2.6 cuts the section name
+    but keeps the slash)."""
+    _, slash, rest = t.name.partition("/")
+    return slash + rest if slash else t.name
 
 
 def peer_address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]]:

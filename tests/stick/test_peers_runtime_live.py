@@ -1,0 +1,145 @@
+"""Live peers sections: nsproxy and HAProxy 2.6 share entries both ways, and a reloaded
+nsproxy (-sf) takes its predecessor's table over the local peer."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from haproxy_live import Haproxy, free_port
+
+from lab.netlab import Proxy, wait_until
+
+PEERS = """
+defaults
+    mode tcp
+    timeout client 5s
+    timeout server 5s
+    timeout connect 1s
+peers mesh
+    peer hap 127.0.0.1:{hap}
+    peer nsp 127.0.0.1:{nsp}
+    table pt type string len 16 size 100 expire 60s store gpc0
+backend t
+    stick-table type ip size 100 expire 60s peers mesh store server_id,gpc0,conn_rate(10s)
+"""
+
+
+def cli(path: str, text: str) -> str:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(text.encode() + b"\n")
+        out = bytearray()
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+def gpc0(sock: str, table: str, key: str) -> int | None:
+    m = re.search(r" gpc0=(\d+)", cli(sock, f"show table {table} key {key}"))
+    return int(m.group(1)) if m else None
+
+
+class Mesh:
+    """HAProxy 2.6 (peer `hap`) and nsproxy (peer `nsp`, named by -L) in one peers section."""
+
+    def __init__(self, tmp: Path) -> None:
+        ports = {"hap": free_port(), "nsp": free_port()}
+        self.sock = str(tmp / "nsp.sock")
+        self.ours = Proxy(
+            f"global\n    stats socket {self.sock} level admin\n" + PEERS.format(**ports),
+            extra_args=("-L", "nsp"),
+        )
+        try:
+            self.hap = Haproxy(
+                "global\n    stats socket {SOCK} level admin\n    localpeer hap\n"
+                + PEERS.format(**ports)
+            )
+        except BaseException:
+            self.ours.stop()
+            raise
+
+    def close(self) -> None:
+        self.ours.stop()
+        self.hap.close()
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[Mesh]:
+    m = Mesh(tmp_path)
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize(("table", "key"), [("t", "192.0.2.7"), ("mesh/pt", "alice")])
+def test_entries_go_both_ways(mesh: Mesh, table: str, key: str) -> None:
+    other = "10.9.9.9" if table == "t" else "bob"
+    assert mesh.hap.cli(f"set table {table} key {key} data.gpc0 5") == "\n"
+    wait_until(lambda: gpc0(mesh.sock, table, key) == 5, 10, "HAProxy's entry in nsproxy")
+    assert cli(mesh.sock, f"set table {table} key {other} data.gpc0 9") == "\n"
+    wait_until(lambda: gpc0(mesh.hap.sock, table, other) == 9, 10, "nsproxy's entry in HAProxy")
+    # later changes follow on the live session, both ways
+    mesh.hap.cli(f"set table {table} key {other} data.gpc0 11")
+    wait_until(lambda: gpc0(mesh.sock, table, other) == 11, 10, "HAProxy's update in nsproxy")
+    cli(mesh.sock, f"set table {table} key {key} data.gpc0 6")
+    wait_until(lambda: gpc0(mesh.hap.sock, table, key) == 6, 10, "nsproxy's update in HAProxy")
+
+
+def test_a_restarted_nsproxy_learns_from_haproxy(mesh: Mesh, tmp_path: Path) -> None:
+    """A new process without predecessor asks a remote peer for a full resync."""
+    mesh.hap.cli("set table t key 198.51.100.3 data.gpc0 3 data.server_id 2")
+    mesh.ours.stop()
+    ports = re.findall(r"127\.0\.0\.1:(\d+)", Path(mesh.hap.dir / "haproxy.cfg").read_text())
+    sock = str(tmp_path / "again.sock")
+    again = Proxy(
+        f"global\n    stats socket {sock} level admin\n" + PEERS.format(hap=ports[0], nsp=ports[1]),
+        extra_args=("-L", "nsp"),
+    )
+    try:
+        wait_until(lambda: gpc0(sock, "t", "198.51.100.3") == 3, 15, "the resync from HAProxy")
+        assert "server_id=2" in cli(sock, "show table t key 198.51.100.3")
+    finally:
+        again.stop()
+
+
+def test_reload_keeps_the_table(tmp_path: Path) -> None:
+    """`-sf OLDPID`: the old process teaches the new one over the local peer, then exits."""
+    port = free_port()
+    peers = PEERS.replace("    peer hap 127.0.0.1:{hap}\n", "").format(nsp=port)
+    old_sock, new_sock = str(tmp_path / "old.sock"), str(tmp_path / "new.sock")
+    old = Proxy(
+        f"global\n    stats socket {old_sock} level admin\n" + peers, extra_args=("-L", "nsp")
+    )
+    new: Proxy | None = None
+    try:
+        for i in range(1, 51):
+            cli(old_sock, f"set table t key 10.0.0.{i} data.gpc0 {i} data.server_id 1")
+        cli(old_sock, "set table mesh/pt key carol data.gpc0 77")
+        before = cli(old_sock, "show table t")
+        new = Proxy(
+            f"global\n    stats socket {new_sock} level admin\n" + peers,
+            extra_args=("-L", "nsp", "-sf", str(old.proc.pid)),
+        )
+        # the new process is ready; the lesson follows the old one's soft stop
+        wait_until(lambda: "used:50" in cli(new_sock, "show table t"), 10, "the old table")
+        assert gpc0(new_sock, "mesh/pt", "carol") == 77
+        ours = {
+            ln.split(": ", 1)[1].split(" exp=")[0]
+            for ln in cli(new_sock, "show table t").splitlines()[1:]
+            if ln
+        }
+        theirs = {ln.split(": ", 1)[1].split(" exp=")[0] for ln in before.splitlines()[1:] if ln}
+        assert ours == theirs
+        # taught and confirmed, the old process leaves
+        wait_until(lambda: old.proc.poll() is not None, 10, "the old process's exit")
+        assert old.proc.returncode == 0
+    finally:
+        if new is not None:
+            new.stop()
+        old.stop()
