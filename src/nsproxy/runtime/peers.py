@@ -345,6 +345,7 @@ class PeersSection:
         ps.reconnect = self.now_ms() + 50 + random.randrange(2000)
         old = ps.link
         ps.link = None
+        self._unassign(ps)
         old.close()
         return pp.SUCCESS
 
@@ -377,11 +378,15 @@ class PeersSection:
         ps = link.peer
         if ps is not None and ps.link is link:
             ps.link = None
-            if ps.learn:
-                ps.learn = False
-                self.assigned = None
-                self.resync_timeout = self.now_ms() + RESYNC_TIMEOUT_MS
+            self._unassign(ps)
         self.wakeup()
+
+    def _unassign(self, ps: Peer) -> None:
+        """A learner's session ends: the lesson goes to another peer, in 5 s at the latest."""
+        if ps.learn:
+            ps.learn = False
+            self.assigned = None
+            self.resync_timeout = self.now_ms() + RESYNC_TIMEOUT_MS
 
     # -- session events ----------------------------------------------------------------------
     def handle(self, link: Link, ev: Events) -> None:
@@ -412,7 +417,7 @@ class PeersSection:
 
     def _established(self, ps: Peer, s: PeerSession, accepted: bool) -> None:
         now = self.now_ms()
-        ps.learn = False
+        self._unassign(ps)
         ps.not_up_to_date = False
         if ps.local:
             if not accepted:
