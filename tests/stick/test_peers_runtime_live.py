@@ -4,6 +4,7 @@ nsproxy (-sf) takes its predecessor's table over the local peer."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from haproxy_live import Haproxy, free_port
 
-from lab.netlab import Proxy, wait_until
+from lab.netlab import Proxy, Sink, wait_until
 
 PEERS = """
 defaults
@@ -143,3 +144,80 @@ def test_reload_keeps_the_table(tmp_path: Path) -> None:
         if new is not None:
             new.stop()
         old.stop()
+
+
+def test_master_worker_reload_keeps_the_table(tmp_path: Path) -> None:
+    """-W: on SIGUSR2 the old worker teaches the new one over the local peer."""
+    port = free_port()
+    peers = PEERS.replace("    peer hap 127.0.0.1:{hap}\n", "").format(nsp=port)
+    master = str(tmp_path / "master.sock")
+    p = Proxy(
+        f"global\n    master-worker\n    stats socket {master} level admin\n" + peers,
+        extra_args=("-L", "nsp"),
+    )
+    try:
+        cli(master, "set table t key 10.1.0.1 data.gpc0 41")
+        first = re.findall(r"^(\d+) +worker", cli(master, "show proc"), re.M)
+        p.proc.send_signal(signal.SIGUSR2)
+
+        def new_worker() -> bool:
+            workers = re.findall(r"^(\d+) +worker", cli(master, "show proc"), re.M)
+            return bool(workers) and workers != first
+
+        wait_until(new_worker, 15, "the new worker")
+        wait_until(lambda: gpc0(master, "t", "10.1.0.1") == 41, 10, "the table in the new worker")
+        p.wait_output(f"Former worker ({first[0]}) exited with code 0")
+    finally:
+        p.stop()
+
+
+def test_server_keys_from_haproxy_traffic(tmp_path: Path) -> None:
+    """HAProxy's `stick on src` entries carry server_key through the session's dictionary
+    (the value once, then its id): nsproxy learns every entry with its server name."""
+    sink = Sink(None, "127.0.0.1", 0, reply=b"hi\n")
+    ports = {"hap": free_port(), "nsp": free_port(), "fe": free_port()}
+    common = """
+defaults
+    mode tcp
+    timeout client 5s
+    timeout server 5s
+    timeout connect 1s
+peers mesh
+    peer hap 127.0.0.1:{hap}
+    peer nsp 127.0.0.1:{nsp}
+""".format(**ports)
+    sock = str(tmp_path / "nsp.sock")
+    ours = Proxy(
+        f"global\n    stats socket {sock} level admin\n"
+        + common
+        + "backend l\n    stick-table type ip size 100 expire 60s peers mesh"
+        " store server_id,server_key\n",
+        extra_args=("-L", "nsp"),
+    )
+    hap: Haproxy | None = None
+    try:
+        hap = Haproxy(
+            "global\n    stats socket {SOCK} level admin\n    localpeer hap\n"
+            + common
+            + f"listen l\n    bind 127.0.0.1:{ports['fe']}\n"
+            "    stick-table type ip size 100 expire 60s peers mesh\n"
+            "    stick on src\n"
+            f"    server s1 127.0.0.1:{sink.port}\n"
+        )
+        sources = [f"127.0.0.{i}" for i in range(1, 6)]
+        for src in sources:
+            with socket.create_connection(("127.0.0.1", ports["fe"]), 5, (src, 0)) as c:
+                assert c.recv(16) == b"hi\n"
+
+        def learnt() -> bool:
+            table = cli(sock, "show table l")
+            return all(f"key={s} " in table for s in sources)
+
+        wait_until(learnt, 15, "HAProxy's stick entries in nsproxy")
+        for src in sources:
+            assert "server_id=1 server_key=s1" in cli(sock, f"show table l key {src}")
+    finally:
+        if hap is not None:
+            hap.close()
+        ours.stop()
+        sink.close()

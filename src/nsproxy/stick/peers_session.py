@@ -92,6 +92,7 @@ class PeerSession:
         self._current_out: SharedTable | None = None
         self._current_in: SharedTable | None = None
         self._remote_defs: dict[int, pp.TableDef] = {}
+        self._dict = pp.DictCache()  # server_key values by id, both ways, for this session
         self.teaching = False
         self.learning = False
         # what the runtime decides: whether a lesson we give ends with `resync finished`
@@ -256,7 +257,7 @@ class PeerSession:
             st = self._current_in
             if st is None or st.remote is None:
                 return
-            u = pp.decode_update(st.remote, f)
+            u = pp.decode_update(st.remote, f, self._dict)
             st.last_get = u.update_id if u.update_id is not None else st.last_get + 1
             ts = apply_update(st.table, st.remote, u, now_ms)
             if ts is not None:
@@ -289,7 +290,7 @@ class PeerSession:
         self._switch_to(st)
         use_id = always_id or upd != (st.last_pushed + 1) & 0xFFFFFFFF
         u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=False)
-        self._out += pp.encode_update(st.define(), u)
+        self._out += pp.encode_update(st.define(), u, self._dict)
         st.last_pushed = upd
         self._last_tx = now_ms
 
