@@ -285,11 +285,14 @@ class PeerSession:
             self._current_out = st
 
     def _send_entry(
-        self, st: SharedTable, ts: Entry, upd: int, now_ms: int, always_id: bool = False
+        self, st: SharedTable, ts: Entry, upd: int, now_ms: int, lesson: bool = False
     ) -> None:
+        """A live push goes untimed; a lesson carries each entry's remaining time (when the
+        table expires), as HAProxy 2.6 teaches, so that the learner keeps the dates."""
         self._switch_to(st)
-        use_id = always_id or upd != (st.last_pushed + 1) & 0xFFFFFFFF
-        u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=False)
+        use_id = lesson or upd != (st.last_pushed + 1) & 0xFFFFFFFF
+        timed = None if lesson else False
+        u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=timed)
         self._out += pp.encode_update(st.define(), u, self._dict)
         st.last_pushed = upd
         self._last_tx = now_ms
@@ -312,7 +315,7 @@ class PeerSession:
         n = 0
         for st in self.shared:
             for ts in list(st.table):
-                self._send_entry(st, ts, ts.upd, now_ms, always_id=True)
+                self._send_entry(st, ts, ts.upd, now_ms, lesson=True)
                 n += 1
             st.last_pushed = st.table.update
         self._send(pp.control(pp.RESYNC_FINISHED if finished else pp.RESYNC_PARTIAL), now_ms)
