@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from haproxy_live import Haproxy, free_port
+from haproxy_live import Haproxy, free_port, need_haproxy
 
 from lab.netlab import Proxy, Sink, wait_until
 
@@ -221,3 +223,27 @@ peers mesh
             hap.close()
         ours.stop()
         sink.close()
+
+
+def test_a_local_peer_address_in_use_stops_the_start_like_haproxy(tmp_path: Path) -> None:
+    busy = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "busy.cfg"
+        cfg.write_text(
+            "global\n    localpeer hap\n"
+            + PEERS.replace("    peer nsp 127.0.0.1:{nsp}\n", "").format(hap=port)
+        )
+        runs = [
+            subprocess.run(
+                [*cmd, "-db", "-f", str(cfg)], capture_output=True, text=True, timeout=20
+            )
+            for cmd in ([need_haproxy()], [sys.executable, "-m", "nsproxy"])
+        ]
+    finally:
+        busy.close()
+    theirs, ours = (
+        [ln.split(" : ", 1)[1] for ln in r.stderr.splitlines() if "[ALERT]" in ln] for r in runs
+    )
+    assert runs[0].returncode == runs[1].returncode == 1
+    assert [re.sub(r"\[\S*haproxy\.main", "[nsproxy.main", a) for a in theirs] == ours

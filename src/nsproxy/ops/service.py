@@ -16,6 +16,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     loop = rt.loop
     inherited = lifecycle.inherited_sockets(rt, args)
     failed = not rt.open_listeners(inherited)
+    failed = not rt.open_peers() or failed
     for sock in inherited.values():
         sock.close()
     ops_ok, ops = lifecycle.open_ops(rt)

@@ -253,27 +253,36 @@ class PeersSection:
         return next((p for p in self.remotes if p.name == name), None)
 
     # -- starting and stopping ----------------------------------------------------------------
-    def start(self) -> None:
-        """Listens on the local peer's address (next to a predecessor: SO_REUSEPORT)."""
+    def open(self) -> bool:
+        """Listens on the local peer's address (next to a predecessor: SO_REUSEPORT).
+        False after HAProxy's alert when the address cannot be bound."""
         addr = self.local.address
-        if addr is not None:
-            family, sa = peer_address(*addr)
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                sock.bind(sa)
-                sock.listen(128)
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                log.alert(
-                    f"Starting peers {self.cfg.name}: cannot bind socket ({exc.strerror}) "
-                    f"for [{addr[0]}:{addr[1]}]"
-                )
-            else:
-                self.listener = sock
-                self.loop.add_reader(sock.fileno(), self._on_accept)
+        if addr is None or self.listener is not None:
+            return True
+        family, sa = peer_address(*addr)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(sa)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            log.alert(
+                f"Binding [{self.local.cfg.where}] for proxy {self.local_name}: cannot bind "
+                f"socket ({exc.strerror}) for [{addr[0]}:{addr[1]}]"
+            )
+            return False
+        self.listener = sock
+        return True
+
+    def start(self) -> None:
+        """Accepts peers (the listener is opened now if `open` was not called) and starts
+        the sync task: connections, resync."""
+        self.open()
+        if self.listener is not None:
+            self.loop.add_reader(self.listener.fileno(), self._on_accept)
         self.wakeup()
 
     def soft_stop(self) -> None:

@@ -115,6 +115,10 @@ class Runtime:
                 )
         return ok
 
+    def open_peers(self) -> bool:
+        """Binds the local peers' listeners (runtime/tables.py); False after the alert."""
+        return self.stick.open_peers(self.loop, self)
+
     def start(self) -> None:
         for li in self.listeners:
             li.resume()

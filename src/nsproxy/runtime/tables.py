@@ -24,23 +24,37 @@ class StickTables:
         self.old_processes = 0  # -sf/-st pids: a new process then waits for their lesson
         self._timers: dict[str, Timer] = {}
         self._running = False
+        self._opened = False
 
     def now_ms(self) -> int:
         """The tables' time: the clock's, in milliseconds."""
         return int(self.clock.time() * 1000)
 
-    def start(self, loop: asyncio.AbstractEventLoop, holder: StopHolder) -> None:
-        """Arms the expiry timers and starts the peers sections that have a local peer."""
-        self._running = True
-        for t in self.tables.values():
-            if t.expire_ms:
-                self._expire(t)
+    def open_peers(self, loop: asyncio.AbstractEventLoop, holder: StopHolder) -> bool:
+        """Builds the peers sections that have a local peer and binds their listeners (before
+        privileges are dropped); False once a bind failure is logged."""
+        if self._opened:
+            return True
+        self._opened = True
+        ok = True
         for cfg in self.config.global_.peers:
             if cfg.disabled or cfg.local is None:
                 continue
             shared = [t for t in self.tables.values() if t.peers == cfg.name]
             section = PeersSection(cfg, shared, loop, self.clock, holder, self.old_processes)
             self.sections.append(section)
+            ok = section.open() and ok
+        return ok
+
+    def start(self, loop: asyncio.AbstractEventLoop, holder: StopHolder) -> None:
+        """Arms the expiry timers and starts the peers sections."""
+        self._running = True
+        for t in self.tables.values():
+            if t.expire_ms:
+                self._expire(t)
+        self.open_peers(loop, holder)
+        for section in self.sections:
+            section.old_processes = self.old_processes
             section.start()
 
     def _expire(self, t: StickTable) -> None:
