@@ -162,3 +162,26 @@ def test_soft_stop_without_a_successor_lets_the_process_go(
         settle(loop, clock, lambda: holder.holds == 0, "the hold released")
     finally:
         s.close()
+
+
+def test_a_silent_peer_is_dropped_after_5s_and_called_again(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A peer that accepts the connection but never answers the hello (here: a listener
+    that never accepts) is given 5 s, then a new session starts."""
+    clock = ManualClock()
+    lst = socket.create_server(("127.0.0.1", 0), backlog=8)
+    s, _ = section(loop, clock, lst.getsockname()[1])
+    try:
+        s.start()
+        ps = s.remotes[0]
+        settle(loop, clock, lambda: ps.link is not None and ps.link.connected, "connected")
+        first = ps.link
+        clock.advance(4.99)
+        settle(loop, clock, lambda: ps.link is first, "still waiting")
+        clock.advance(0.02)
+        settle(loop, clock, lambda: ps.link not in (None, first), "a new session")
+        assert first is not None and first.closed
+    finally:
+        s.close()
+        lst.close()

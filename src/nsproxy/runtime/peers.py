@@ -97,6 +97,7 @@ class Link:
         self.session = session
         self.peer = peer
         self.accepted = not connecting
+        self.connected = not connecting
         self.closed = False
         self._wbuf = bytearray()
         self._writing = False
@@ -104,7 +105,6 @@ class Link:
         loop = section.loop
         if connecting:
             loop.add_writer(self.fd, self._on_connected)
-            self._writing = True
         else:
             loop.add_reader(self.fd, self._on_read)
         self._arm()
@@ -112,10 +112,10 @@ class Link:
     def _on_connected(self) -> None:
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self.section.loop.remove_writer(self.fd)
-        self._writing = False
         if err:
             self.close()
             return
+        self.connected = True
         if self.peer is not None:
             self.peer.status = CONNECTED_CODE
         self.section.loop.add_reader(self.fd, self._on_read)
@@ -152,33 +152,34 @@ class Link:
             self._timer = self.section.clock.call_at((deadline + 1) / 1000, self._on_timer)
 
     def flush(self) -> None:
-        """Writes what the session has to say; closes once a closed session said it all."""
+        """Writes what the session has to say; closes once a closed session said it all
+        (at once while still connecting: a silent peer's 5 s are over)."""
         if self.closed:
             return
         self._wbuf += self.session.outgoing()
-        if self._wbuf and not (self._writing and self.peer is not None and self._connecting()):
+        if not self.connected:
+            if self.session.state == CLOSED:
+                self.close()
+            return
+        if self._wbuf:
             try:
-                n = self.sock.send(self._wbuf)
-                del self._wbuf[:n]
+                del self._wbuf[: self.sock.send(self._wbuf)]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 self._wbuf.clear()
                 self.session.state = CLOSED
-        loop = self.section.loop
-        if self._wbuf and not self._writing:
-            loop.add_writer(self.fd, self.flush)
-            self._writing = True
-        elif not self._wbuf and self._writing and not self._connecting():
-            loop.remove_writer(self.fd)
-            self._writing = False
+        want = bool(self._wbuf)
+        if want != self._writing:
+            if want:
+                self.section.loop.add_writer(self.fd, self.flush)
+            else:
+                self.section.loop.remove_writer(self.fd)
+            self._writing = want
         if self.session.state == CLOSED and not self._wbuf:
             self.close()
             return
         self._arm()
-
-    def _connecting(self) -> bool:
-        return self.peer is not None and self.peer.status == CONNECT_CODE
 
     def close(self) -> None:
         if self.closed:
@@ -234,6 +235,7 @@ class PeersSection:
         self._task: Timer | None = None
         self._task_at: float | None = None
         self._push_pending = False
+        self.closed = False
         for t in tables:
             t.keep_update_log()
             t.on_update = self._local_update
@@ -314,6 +316,7 @@ class PeersSection:
             self.listener = None
 
     def close(self) -> None:
+        self.closed = True
         self._close_listener()
         if self._task is not None:
             self._task.cancel()
@@ -453,6 +456,8 @@ class PeersSection:
 
     def _push(self) -> None:
         self._push_pending = False
+        if self.closed:
+            return
         now = self.now_ms()
         for link in list(self.links):
             s = link.session
@@ -462,7 +467,8 @@ class PeersSection:
     # -- the sync task ---------------------------------------------------------------------------
     def wakeup(self) -> None:
         """Runs the sync task soon (once, however many wake-ups come first)."""
-        self._schedule(self.clock.time())
+        if not self.closed:
+            self._schedule(self.clock.time())
 
     def _schedule(self, when: float) -> None:
         if self._task is not None and self._task_at is not None and self._task_at <= when:
@@ -475,6 +481,8 @@ class PeersSection:
     def _run(self) -> None:
         self._task = None
         self._task_at = None
+        if self.closed:
+            return
         expire = self.sync(self.now_ms())
         if expire is not None:
             self._schedule((expire + 1) / 1000)
