@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_usage(sys.stderr)
         log.alert("No configuration file specified (use -f).")
         return 1
-    config = load(args.files, args.quiet)
+    config = load(args.files, args.quiet, args.localpeer)
     if config is None:
         return 1
     if args.check:

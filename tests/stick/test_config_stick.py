@@ -15,7 +15,7 @@ from nsproxy.config.model import Where
 from nsproxy.config.model_stick import PeerCfg, StickRuleCfg
 from nsproxy.config.parser import ParseState, parse_lines
 from nsproxy.stick.cli import table_command
-from nsproxy.stick.from_config import make_tables
+from nsproxy.stick.from_config import config_tables, make_tables
 
 BAD = """global
     localpeer hap
@@ -198,3 +198,50 @@ def test_show_table_of_parsed_tables_matches_haproxy(tmp_path: Path) -> None:
     ]
     norm = [[re.sub(r"0x[0-9a-f]+|exp=\d+", "X", x) for x in v] for v in (theirs, ours)]
     assert norm[0] == norm[1]
+
+
+def test_runtime_tables_come_from_the_model(tmp_path: Path) -> None:
+    """The runtime builds its tables from the frozen model: the same tables, in the same
+    declaration order, as the parser's own view (server_id/server_key added for `stick`)."""
+    lines = [
+        (Where("g.cfg", i), split_line(t, {}))
+        for i, t in enumerate(GOOD.replace("{SOCK}", "/nonexistent").split("\n"), 1)
+    ]
+    config, state = parse_lines(
+        [(w, x) for w, x in lines if x], ParseState(netns_dir=str(tmp_path))
+    )
+    assert config is not None
+    assert config_tables(config) == effective_tables(state)
+    assert config.global_.table_names == ("mesh/sessions", "octavia", "meta")
+
+
+LOCAL_ONLY = """global
+    stats socket {SOCK} level admin
+peers mesh
+    peer nsp 127.0.0.1:10001
+    peer other 127.0.0.1:10002
+defaults
+    timeout client 5s
+    timeout server 5s
+    timeout connect 1s
+backend b
+    stick-table type ip size 10 peers mesh
+"""
+
+
+def test_dash_l_names_the_local_peer_like_haproxy(tmp_path: Path) -> None:
+    """-L NAME is the local peer's name, over `localpeer` and the host name."""
+    exe = need_haproxy()
+    cfg = tmp_path / "l.cfg"
+    cfg.write_text(LOCAL_ONLY.replace("{SOCK}", str(tmp_path / "s.sock")))
+    for extra in ((), ("-L", "nsp"), ("-L", "nobody")):
+        theirs = subprocess.run(
+            [exe, "-c", *extra, "-f", str(cfg)], capture_output=True, text=True, cwd=tmp_path
+        )
+        ours = subprocess.run(
+            [sys.executable, "-m", "nsproxy", "-c", *extra, "-f", str(cfg)],
+            capture_output=True,
+            text=True,
+        )
+        assert ours.returncode == theirs.returncode, extra
+        assert _alerts(ours.stderr, cfg) == _alerts(theirs.stderr, cfg), extra

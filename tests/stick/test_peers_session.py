@@ -58,7 +58,27 @@ def test_reload_new_process_takes_the_old_ones_table() -> None:
     for e in new_t:
         assert new_t.get(e, "gpc0", 2500) == e.key - 0x0A000000
         assert new_t.get(e, "http_req_rate", 2500) == 1
-        assert e.expire == 2000 + 60000  # untimed updates take the table's expire
+        assert e.expire == 1000 + 60000  # a lesson keeps the teacher's dates
+
+
+def test_a_lesson_keeps_expiry_dates_live_pushes_refresh_them() -> None:
+    """Lessons carry each entry's remaining time (HAProxy 2.6's timed updates); a live push
+    is untimed: the receiver gives the entry its table's full `expire`."""
+    old_t, new_t = table(), table()
+    e = old_t.get_entry(0x0A000001, 1000)  # expires at 61000
+    assert e is not None
+    old_t.touch_local(e, 1000, decref=True)
+    old = PeerSession.connect("lb1", "lb1", {"t": old_t}, 2000, pid=1)
+    new = PeerSession.accept("lb1", ("lb1",), {"t": new_t}, 2000)
+    relay(old, new, 2000)
+    old.teach_all(31000)
+    relay(old, new, 31000)
+    learnt = new_t.lookup(0x0A000001)
+    assert learnt is not None and learnt.expire == 61000
+    old_t.touch_local(e, 40000)  # (its own date: 100000)
+    old.push(41000)
+    relay(old, new, 41000)
+    assert learnt.expire == 41000 + 60000
 
 
 def test_live_updates_flow_and_are_acked() -> None:

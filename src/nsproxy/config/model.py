@@ -201,6 +201,7 @@ class GlobalCfg:
     node: str | None = None
     localpeer: str | None = None
     peers: tuple[PeersCfg, ...] = ()
+    table_names: tuple[str, ...] = ()  # every stick table's name, in declaration order
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,9 +164,13 @@ def parse_files(
     paths: Iterable[str],
     env: Mapping[str, str] | None = None,
     netns_dir: str = NETNS_RUN_DIR,
+    presets: Mapping[str, Any] | None = None,
 ) -> tuple[Config | None, ParseState]:
-    """Reads and parses configuration files; every error is collected, not just the first."""
+    """Reads and parses configuration files; every error is collected, not just the first.
+
+    `presets`: global-section fields set before the first line (the command line's -L)."""
     state = ParseState(netns_dir=netns_dir)
+    state.global_.fields.update(presets or {})
     env = os.environ if env is None else env
 
     base_env = dict(env)

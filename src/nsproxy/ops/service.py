@@ -16,6 +16,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     loop = rt.loop
     inherited = lifecycle.inherited_sockets(rt, args)
     failed = not rt.open_listeners(inherited)
+    failed = not rt.open_peers() or failed
     for sock in inherited.values():
         sock.close()
     ops_ok, ops = lifecycle.open_ops(rt)
@@ -36,6 +37,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
         rt.close()
         return 1
     rt.install_signals()
+    rt.stick.old_processes = len(args.finish) + len(args.terminate)  # they teach their tables
     rt.start()
     for part in ops:
         part.start()

@@ -141,8 +141,11 @@ class WaitRequest:
                 txn.req = ev
                 txn.t_head = s.clock.time()
                 txn.req_line = request_line(ev)
-            elif isinstance(ev, (Data, EndOfMessage)):
+            elif isinstance(ev, Data):
                 s.http_body.append(ev)
+            elif isinstance(ev, EndOfMessage):
+                s.http_body.append(ev)
+                txn.req_done = True
         if txn.req is not None:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head

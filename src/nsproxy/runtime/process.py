@@ -22,6 +22,7 @@ from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.netns_watch import NetnsWatch
 from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.stream import Stream
+from nsproxy.runtime.tables import StickTables
 from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, compile_logformat
 from nsproxy.sample.types import Sample
 
@@ -68,6 +69,11 @@ class Runtime:
         relay.set_buffer_size(config.global_.bufsize)
         self.maxconn = config.global_.maxconn
         relay.set_pipes(config.global_.maxpipes or config.global_.maxconn // 4)
+        # stick tables (runtime/tables.py): built once, by name in declaration order; peers
+        # sections start with start(), teach a successor on soft stop (holding the stop)
+        self.stick = StickTables(config, self.clock)
+        self.tables = self.stick.tables
+        self.stop_holds = 0
 
     # -- building -----------------------------------------------------------------------------
     def _ns(self, name: str | None) -> Namespace | None:
@@ -120,6 +126,10 @@ class Runtime:
                 )
         return ok
 
+    def open_peers(self) -> bool:
+        """Binds the local peers' listeners (runtime/tables.py); False after the alert."""
+        return self.stick.open_peers(self.loop, self)
+
     def start(self) -> None:
         for li in self.listeners:
             li.resume()
@@ -136,6 +146,7 @@ class Runtime:
                 )
                 self.netns_watch = None
         self.health.start()
+        self.stick.start(self.loop, self)
 
     # -- limits -------------------------------------------------------------------------------
     def full(self, fe: Frontend) -> bool:
@@ -199,8 +210,8 @@ class Runtime:
         while self.paused_for_limit and not self.stopping:
             li = self.paused_for_limit.pop()
             li.resume()
-        if self.stopping and not self.streams:
-            self._stopped.set()
+        if self.stopping:
+            self._check_stopped()
 
     def txn_done(self, stream: Stream) -> None:
         """A TCP stream, or one HTTP request, ended: byte counters, the log line, the server.
@@ -289,11 +300,24 @@ class Runtime:
         for li in self.listeners:
             li.close()
         log.warning("Proxies stopped; waiting for the remaining connections to finish.")
-        if not self.streams:
-            self._stopped.set()
+        self.stick.soft_stop()
+        self._check_stopped()
         hard = self.config.global_.hard_stop_after
         if hard is not None:
             self.loop.call_later(hard, self.hard_stop)
+
+    def hold_stop(self) -> None:
+        """Something besides streams keeps a soft-stopping process alive (a peers lesson)."""
+        self.stop_holds += 1
+
+    def release_stop(self) -> None:
+        self.stop_holds -= 1
+        if self.stopping:
+            self._check_stopped()
+
+    def _check_stopped(self) -> None:
+        if not self.streams and self.stop_holds <= 0:
+            self._stopped.set()
 
     def hard_stop(self) -> None:
         self.stopping = True
@@ -331,6 +355,7 @@ class Runtime:
     def close(self) -> None:
         self.health.stop()
         self._run_on_stop()
+        self.stick.close()
         if self.netns_watch is not None:
             self.netns_watch.stop()
         for li in self.listeners:

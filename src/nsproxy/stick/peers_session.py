@@ -11,7 +11,7 @@ Timers are HAProxy 2.6's: a heartbeat after 3 s without sending, the session dro
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from nsproxy.stick import peers_proto as pp
@@ -55,6 +55,7 @@ class Events:
     resync_requested: bool = False
     resync_finished: bool = False
     resync_partial: bool = False
+    resync_confirmed: bool = False
     established: bool = False
     closed: str | None = None
 
@@ -91,8 +92,13 @@ class PeerSession:
         self._current_out: SharedTable | None = None
         self._current_in: SharedTable | None = None
         self._remote_defs: dict[int, pp.TableDef] = {}
+        self._dict = pp.DictCache()  # server_key values by id, both ways, for this session
         self.teaching = False
         self.learning = False
+        # what the runtime decides: whether a lesson we give ends with `resync finished`
+        # (we are up to date) or `partial`, and the status for an accepted peer's hello
+        self.up_to_date = True
+        self.admit: Callable[[str], int] | None = None
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -174,6 +180,10 @@ class PeerSession:
             lines, used = r
             del self._in[:used]
             status, hello = pp.check_hello(lines, self.local_name, self.known_peers)
+            if hello is not None and self.admit is not None:
+                status = self.admit(hello.local_id)
+                if status != pp.SUCCESS:
+                    hello = None
             self._send(pp.status_line(status), now_ms)
             self.status = status
             if hello is None:
@@ -207,7 +217,7 @@ class PeerSession:
         if f.cls == pp.CLASS_CONTROL:
             if f.type == pp.RESYNC_REQUEST:
                 ev.resync_requested = True
-                self.teach_all(now_ms, finished=True)
+                self.teach_all(now_ms, finished=self.up_to_date)
             elif f.type in (pp.RESYNC_FINISHED, pp.RESYNC_PARTIAL):
                 ev.resync_finished = f.type == pp.RESYNC_FINISHED
                 ev.resync_partial = f.type == pp.RESYNC_PARTIAL
@@ -215,6 +225,7 @@ class PeerSession:
                 self._send(pp.control(pp.RESYNC_CONFIRM), now_ms)
             elif f.type == pp.RESYNC_CONFIRM:
                 self.teaching = False
+                ev.resync_confirmed = True
             return
         if f.cls == pp.CLASS_ERROR:
             self.close(f"peer error {f.type}", ev)
@@ -246,7 +257,7 @@ class PeerSession:
             st = self._current_in
             if st is None or st.remote is None:
                 return
-            u = pp.decode_update(st.remote, f)
+            u = pp.decode_update(st.remote, f, self._dict)
             st.last_get = u.update_id if u.update_id is not None else st.last_get + 1
             ts = apply_update(st.table, st.remote, u, now_ms)
             if ts is not None:
@@ -274,12 +285,15 @@ class PeerSession:
             self._current_out = st
 
     def _send_entry(
-        self, st: SharedTable, ts: Entry, upd: int, now_ms: int, always_id: bool = False
+        self, st: SharedTable, ts: Entry, upd: int, now_ms: int, lesson: bool = False
     ) -> None:
+        """A live push goes untimed; a lesson carries each entry's remaining time (when the
+        table expires), as HAProxy 2.6 teaches, so that the learner keeps the dates."""
         self._switch_to(st)
-        use_id = always_id or upd != (st.last_pushed + 1) & 0xFFFFFFFF
-        u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=False)
-        self._out += pp.encode_update(st.define(), u)
+        use_id = lesson or upd != (st.last_pushed + 1) & 0xFFFFFFFF
+        timed = None if lesson else False
+        u = entry_update(st.table, ts, now_ms, upd if use_id else None, timed=timed)
+        self._out += pp.encode_update(st.define(), u, self._dict)
         st.last_pushed = upd
         self._last_tx = now_ms
 
@@ -301,7 +315,7 @@ class PeerSession:
         n = 0
         for st in self.shared:
             for ts in list(st.table):
-                self._send_entry(st, ts, ts.upd, now_ms, always_id=True)
+                self._send_entry(st, ts, ts.upd, now_ms, lesson=True)
                 n += 1
             st.last_pushed = st.table.update
         self._send(pp.control(pp.RESYNC_FINISHED if finished else pp.RESYNC_PARTIAL), now_ms)

@@ -21,7 +21,7 @@ import bisect
 import ipaddress
 import struct
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from nsproxy.stick import freq
 from nsproxy.stick.types import DICT, FRQP, KEY_TYPES, DataType, data_type
@@ -103,6 +103,7 @@ class StickTable:
         self._exps: deque[Entry] = deque()
         self._dead = 0  # freed entries still in _exps, dropped when reached or compacted
         self._updates: dict[Entry, None] | None = None  # local updates, oldest first
+        self.on_update: Callable[[], None] | None = None  # told of local updates (peers)
         # offsets of the data the counter events touch, None when not stored
         o = self.offsets.get
         self._conn_cur, self._conn_cnt, self._conn_rate = o(6), o(4), o(5)
@@ -198,6 +199,8 @@ class StickTable:
         if log is not None:
             log.pop(ts, None)
             log[ts] = None
+            if self.on_update is not None:
+                self.on_update()
         if decref:
             ts.ref_cnt -= 1
 

@@ -22,6 +22,7 @@ from nsproxy.stick.types import ARRAY_NAMES, KEY_TYPES, data_type
 # Parse-state keys kept in the global section's fields (the model keeps `localpeer` and
 # `peers`; the others are bookkeeping that GlobalCfg ignores).
 TABLES_SEEN = "stick_tables_seen"
+TABLE_NAMES = "table_names"  # GlobalCfg.table_names: declaration order
 PEERS = "peers"
 LOCALPEER = "localpeer"
 LOCALPEER_CMDLINE = "localpeer_cmdline"  # set by the command line's -L before parsing
@@ -274,6 +275,11 @@ def _seen(ctx: Ctx) -> dict[str, tuple[str, str, Any]]:
     return seen
 
 
+def _declared(ctx: Ctx, name: str, kind: str, owner: str) -> None:
+    _seen(ctx)[name] = (kind, owner, ctx.where)
+    ctx.state.global_.fields.setdefault(TABLE_NAMES, []).append(name)
+
+
 def _cap(section: Section) -> str:
     if section.is_frontend and section.is_backend:
         return "listen"
@@ -293,7 +299,7 @@ def _stick_table(ctx: Ctx, args: list[str]) -> None:
             f"{other[0]} '{other[1]}' at {other[2]}."
         )
     cfg = parse_stick_table(args, 1, sec.name, "stick-table", None, ctx)
-    seen[sec.name] = (_cap(sec), sec.name, ctx.where)
+    _declared(ctx, sec.name, _cap(sec), sec.name)
     sec.fields["stick_table"] = cfg
 
 
@@ -481,7 +487,7 @@ def _peers_table(ctx: Ctx, args: list[str]) -> None:
         )
     full = f"{cur.name}/{arg1}"
     cfg = parse_stick_table(args, 2, full, "table", cur.name, ctx)
-    seen[full] = ("peers", cur.name, ctx.where)
+    _declared(ctx, full, "peers", cur.name)
     _update_peers(ctx, tables=(*cur.tables, cfg))
 
 

@@ -309,7 +309,7 @@ class Master:
         log.notice("Reloading HAProxy")
         lifecycle.sd_notify("RELOADING=1")
         self.reloads += 1
-        config = load(self.args.files, self.args.quiet)
+        config = load(self.args.files, self.args.quiet, self.args.localpeer)
         rt: Runtime | None = None
         try:
             if config is None:

@@ -46,7 +46,7 @@ def run_worker(config: Config, inherited: dict[str, socket.socket], ready_fd: in
         for li in rt.listeners:
             li.open(inherited.pop(listener_key(li), None))
         ok, ops = lifecycle.open_ops(rt)
-        if not ok:
+        if not ok or not rt.open_peers():
             return 1
         privileges.drop(config, rt)
     except OSError as exc:

@@ -1,0 +1,232 @@
+"""HTTP mode in real namespaces, side by side with HAProxy 2.6 on the same configuration.
+
+A recording server (TCP or UNIX socket) keeps the exact bytes each request reached it with;
+the client keeps the exact bytes of each answer. Both must be what HAProxy produces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lab.netlab import Lab, Proxy, free_port, socket_in, wait_until
+
+BODY = b"instance-id\nlocal-ipv4\n"
+
+
+class Recorder:
+    """An HTTP/1.1 origin: answers each request with 200 and BODY, records what it got."""
+
+    def __init__(self, path: str | None = None, ns: str | None = None) -> None:
+        if path is not None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(path)
+            self.addr: str = path
+        else:
+            self.sock = socket_in(ns, socket.AF_INET)
+            self.sock.bind(("127.0.0.1", 0))
+            self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock.listen(64)
+        self.requests: list[bytes] = []
+        self.conns = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.conns += 1
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c: socket.socket) -> None:
+        buf = b""
+        with c:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                need = int(m.group(1)) if m else 0
+                while len(buf) < need:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                body, buf = buf[:need], buf[need:]
+                with self._lock:
+                    self.requests.append(head + b"\r\n\r\n" + body)
+                close = re.search(rb"(?im)^connection:\s*close", head) is not None
+                c.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+                )
+                if close:
+                    return
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def exchange(ns: str, addr: tuple[str, int], raw: bytes, answers: int = 1) -> bytes:
+    """Sends `raw` from inside `ns`; reads until `answers` responses came, or the close."""
+    with socket_in(ns, socket.AF_INET) as c:
+        c.settimeout(10)
+        c.connect(addr)
+        c.sendall(raw)
+        out = b""
+        while out.count(b"HTTP/1.1 ") < answers or not _complete(out):
+            data = c.recv(65536)
+            if not data:
+                break
+            out += data
+        return out
+
+
+def _complete(out: bytes) -> bool:
+    """The last response in `out` has all of its Content-Length body."""
+    start = out.rfind(b"HTTP/1.1 ")
+    head_end = out.find(b"\r\n\r\n", start)
+    if head_end < 0:
+        return False
+    m = re.search(rb"(?i)content-length:\s*(\d+)", out[start:head_end])
+    need = int(m.group(1)) if m else 0
+    return len(out) - head_end - 4 >= need
+
+
+@pytest.fixture
+def pair(lab: Lab) -> Iterator[tuple[Lab, str]]:
+    """A tenant namespace with the metadata address on its loopback."""
+    ns = lab.netns("meta")
+    lab.ip(ns, "addr", "add", "169.254.169.254/32", "dev", "lo")
+    yield lab, ns
+
+
+NEUTRON = """global
+    log stdout format raw local0
+{stats}
+defaults
+    log global
+    mode http
+    option httplog
+    option dontlognull
+    option http-server-close
+    option forwardfor
+    retries                 3
+    timeout http-request    30s
+    timeout connect         30s
+    timeout client          32s
+    timeout server          32s
+    timeout http-keep-alive 30s
+
+listen listener
+    bind 169.254.169.254:{port} namespace {ns}
+    server metadata {server}
+    http-request del-header X-Neutron-Router-ID
+    http-request set-header X-Neutron-Network-ID 8d4d9dcb-0b6e-4a45-bd2f-3a3c0e0d2b71
+"""
+
+
+def _run_both(
+    lab: Lab, ns: str, template: str, **kw: str
+) -> tuple[Proxy, int, int, Recorder, Recorder]:
+    d = tempfile.mkdtemp()
+    rec_n = Recorder(os.path.join(d, "agent-n.sock"))
+    rec_h = Recorder(os.path.join(d, "agent-h.sock"))
+    pn, ph = free_port(ns), free_port(ns)
+    proxy = lab.proxy(template.format(stats="", port=pn, ns=ns, server=rec_n.addr, **kw))
+    stats = os.path.join(d, "stats")
+    lab.haproxy(
+        template.format(stats=f"    stats socket {stats}", port=ph, ns=ns, server=rec_h.addr, **kw),
+        stats,
+    )
+    return proxy, pn, ph, rec_n, rec_h
+
+
+def test_neutron_metadata_headers_forged_ids_and_answers_match_haproxy(
+    pair: tuple[Lab, str],
+) -> None:
+    lab, ns = pair
+    proxy, pn, ph, rec_n, rec_h = _run_both(lab, ns, NEUTRON)
+    raw = (
+        b"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+        b"User-Agent: cloud-init\r\nX-Neutron-Network-ID: forged-network\r\n"
+        b"X-Neutron-Router-ID: forged-router\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+    )
+    got_n = exchange(ns, ("169.254.169.254", pn), raw)
+    got_h = exchange(ns, ("169.254.169.254", ph), raw)
+    assert got_n == got_h
+    assert got_n.endswith(BODY)
+    wait_until(lambda: rec_n.requests and rec_h.requests, what="both agents served")
+    assert rec_n.requests[0] == rec_h.requests[0]
+    seen = rec_n.requests[0].lower()
+    assert b"forged" not in seen  # the tenant cannot pick another network's metadata
+    assert b"x-neutron-network-id: 8d4d9dcb-0b6e-4a45-bd2f-3a3c0e0d2b71" in seen
+    # the client's X-Forwarded-For is kept; the proxy's is appended after the rules' headers
+    assert seen.index(b"x-forwarded-for: 6.6.6.6") < seen.index(b"x-forwarded-for: 169.254.169.254")
+    line = proxy.wait_output('"GET /latest/meta-data/ HTTP/1.1"')
+    fields = next(ln for ln in line.splitlines() if "GET /latest" in ln).split()
+    assert fields[2] == "listener" and fields[3] == "listener/metadata"
+    assert fields[5] == "200"
+    assert fields[9] == "----"
+
+
+def test_keep_alive_pipelining_and_server_close_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    proxy, pn, ph, rec_n, rec_h = _run_both(lab, ns, NEUTRON)
+    raw = (
+        b"".join(b"GET /item/%d HTTP/1.1\r\nHost: meta\r\n\r\n" % i for i in range(3))
+        + b"POST /submit HTTP/1.1\r\nHost: meta\r\nContent-Length: 5\r\n\r\nhello"
+    )
+    got_n = exchange(ns, ("169.254.169.254", pn), raw, answers=4)
+    got_h = exchange(ns, ("169.254.169.254", ph), raw, answers=4)
+    assert got_n == got_h
+    assert got_n.count(BODY) == 4
+    wait_until(lambda: len(rec_n.requests) == 4 and len(rec_h.requests) == 4, what="4 requests")
+    assert rec_n.requests == rec_h.requests
+    assert rec_n.conns == rec_h.conns == 4  # http-server-close: one server connection each
+    assert rec_n.requests[3].endswith(b"\r\n\r\nhello")
+    proxy.wait_count('"GET /item/', 3)
+
+
+def test_bad_request_deny_and_dead_server_answers_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    template = NEUTRON.replace(
+        "    http-request del-header X-Neutron-Router-ID\n",
+        "    http-request deny if {{ path_beg /admin }}\n"
+        "    http-request del-header X-Neutron-Router-ID\n",
+    )
+    proxy, pn, ph, rec_n, rec_h = _run_both(lab, ns, template)
+    cases = [
+        b"GET /admin/x HTTP/1.1\r\nHost: a\r\n\r\n",  # 403, the connection stays open
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",  # 400
+        b"GET / HTTP/1.1\r\nBad Header : x\r\n\r\n",  # 400: space before the colon
+    ]
+    for raw in cases:
+        got_n = exchange(ns, ("169.254.169.254", pn), raw)
+        got_h = exchange(ns, ("169.254.169.254", ph), raw)
+        assert got_n == got_h, raw
+    rec_n.close()
+    rec_h.close()
+    raw = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    got_n = exchange(ns, ("169.254.169.254", pn), raw)
+    got_h = exchange(ns, ("169.254.169.254", ph), raw)
+    assert got_n.startswith(b"HTTP/1.1 503 ")
+    assert got_n == got_h
+    out = proxy.wait_output(" 503 ")
+    assert "SC--" in out
