@@ -1,0 +1,64 @@
+"""The two OpenSSL calls Python's ssl module lacks: TLS 1.3 cipher suites and per-connection
+verify mode, reached through the SSL_CTX / SSL pointers of CPython's ssl objects (checked)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import ssl
+from typing import Any
+
+# CPython 3.11 layout: PySSLContext { PyObject_HEAD; SSL_CTX *ctx; ... },
+# PySSLSocket { PyObject_HEAD; PyObject *Socket; SSL *ssl; ... }
+_HEAD = 16
+_LIB: Any = None
+
+
+def _lib() -> Any:
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(ctypes.util.find_library("ssl") or "libssl.so.3")
+        lib.SSL_CTX_set_ciphersuites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_get_options.restype = ctypes.c_uint64
+        lib.SSL_get_SSL_CTX.argtypes = [ctypes.c_void_p]
+        lib.SSL_get_SSL_CTX.restype = ctypes.c_void_p
+        lib.SSL_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib.SSL_set_verify.restype = None
+        lib.SSL_get_verify_mode.argtypes = [ctypes.c_void_p]
+        _LIB = lib
+    return _LIB
+
+
+def ctx_pointer(ctx: ssl.SSLContext) -> int:
+    """The SSL_CTX* of `ctx`; raises RuntimeError when the layout is not the expected one."""
+    ptr = ctypes.c_void_p.from_address(id(ctx) + _HEAD).value
+    if not ptr or _lib().SSL_CTX_get_options(ptr) != int(ctx.options):
+        raise RuntimeError("cannot reach OpenSSL's SSL_CTX from this Python")
+    return ptr
+
+
+def ssl_pointer(obj: ssl.SSLObject) -> int:
+    """The SSL* under an SSLObject, checked against its context's SSL_CTX*."""
+    inner = obj._sslobj  # type: ignore[attr-defined]
+    ptr = ctypes.c_void_p.from_address(id(inner) + _HEAD + 8).value
+    if not ptr or _lib().SSL_get_SSL_CTX(ptr) != ctx_pointer(obj.context):
+        raise RuntimeError("cannot reach OpenSSL's SSL from this Python")
+    return ptr
+
+
+def set_ciphersuites(ctx: ssl.SSLContext, suites: str) -> bool:
+    """SSL_CTX_set_ciphersuites; False when OpenSSL refuses the list."""
+    return bool(_lib().SSL_CTX_set_ciphersuites(ctx_pointer(ctx), suites.encode()))
+
+
+VERIFY_MODES = {"none": 0, "optional": 1, "required": 3}  # SSL_VERIFY_PEER | FAIL_IF_NO_PEER_CERT
+
+
+def set_verify(obj: ssl.SSLObject, verify: str) -> None:
+    """SSL_set_verify on one connection (a crt-list entry's `verify` after an SNI switch)."""
+    _lib().SSL_set_verify(ssl_pointer(obj), VERIFY_MODES[verify], None)
+
+
+def get_verify(obj: ssl.SSLObject) -> int:
+    return int(_lib().SSL_get_verify_mode(ssl_pointer(obj)))
