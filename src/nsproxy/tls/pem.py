@@ -83,10 +83,6 @@ def parse_bundle(path: str, data: bytes, key_data: bytes | None = None) -> CertB
     certs, key = split_pem(data)
     if not certs:
         raise PemError(f"unable to load certificate from file '{path}'.")
-    # HAProxy reads the certificate first: a file starting with its key is not a certificate
-    first = _blocks(data)[0][0]
-    if first.endswith("PRIVATE KEY"):
-        raise PemError(f"unable to load certificate from file '{path}'.")
     try:
         cert = x509.load_pem_x509_certificate(certs[0])
     except ValueError:
