@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nsproxy.addresses import ServerAddr, SockAddr
+from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class BindCfg:
     transparent: bool = False
     mode: int | None = None
     maxconn: int = 0
+    tls: BindTls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class ServerCfg:
     pp2_options: frozenset[str] = frozenset()
     check: CheckCfg = CheckCfg()
     source: SourceCfg | None = None
+    tls: ServerTls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,7 @@ class GlobalCfg:
     master_worker: bool = False
     log_tag: str = "haproxy"
     node: str | None = None
+    tls: GlobalTls = field(default_factory=GlobalTls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,13 +58,15 @@ class CrtListEntry:
 
 @dataclass(frozen=True, slots=True)
 class BindTls:
-    """`bind ... ssl`: certificates in load order (a `crt` directory expanded), options."""
+    """`bind ... ssl`: `crt` files and directories and `crt-list` files in line order (paths
+    resolved with `crt-base`), the bind's options (global defaults not merged in)."""
 
     enabled: bool = False
     crts: tuple[str, ...] = ()
     crt_lists: tuple[str, ...] = ()
     options: SslOptions = SslOptions()
     strict_sni: bool = False
+    name: str = ""  # the bind's address words, for messages
 
 
 @dataclass(frozen=True, slots=True)
