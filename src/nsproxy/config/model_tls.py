@@ -25,6 +25,7 @@ class SslOptions:
     ciphersuites: str | None = None
     no_tickets: bool | None = None
     no_versions: frozenset[str] = frozenset()
+    extras: tuple[tuple[str, str], ...] = ()  # accepted without effect (npn, curves, ...)
 
     def over(self, base: SslOptions) -> SslOptions:
         """These options with `base` filling what is not set here."""
@@ -39,6 +40,7 @@ class SslOptions:
             ciphersuites=self.ciphersuites if self.ciphersuites is not None else base.ciphersuites,
             no_tickets=self.no_tickets if self.no_tickets is not None else base.no_tickets,
             no_versions=self.no_versions | base.no_versions,
+            extras=self.extras or base.extras,
         )
 
 

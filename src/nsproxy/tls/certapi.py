@@ -202,9 +202,9 @@ def del_ssl_cert(api: CertApi, name: str | None) -> str:
     if api.txn is not None and api.txn.path == name:
         return "Can't delete a certificate which is currently being updated!\n"
     if name not in api.store.bundles:
-        return f"certificate '{name}' doesn't exist!\nCan't remove the certificate!\n"
+        return f"Can't remove the certificate: certificate '{name}' doesn't exist!\n\n"
     if api.store.users(name):
-        return f"certificate '{name}' in use, can't be deleted!\nCan't remove the certificate!\n"
+        return f"Can't remove the certificate: certificate '{name}' in use, can't be deleted!\n\n"
     del api.store.bundles[name]
     return f"Certificate '{name}' deleted!\n"
 

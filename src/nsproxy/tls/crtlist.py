@@ -5,22 +5,18 @@ from __future__ import annotations
 from nsproxy.config.model_tls import CrtListEntry, SslOptions
 from nsproxy.tls.options import OptionError, build_options, resolve, take_option
 
+# HAProxy 2.6's crt-list keywords (no-tls-tickets, no-tlsv1x, force-* are bind-line only)
 CRT_LIST_KEYWORDS = frozenset(
     (
         "alpn",
         "verify",
         "ca-file",
         "crl-file",
+        "ca-verify-file",
         "ssl-min-ver",
         "ssl-max-ver",
         "ciphers",
         "ciphersuites",
-        "no-tls-tickets",
-        "no-sslv3",
-        "no-tlsv10",
-        "no-tlsv11",
-        "no-tlsv12",
-        "no-tlsv13",
         "curves",
         "ecdhe",
         "npn",
@@ -82,28 +78,32 @@ def read_crt_list(
 
 
 def format_entry(entry: CrtListEntry, with_line: bool = False) -> str:
-    """A line of `show ssl crt-list FILE`: path[:line] [options] filters."""
+    """A line of `show ssl crt-list FILE`: path[:line] [options] filters, with HAProxy 2.6's
+    option order and its quirk of printing the ALPN list with a trailing NUL byte."""
     out = entry.crt + (f":{entry.line}" if with_line else "")
     opts = entry.options
+    extras = dict(opts.extras)
     words: list[str] = []
+    if "npn" in extras:
+        words.append(f"npn {extras['npn']}\0")
     if opts.alpn is not None:
-        words.append("alpn " + ",".join(opts.alpn))
+        words.append("alpn " + ",".join(opts.alpn) + "\0")
     if opts.verify is not None:
         words.append("verify " + opts.verify)
-    if opts.ca_file is not None:
-        words.append("ca-file " + opts.ca_file)
-    if opts.crl_file is not None:
-        words.append("crl-file " + opts.crl_file)
-    if opts.min_ver is not None:
-        words.append("ssl-min-ver " + opts.min_ver)
-    if opts.max_ver is not None:
-        words.append("ssl-max-ver " + opts.max_ver)
-    if opts.ciphers is not None:
-        words.append("ciphers " + opts.ciphers)
-    if opts.ciphersuites is not None:
-        words.append("ciphersuites " + opts.ciphersuites)
-    if opts.no_tickets:
-        words.append("no-tls-tickets")
+    words += [w for w in ("no-ca-names", "allow-0rtt") if w in extras]
+    for name, value in (
+        ("ca-file", opts.ca_file),
+        ("ca-verify-file", extras.get("ca-verify-file")),
+        ("crl-file", opts.crl_file),
+        ("ciphers", opts.ciphers),
+        ("ciphersuites", opts.ciphersuites),
+        ("curves", extras.get("curves")),
+        ("ecdhe", extras.get("ecdhe")),
+        ("ssl-min-ver", opts.min_ver),
+        ("ssl-max-ver", opts.max_ver),
+    ):
+        if value is not None:
+            words.append(f"{name} {value}")
     if words:
         out += " [" + " ".join(words) + "]"
     if entry.sni_filters:

@@ -91,6 +91,7 @@ def take_option(words: list[str], fields: dict[str, object], ca_base: str | None
         return True
     if word in IGNORED_FLAGS:
         del words[0]
+        _extra(fields, word, "")
         return True
     if word not in (
         "verify",
@@ -125,11 +126,21 @@ def take_option(words: list[str], fields: dict[str, object], ca_base: str | None
         fields[word] = value
     elif value is None:
         raise OptionError(f"'{word}' : missing value")
+    else:
+        _extra(fields, word, value)
     return True
+
+
+def _extra(fields: dict[str, object], word: str, value: str) -> None:
+    extras = fields.setdefault("extras", [])
+    assert isinstance(extras, list)
+    extras.append((word, value))
 
 
 def build_options(fields: dict[str, object]) -> SslOptions:
     out = dict(fields)
     no = out.pop("no_versions", set())
     assert isinstance(no, set)
-    return SslOptions(no_versions=frozenset(no), **out)  # type: ignore[arg-type]
+    extras = out.pop("extras", [])
+    assert isinstance(extras, list)
+    return SslOptions(no_versions=frozenset(no), extras=tuple(extras), **out)  # type: ignore[arg-type]
