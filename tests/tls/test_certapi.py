@@ -3,7 +3,6 @@ command, and a committed certificate is what the next handshake gets."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import ssl
@@ -13,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Pki
 from cryptography import x509
 from drive import handshake, tcp_pair
 
+from conftest import Pki
 from nsproxy.config.model_tls import BindTls
 from nsproxy.runtime.xprt_tls import TlsTransport
 from nsproxy.tls import certapi
