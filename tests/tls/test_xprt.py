@@ -400,3 +400,28 @@ def test_crt_entry_options_reach_the_context(pki: Pki) -> None:
     srv, cli = connect(store, client_ctx(pki), "www.example.com")
     handshake(srv, cli)
     assert srv.obj.version() == "TLSv1.2"
+
+
+def test_server_tls_client_checks_the_sni_or_verifyhost(pki: Pki) -> None:
+    from nsproxy.tls.contexts import ServerTlsClient
+
+    cfg = ServerTls(enabled=True, verify="required", ca_file=pki.ca_file, sni="req.hdr(host)")
+    client = ServerTlsClient(cfg)
+    for sni, ok in (("www.example.com", True), ("wrong.example.net", False), (None, True)):
+        ctx, name, session = client.connect_params(sni)
+        assert name == sni and session is None
+        srv, cli = connect(sni_store(pki), ctx, name)
+        if ok:
+            handshake(srv, cli)
+        else:
+            with pytest.raises(TlsError):
+                handshake(srv, cli)
+    pinned = ServerTlsClient(
+        ServerTls(
+            enabled=True, verify="required", ca_file=pki.ca_file, verifyhost="api.example.com"
+        )
+    )
+    ctx, name, _ = pinned.connect_params(None)
+    assert name == "api.example.com"
+    srv, cli = connect(sni_store(pki), ctx, name)
+    handshake(srv, cli)

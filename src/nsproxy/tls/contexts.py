@@ -3,6 +3,7 @@ server on the client side, and the per-server TLS session kept for resumption.""
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 
 from nsproxy.config.model_tls import TLS_VERSIONS, ServerTls, SslOptions
@@ -139,3 +140,29 @@ class SessionCache:
 
     def forget(self) -> None:
         self.session = None
+
+
+class ServerTlsClient:
+    """Everything one `server ... ssl` needs per connection: the context, the name to send
+    as SNI and check, and the session to resume (`connect_params`)."""
+
+    __slots__ = ("cfg", "checked", "plain", "sessions")
+
+    def __init__(self, cfg: ServerTls, bundle: CertBundle | None = None) -> None:
+        self.cfg = cfg
+        self.checked = client_context(cfg, bundle)
+        # the same settings without the name check, for a connection with no name to check
+        self.plain = self.checked
+        if self.checked.check_hostname:
+            unchecked = dataclasses.replace(cfg, verifyhost=None, sni=None)
+            self.plain = client_context(unchecked, bundle)
+        self.sessions = SessionCache(cfg.reuse)
+
+    def connect_params(
+        self, sni: str | None
+    ) -> tuple[ssl.SSLContext, str | None, ssl.SSLSession | None]:
+        """(context, server_hostname, session) for a connection whose `sni` expression gave
+        `sni` (None or "" when there is none): the SNI sent, else `verifyhost`, is checked."""
+        name = sni or self.cfg.verifyhost
+        ctx = self.checked if name else self.plain
+        return ctx, name, self.sessions.offer()
