@@ -17,6 +17,7 @@ from drive import handshake, recv_all, send_all, tcp_pair
 from conftest import Pki
 from nsproxy.config.model_tls import BindTls, CrtListEntry, ServerTls, SslOptions
 from nsproxy.runtime.xprt_tls import (
+    ERR_ABORT,
     ERR_CA_FAIL,
     ERR_EMPTY,
     ERR_HANDSHAKE,
@@ -425,3 +426,32 @@ def test_server_tls_client_checks_the_sni_or_verifyhost(pki: Pki) -> None:
     assert name == "api.example.com"
     srv, cli = connect(sni_store(pki), ctx, name)
     handshake(srv, cli)
+
+
+def test_reset_during_handshake_is_a_tls_error(pki: Pki) -> None:
+    import struct
+
+    cli_ctx = client_ctx(pki)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = cli_ctx.wrap_bio(inc, out, server_hostname="www.example.com")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    c, srv = raw_client(sni_store(pki))
+    c.sendall(out.read())
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST
+    err = step_until_failure(srv)
+    assert err.reason in (ERR_ABORT, ERR_EMPTY)
+
+
+def test_reset_while_reading_is_an_oserror(pki: Pki) -> None:
+    import struct
+
+    srv, cli = connect(sni_store(pki), client_ctx(pki), "www.example.com")
+    handshake(srv, cli)
+    cli.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    cli.sock.close()
+    select.select([srv.fd], [], [], 5)
+    with pytest.raises(OSError):
+        srv.recv_into(bytearray(10))
+        srv.send(b"x" * 100000)

@@ -105,6 +105,14 @@ class TlsTransport:
     # ---- handshake
     def handshake(self) -> Want:
         """One step of the handshake on whatever the socket has: READ, WRITE or DONE."""
+        try:
+            return self._step()
+        except TlsError:
+            raise
+        except OSError as exc:  # the socket failed (reset, ...), not TLS
+            raise TlsError(ERR_ABORT, str(exc)) from None
+
+    def _step(self) -> Want:
         while True:
             try:
                 self.obj.do_handshake()
@@ -124,8 +132,6 @@ class TlsTransport:
                 if self.eof and not self._got_any():
                     raise TlsError(ERR_EMPTY, str(exc)) from None
                 raise TlsError(ERR_HANDSHAKE, str(exc)) from None
-            except OSError as exc:
-                raise TlsError(ERR_ABORT, str(exc)) from None
             if not self._flush_out():
                 self.wants = Want.WRITE
                 return Want.WRITE
@@ -147,15 +153,13 @@ class TlsTransport:
     # ---- socket <-> BIO
     def _fill(self) -> int:
         """Moves what the socket has into OpenSSL: bytes moved; -1 at EOF; 0 when none now.
-        Raises TlsError on a socket error."""
+        A socket error is raised as is (OSError)."""
         if self.eof:
             return -1
         try:
             data = self.sock.recv(_RECV_SIZE)
         except _RETRY:
             return 0
-        except OSError as exc:
-            raise TlsError(ERR_ABORT, str(exc)) from None
         if not data:
             self.eof = True
             self.incoming.write_eof()
