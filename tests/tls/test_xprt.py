@@ -455,3 +455,24 @@ def test_reset_while_reading_is_an_oserror(pki: Pki) -> None:
     with pytest.raises(OSError):
         srv.recv_into(bytearray(10))
         srv.send(b"x" * 100000)
+
+
+@pytest.mark.parametrize(
+    ("crt_ignore", "ok"),
+    [(None, False), (frozenset({10}), False), (frozenset({20, 21}), True)],
+)
+def test_crt_ignore_err_admits_listed_errors(
+    pki: Pki, crt_ignore: frozenset[int] | None, ok: bool
+) -> None:
+    opts = SslOptions(verify="optional", ca_file=pki.ca_file, crt_ignore_err=crt_ignore)
+    srv, cli = connect(sni_store(pki, options=opts), client_ctx(pki, pki.stranger), "x")
+    if not ok:
+        with pytest.raises(TlsError):
+            handshake(srv, cli)
+            send_all(cli, b"x")
+            recv_all(srv, 1)
+        return
+    handshake(srv, cli)
+    facts = fetches.facts_of(srv.obj, srv.sni)
+    assert fetches.ssl_c_used(facts) and fetches.common_name(facts) is None
+    assert fetches.ssl_c_verify(facts) == 0

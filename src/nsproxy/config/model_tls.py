@@ -26,6 +26,8 @@ class SslOptions:
     no_tickets: bool | None = None
     no_versions: frozenset[str] = frozenset()
     extras: tuple[tuple[str, str], ...] = ()  # accepted without effect (npn, curves, ...)
+    ca_ignore_err: frozenset[int] | None = None  # X509 errors ignored above the leaf
+    crt_ignore_err: frozenset[int] | None = None  # X509 errors ignored on the leaf
 
     def over(self, base: SslOptions) -> SslOptions:
         """These options with `base` filling what is not set here."""
@@ -41,6 +43,12 @@ class SslOptions:
             no_tickets=self.no_tickets if self.no_tickets is not None else base.no_tickets,
             no_versions=self.no_versions | base.no_versions,
             extras=self.extras or base.extras,
+            ca_ignore_err=self.ca_ignore_err
+            if self.ca_ignore_err is not None
+            else base.ca_ignore_err,
+            crt_ignore_err=self.crt_ignore_err
+            if self.crt_ignore_err is not None
+            else base.crt_ignore_err,
         )
 
 

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from nsproxy import proxy_protocol as pp
+from nsproxy.tls import native
 
 # OpenSSL's short names for the attributes cryptography names differently or not at all
 _SHORT = {
@@ -55,6 +56,10 @@ class HandshakeFacts:
 def facts_of(obj: ssl.SSLObject, sni: str | None = None) -> HandshakeFacts:
     """The facts of a finished handshake on `obj` (`sni` as seen by the SNI callback)."""
     cipher = obj.cipher()
+    try:
+        verify = native.verify_result(obj)
+    except RuntimeError:
+        verify = 0
     return HandshakeFacts(
         protocol=obj.version(),
         cipher=cipher[0] if cipher else None,
@@ -63,7 +68,7 @@ def facts_of(obj: ssl.SSLObject, sni: str | None = None) -> HandshakeFacts:
         alpn=obj.selected_alpn_protocol(),
         resumed=obj.session_reused,
         peer_cert_der=obj.getpeercert(binary_form=True),
-        verify_result=0,
+        verify_result=verify,
     )
 
 

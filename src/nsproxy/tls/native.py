@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import ssl
+import weakref
 from typing import Any
 
 # CPython 3.11 layout: PySSLContext { PyObject_HEAD; SSL_CTX *ctx; ... },
@@ -62,3 +63,56 @@ def set_verify(obj: ssl.SSLObject, verify: str) -> None:
 
 def get_verify(obj: ssl.SSLObject) -> int:
     return int(_lib().SSL_get_verify_mode(ssl_pointer(obj)))
+
+
+# ---- the verify callback of `ca-ignore-err` / `crt-ignore-err`
+
+_VERIFY_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+_CRYPTO: Any = None
+_KEEP: weakref.WeakKeyDictionary[ssl.SSLContext, Any] = weakref.WeakKeyDictionary()
+
+
+def _crypto() -> Any:
+    global _CRYPTO
+    if _CRYPTO is None:
+        lib = ctypes.CDLL(ctypes.util.find_library("crypto") or "libcrypto.so.3")
+        for name in ("X509_STORE_CTX_get_error", "X509_STORE_CTX_get_error_depth"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        lib.X509_STORE_CTX_set_error.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.X509_STORE_CTX_set_error.restype = None
+        lib_ssl = _lib()
+        lib_ssl.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib_ssl.SSL_CTX_set_verify.restype = None
+        lib_ssl.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+        lib_ssl.SSL_get_verify_result.argtypes = [ctypes.c_void_p]
+        lib_ssl.SSL_get_verify_result.restype = ctypes.c_long
+        _CRYPTO = lib
+    return _CRYPTO
+
+
+def ignore_errors(ctx: ssl.SSLContext, ca: frozenset[int], crt: frozenset[int]) -> None:
+    """Makes client certificate verification on `ctx` accept the X509 errors in `ca` (found
+    above the leaf) and `crt` (on the leaf), as HAProxy's verify callback does."""
+    crypto = _crypto()
+
+    def verify(ok: int, store: int) -> int:
+        if ok:
+            return ok
+        err = crypto.X509_STORE_CTX_get_error(store)
+        depth = crypto.X509_STORE_CTX_get_error_depth(store)
+        if err in (ca if depth else crt):
+            crypto.X509_STORE_CTX_set_error(store, 0)
+            return 1
+        return 0
+
+    cb = _VERIFY_CB(verify)
+    ptr = ctx_pointer(ctx)
+    lib = _lib()
+    lib.SSL_CTX_set_verify(ptr, lib.SSL_CTX_get_verify_mode(ptr), ctypes.cast(cb, ctypes.c_void_p))
+    _KEEP[ctx] = cb
+
+
+def verify_result(obj: ssl.SSLObject) -> int:
+    """SSL_get_verify_result: the X509 verification result of the peer's certificate."""
+    _crypto()
+    return int(_lib().SSL_get_verify_result(ssl_pointer(obj)))

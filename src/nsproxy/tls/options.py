@@ -71,6 +71,30 @@ def alpn_list(word: str, value: str | None, server: bool = False) -> tuple[str, 
     return tuple(p for p in value.split(",") if p)
 
 
+MAX_X509_ERROR = 94  # the highest X509_V_ERR_* of OpenSSL 3.0, HAProxy's bound
+
+
+def ignore_list(word: str, value: str | None) -> frozenset[int]:
+    """`ca-ignore-err`/`crt-ignore-err`: `all` or comma-separated X509 error IDs (read as C's
+    atoi does, as HAProxy)."""
+    if value is None:
+        raise OptionError(f"'{word}' : missing error IDs list")
+    if value == "all":
+        return frozenset(range(1, MAX_X509_ERROR + 1))
+    out = set()
+    for part in value.split(","):
+        digits = part.strip()
+        digits = digits[: len(digits) - len(digits.lstrip("0123456789"))] or "0"
+        code = int(digits)
+        if not 1 <= code <= MAX_X509_ERROR:
+            raise OptionError(
+                f"'{word}' : ID '{code}' out of range (1..{MAX_X509_ERROR}) in error IDs list "
+                f"'{value}'"
+            )
+        out.add(code)
+    return frozenset(out)
+
+
 def take_option(words: list[str], fields: dict[str, object], ca_base: str | None = None) -> bool:
     """Consumes one bind-side SSL option from the front of `words` into `fields` (SslOptions
     field names; `no_versions` as a set). False when the first word is not an SSL option."""
@@ -92,6 +116,10 @@ def take_option(words: list[str], fields: dict[str, object], ca_base: str | None
     if word in IGNORED_FLAGS:
         del words[0]
         _extra(fields, word, "")
+        return True
+    if word in ("ca-ignore-err", "crt-ignore-err"):
+        del words[0]
+        fields[word.replace("-", "_")] = ignore_list(word, words.pop(0) if words else None)
         return True
     if word not in (
         "verify",

@@ -234,6 +234,8 @@ for _name in (
     "ciphers",
     "ciphersuites",
     "no-tls-tickets",
+    "ca-ignore-err",
+    "crt-ignore-err",
     *NO_VERSION_FLAGS,
     *FORCE_FLAGS,
     *IGNORED_FLAGS,
