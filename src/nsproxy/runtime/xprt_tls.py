@@ -9,6 +9,8 @@ import socket
 import ssl
 from typing import cast
 
+from nsproxy.tls import native
+
 _RETRY = (BlockingIOError, InterruptedError)
 _RECV_SIZE = 262144
 _RECORD = 16384
@@ -109,8 +111,8 @@ class TlsTransport:
             return self._step()
         except TlsError:
             raise
-        except OSError as exc:  # the socket failed (reset, ...), not TLS
-            raise TlsError(ERR_ABORT, str(exc)) from None
+        except OSError as exc:  # the socket failed (reset, ...): HAProxy says handshake failure
+            raise TlsError(ERR_HANDSHAKE, str(exc)) from None
 
     def _step(self) -> Want:
         while True:
@@ -129,7 +131,7 @@ class TlsTransport:
                 raise TlsError(self._verify_reason(exc.verify_code), str(exc)) from None
             except ssl.SSLError as exc:
                 self._flush_quietly()
-                if self.eof and not self._got_any():
+                if self.eof:
                     raise TlsError(ERR_EMPTY, str(exc)) from None
                 raise TlsError(ERR_HANDSHAKE, str(exc)) from None
             if not self._flush_out():
@@ -139,12 +141,13 @@ class TlsTransport:
             return Want.DONE
 
     def _verify_reason(self, code: int) -> str:
+        """HAProxy's reason: a CA failure when the refused certificate is above the leaf."""
         if not self.server_side:
             return ERR_MISMATCH_SNI if code == 62 else ERR_HANDSHAKE
-        return ERR_CA_FAIL if code in _CA_ERRORS else ERR_CRT_FAIL
-
-    def _got_any(self) -> bool:
-        return self.obj.cipher() is not None
+        failure = native.take_failure(self.obj)
+        if failure is None:
+            return ERR_CA_FAIL if code in _CA_ERRORS else ERR_CRT_FAIL
+        return ERR_CA_FAIL if failure[1] else ERR_CRT_FAIL
 
     @property
     def done(self) -> bool:

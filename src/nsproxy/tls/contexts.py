@@ -86,10 +86,9 @@ def server_context(bundle: CertBundle | None, opts: SslOptions) -> ssl.SSLContex
     _ciphers(ctx, opts.ciphers, opts.ciphersuites)
     _verify_files(ctx, opts.ca_file, opts.crl_file)
     ctx.verify_mode = VERIFY[opts.verify or "none"]
-    if opts.ca_ignore_err or opts.crt_ignore_err:
-        native.ignore_errors(
-            ctx, opts.ca_ignore_err or frozenset(), opts.crt_ignore_err or frozenset()
-        )
+    native.verify_callback(
+        ctx, opts.ca_ignore_err or frozenset(), opts.crt_ignore_err or frozenset()
+    )
     if opts.no_tickets:
         ctx.options |= ssl.OP_NO_TICKET
     if opts.alpn:

@@ -80,20 +80,33 @@ def _crypto() -> Any:
             getattr(lib, name).argtypes = [ctypes.c_void_p]
         lib.X509_STORE_CTX_set_error.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.X509_STORE_CTX_set_error.restype = None
+        lib.X509_STORE_CTX_get_ex_data.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.X509_STORE_CTX_get_ex_data.restype = ctypes.c_void_p
         lib_ssl = _lib()
         lib_ssl.SSL_CTX_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         lib_ssl.SSL_CTX_set_verify.restype = None
         lib_ssl.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
         lib_ssl.SSL_get_verify_result.argtypes = [ctypes.c_void_p]
         lib_ssl.SSL_get_verify_result.restype = ctypes.c_long
+        lib_ssl.SSL_get_ex_data_X509_STORE_CTX_idx.argtypes = []
         _CRYPTO = lib
     return _CRYPTO
 
 
-def ignore_errors(ctx: ssl.SSLContext, ca: frozenset[int], crt: frozenset[int]) -> None:
-    """Makes client certificate verification on `ctx` accept the X509 errors in `ca` (found
-    above the leaf) and `crt` (on the leaf), as HAProxy's verify callback does."""
+# the first verification failure of each connection (by SSL*): error and depth, for the log
+FAILURES: dict[int, tuple[int, int]] = {}
+_MAX_FAILURES = 4096
+
+
+def verify_callback(
+    ctx: ssl.SSLContext, ca: frozenset[int] = frozenset(), crt: frozenset[int] = frozenset()
+) -> None:
+    """Client certificate verification on `ctx` goes through nsproxy's callback: it accepts
+    the X509 errors in `ca` (found above the leaf) and `crt` (on the leaf), as HAProxy's
+    `ca-ignore-err`/`crt-ignore-err`, and keeps the first refused error with its depth."""
     crypto = _crypto()
+    lib = _lib()
+    idx = lib.SSL_get_ex_data_X509_STORE_CTX_idx()
 
     def verify(ok: int, store: int) -> int:
         if ok:
@@ -103,13 +116,27 @@ def ignore_errors(ctx: ssl.SSLContext, ca: frozenset[int], crt: frozenset[int]) 
         if err in (ca if depth else crt):
             crypto.X509_STORE_CTX_set_error(store, 0)
             return 1
+        conn = crypto.X509_STORE_CTX_get_ex_data(store, idx)
+        if conn and conn not in FAILURES:
+            if len(FAILURES) >= _MAX_FAILURES:
+                FAILURES.clear()
+            FAILURES[conn] = (err, depth)
         return 0
 
     cb = _VERIFY_CB(verify)
     ptr = ctx_pointer(ctx)
-    lib = _lib()
     lib.SSL_CTX_set_verify(ptr, lib.SSL_CTX_get_verify_mode(ptr), ctypes.cast(cb, ctypes.c_void_p))
     _KEEP[ctx] = cb
+
+
+def take_failure(obj: ssl.SSLObject) -> tuple[int, int] | None:
+    """The (error, depth) that made verification of `obj`'s peer fail, once."""
+    if not FAILURES:
+        return None
+    try:
+        return FAILURES.pop(ssl_pointer(obj), None)
+    except RuntimeError:
+        return None
 
 
 def verify_result(obj: ssl.SSLObject) -> int:

@@ -303,8 +303,9 @@ def _tls_binds(state: Any, config: Config) -> None:
                 )
             for opts in merged:
                 try:
-                    server_context(None, SslOptions(ciphers=opts.ciphers,
-                                                    ciphersuites=opts.ciphersuites))
+                    server_context(
+                        None, SslOptions(ciphers=opts.ciphers, ciphersuites=opts.ciphersuites)
+                    )
                 except ContextError as exc:
                     msg = str(exc).replace("unable to set ", "")
                     state.errors.append(f"{head}unable to set {msg} {at}.")

@@ -426,8 +426,12 @@ def _tls_servers(state: Any, config: Config) -> None:
                 continue
             try:
                 client_context(
-                    ServerTls(enabled=True, verify="none", ciphers=tls.ciphers,
-                              ciphersuites=tls.ciphersuites)
+                    ServerTls(
+                        enabled=True,
+                        verify="none",
+                        ciphers=tls.ciphers,
+                        ciphersuites=tls.ciphersuites,
+                    )
                 )
             except ContextError as exc:
                 state.error(srv.where, f"{line} : {exc}.", "bracket")
