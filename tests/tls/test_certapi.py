@@ -29,9 +29,11 @@ class Setup:
         pki.issue(str(self.dir / "a.example.com.pem"), "a.example.com")
         pki.issue(str(self.dir / "b.example.com.pem"), "b.example.com")
         self.file = str(tmp / "main.pem")
-        shutil.copy(pki.www, self.file)
+        inter = pki.ca.create_child_ca()
+        inter.issue_cert("www.example.com").private_key_and_cert_chain_pem.write_to_path(self.file)
         self.c_pem = Path(pki.issue(str(tmp / "c.pem"), "c.example.com")).read_text()
         self.cert_only = self.c_pem[self.c_pem.index("-----BEGIN CERTIFICATE") :]
+        self.key_only = self.c_pem[: self.c_pem.index("-----BEGIN CERTIFICATE")]
         self.tmp = tmp
         self.api = pki.api
         self.ca = pki.ca_file
@@ -65,6 +67,12 @@ def commands(s: Setup) -> list[tuple[str, str | None]]:
         (f"commit ssl cert {f}", None),
         (f"abort ssl cert {f}", None),
         (f"show ssl cert {f}", None),
+        (f"set ssl cert {f}", s.cert_only),
+        (f"set ssl cert {f}.key", s.key_only),
+        (f"show ssl cert *{f}", None),
+        (f"commit ssl cert {f}", None),
+        (f"set ssl cert {f}.key", s.cert_only),
+        (f"abort ssl cert {f}", None),
         (f"new ssl cert {new}", None),
         (f"new ssl cert {new}", None),
         (f"new ssl cert {f}", None),

@@ -482,3 +482,24 @@ def test_crt_ignore_err_admits_listed_errors(
     facts = fetches.facts_of(srv.obj, srv.sni)
     assert fetches.ssl_c_used(facts) and fetches.common_name(facts) is None
     assert fetches.ssl_c_verify(facts) == 0
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+@pytest.mark.parametrize("sni", ["www.example.com", "api.example.com"])
+def test_server_side_resumption_after_sni_switch(pki: Pki, version: str, sni: str) -> None:
+    store = sni_store(pki)
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion[version.replace(".", "_")]
+    cache = SessionCache()
+    reused = []
+    for _ in range(2):
+        c, s = tcp_pair()
+        srv = TlsTransport(s, store.context(), server_side=True)
+        cli = TlsTransport(c, ctx, False, sni, cache.offer())
+        handshake(srv, cli)
+        send_all(srv, b"hi")
+        assert recv_all(cli, 2) == b"hi"
+        cache.keep(cli.obj)
+        reused.append(srv.obj.session_reused)
+        assert peer_subject_cn(cli)[0] == sni
+    assert reused == [False, True]
