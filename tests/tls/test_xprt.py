@@ -149,8 +149,8 @@ def test_client_certificate_verification(
     pki: Pki, verify: str, cert: str | None, outcome: str
 ) -> None:
     chain = os.path.join(pki.dir, "stranger-chain.pem")
-    with open(chain, "wb") as f:
-        f.write(open(pki.stranger, "rb").read() + pki.other_ca.cert_pem.bytes())
+    with open(chain, "wb") as f, open(pki.stranger, "rb") as leaf:
+        f.write(leaf.read() + pki.other_ca.cert_pem.bytes())
     path = {"client": pki.client, "stranger": pki.stranger, "stranger-chain": chain, None: None}[
         cert
     ]
