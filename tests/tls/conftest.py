@@ -45,3 +45,30 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     p.client = str(d / "client.pem")
     p.stranger = p.issue("stranger.pem", "mallory@example.com", ca=other)
     return p
+
+
+def make_crl(ca: trustme.CA, revoked_pems: list[bytes], path: str) -> str:
+    """A CRL signed by `ca` revoking the given certificates, written to `path`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - datetime.timedelta(days=1))
+        .next_update(now + datetime.timedelta(days=30))
+    )
+    for pem in revoked_pems:
+        serial = x509.load_pem_x509_certificate(pem).serial_number
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    crl = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    with open(path, "wb") as f:
+        f.write(crl.public_bytes(serialization.Encoding.PEM))
+    return path

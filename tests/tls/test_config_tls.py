@@ -160,3 +160,50 @@ def test_model(tmp_path: Path, pki: Pki) -> None:
     assert srv.tls.ciphers == "HIGH"
     assert srv.tls.sni == "str(x)" and not srv.tls.reuse and srv.tls.check_ssl
     assert srv.tls.alpn == ("http/1.1",)
+
+
+CONFIGS = Path(__file__).parent / "configs"
+REAL = ["mozilla-intermediate", "octavia-terminated-https"]
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy 2.6")
+@pytest.mark.parametrize("name", REAL)
+def test_real_configurations_load_like_haproxy(tmp_path: Path, pki: Pki, name: str) -> None:
+    """Configurations shaped like Mozilla's intermediate profile and Octavia's
+    TERMINATED_HTTPS listener (in TCP mode), paths filled in."""
+    text = (CONFIGS / f"{name}.cfg").read_text()
+    from conftest import make_crl
+
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    pki.issue(str(tenants / "t1.pem"), "t1.example.com")
+    pki.issue(str(tenants / "t2.pem"), "*.t2.example.com")
+    lst = tmp_path / "listener.lst"
+    lst.write_text(f"{pki.www}\n{pki.api} api.example.com\n")
+    crl = make_crl(pki.ca, [], str(tmp_path / "crl.pem"))
+    subst = {
+        "{DIR}": str(pki.dir),
+        "{TENANTS}": str(tenants),
+        "{LIST}": str(lst),
+        "{CA}": pki.ca_file,
+        "{CRL}": crl,
+        "{CLIENT}": pki.client,
+    }
+    for k, v in subst.items():
+        text = text.replace(k, v)
+    cfg = tmp_path / "real.cfg"
+    cfg.write_text(text)
+    want = messages(["haproxy", "-c", "-f", str(cfg)])
+    got = messages([sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)])
+    assert [m for m in want if m.startswith("A ")] == []
+    assert got == want
+    config, state = parse_files([str(cfg)])
+    assert config is not None, state.errors
+    from nsproxy.tls.store import CertStore, SniStore
+
+    store = CertStore()
+    for px in config.frontends:
+        for bind in px.binds:
+            assert bind.tls is not None
+            sni = SniStore.build(store, bind.tls, config.global_.tls.bind_defaults)
+            assert sni.instances

@@ -56,6 +56,8 @@ def test_crt_list_line_parses_or_is_refused(words: list[str], bracket: bool) -> 
         assert str(exc).startswith("parsing [l.lst:3]: ")
         return
     assert entry is not None and entry.crt == "/crt.pem"
+    if any(f.startswith("[") for f in entry.sni_filters):
+        return  # `show` writes no empty brackets: such a filter reads back as options
     again = parse_entry("l.lst", 3, format_entry(entry).replace("\0", ""))
     assert again == entry
 

@@ -503,3 +503,24 @@ def test_server_side_resumption_after_sni_switch(pki: Pki, version: str, sni: st
         reused.append(srv.obj.session_reused)
         assert peer_subject_cn(cli)[0] == sni
     assert reused == [False, True]
+
+
+def test_crl_file_refuses_a_revoked_client(pki: Pki, tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    from conftest import make_crl
+
+    crl = make_crl(pki.ca, [Path(pki.client).read_bytes()], os.path.join(tmp_path, "crl.pem"))
+    opts = SslOptions(verify="required", ca_file=pki.ca_file, crl_file=crl)
+    store = sni_store(pki, options=opts)
+    srv, cli = connect(store, client_ctx(pki, pki.client), "www.example.com")
+    with pytest.raises(TlsError) as err:
+        handshake(srv, cli)
+        send_all(cli, b"x")
+        recv_all(srv, 1)
+    assert err.value.reason == ERR_CRT_FAIL
+    other = pki.issue("bob.pem", "bob@example.com")
+    srv, cli = connect(store, client_ctx(pki, other), "www.example.com")
+    handshake(srv, cli)
+    send_all(cli, b"x")
+    assert recv_all(srv, 1) == b"x"

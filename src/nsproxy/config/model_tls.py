@@ -98,6 +98,7 @@ class ServerTls:
     ciphers: str | None = None
     ciphersuites: str | None = None
     no_tickets: bool = False
+    no_versions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

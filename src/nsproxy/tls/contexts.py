@@ -30,22 +30,18 @@ _VERSIONS = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
-_NO_FLAGS = {
-    "SSLv3": ssl.OP_NO_SSLv3,
-    "TLSv1.0": ssl.OP_NO_TLSv1,
-    "TLSv1.1": ssl.OP_NO_TLSv1_1,
-    "TLSv1.2": ssl.OP_NO_TLSv1_2,
-    "TLSv1.3": ssl.OP_NO_TLSv1_3,
-}
 VERIFY = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 DEFAULT_MIN = "TLSv1.2"  # HAProxy 2.6's default `ssl-min-ver` on both sides
 
 
 def _versions(ctx: ssl.SSLContext, lo: str | None, hi: str | None, no: frozenset[str]) -> None:
+    """`ssl-min-ver`/`ssl-max-ver`, else the range `no-sslv3`/`no-tlsv1x` leave (they are
+    ignored when either bound is set, as in HAProxy)."""
     if lo is None and hi is None and no:
-        for ver in no:
-            ctx.options |= _NO_FLAGS[ver]
-        lo = next((v for v in TLS_VERSIONS if v not in no), None)
+        allowed = [v for v in TLS_VERSIONS if v not in no]
+        if allowed:
+            lo = allowed[0]
+            hi = allowed[-1] if allowed[-1] != TLS_VERSIONS[-1] else None
     lo = lo or DEFAULT_MIN
     try:
         ctx.minimum_version = _VERSIONS[lo]
@@ -66,14 +62,15 @@ def _ciphers(ctx: ssl.SSLContext, ciphers: str | None, suites: str | None) -> No
 
 
 def _verify_files(ctx: ssl.SSLContext, ca_file: str | None, crl_file: str | None) -> None:
-    try:
-        if ca_file is not None:
-            ctx.load_verify_locations(cafile=ca_file)
-        if crl_file is not None:
-            ctx.load_verify_locations(cafile=crl_file)
-            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
-    except (OSError, ssl.SSLError):
-        raise ContextError(f"unable to load {ca_file or crl_file}") from None
+    for path in (ca_file, crl_file):
+        if path is None:
+            continue
+        try:
+            ctx.load_verify_locations(cafile=path)
+        except (OSError, ssl.SSLError):
+            raise ContextError(f"unable to load {path}") from None
+    if crl_file is not None:
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
 
 
 def server_context(bundle: CertBundle | None, opts: SslOptions) -> ssl.SSLContext:
@@ -108,7 +105,7 @@ def client_context(cfg: ServerTls, bundle: CertBundle | None = None) -> ssl.SSLC
         ctx.check_hostname = cfg.verifyhost is not None or cfg.sni is not None
     if bundle is not None:
         load_chain_into(ctx, bundle)
-    _versions(ctx, cfg.min_ver, cfg.max_ver, frozenset())
+    _versions(ctx, cfg.min_ver, cfg.max_ver, cfg.no_versions)
     _ciphers(ctx, cfg.ciphers, cfg.ciphersuites)
     if cfg.no_tickets:
         ctx.options |= ssl.OP_NO_TICKET

@@ -290,10 +290,8 @@ def _seed(ctx: Ctx, opts: dict[str, Any]) -> None:
             opts["tls." + name] = getattr(d, name)
     if d.no_tickets:
         opts["tls.no_tickets"] = True
-    if d.no_versions and d.min_ver is None:
-        from nsproxy.config.model_tls import TLS_VERSIONS
-
-        opts["tls.min_ver"] = next((v for v in TLS_VERSIONS if v not in d.no_versions), None)
+    if d.no_versions:
+        opts["tls.no_versions"] = d.no_versions
 
 
 def _tls_flag(field: str, value: object) -> Any:
@@ -317,12 +315,22 @@ for _word, _field, _value in (
     ("tls-tickets", "no_tickets", False),
     ("no-verifyhost", "verifyhost", None),
     ("allow-0rtt", "", None),
-    ("no-sslv3", "", None),
 ):
     SERVER_OPTIONS.register(_word)(_tls_flag(_field or "ignored", _value))
-for _word in NO_VERSION_FLAGS:
-    if _word != "no-sslv3":
-        SERVER_OPTIONS.register(_word)(_tls_flag("ignored", None))
+
+
+def _no_version(version: str) -> Any:
+    def handler(ctx: Ctx, rest: list[str]) -> None:
+        rest.pop(0)
+        opts = ctx.section.fields[OPTS]
+        _seed(ctx, opts)
+        opts["tls.no_versions"] = frozenset(opts.get("tls.no_versions", frozenset()) | {version})
+
+    return handler
+
+
+for _word, _version in NO_VERSION_FLAGS.items():
+    SERVER_OPTIONS.register(_word)(_no_version(_version))
 
 
 def _force(version: str) -> Any:
@@ -421,6 +429,11 @@ def _tls_servers(state: Any, config: Config) -> None:
             if tls is None:
                 continue
             line = f"'server {px.name}/{srv.name}'"
+            if tls.no_versions and (tls.min_ver is not None or tls.max_ver is not None):
+                state.warnings.append(
+                    f"[{srv.where}] : {line} : no-sslv3/no-tlsv1x are ignored for this server. "
+                    "Use only 'ssl-min-ver' and 'ssl-max-ver' to fix."
+                )
             if tls.verify == "required" and tls.ca_file is None:
                 state.error(srv.where, f"{line} : {_NO_CA}", "bracket")
                 continue
