@@ -524,3 +524,84 @@ def test_crl_file_refuses_a_revoked_client(pki: Pki, tmp_path: os.PathLike[str])
     handshake(srv, cli)
     send_all(cli, b"x")
     assert recv_all(srv, 1) == b"x"
+
+
+def record_lengths(data: bytes) -> list[tuple[int, int]]:
+    """(content type, length) of each TLS record in `data`."""
+    out, pos = [], 0
+    while pos + 5 <= len(data):
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        out.append((data[pos], length))
+        pos += 5 + length
+    return out
+
+
+@pytest.mark.parametrize(("max_record", "largest"), [(0, 16384 + 17), (1000, 1000 + 17)])
+def test_max_record_bounds_the_records_sent(pki: Pki, max_record: int, largest: int) -> None:
+    store = sni_store(pki)
+    c, s = tcp_pair()
+    srv = TlsTransport(s, store.context(), True, max_record=max_record)
+    cli = TlsTransport(c, client_ctx(pki), False, "www.example.com")
+    handshake(srv, cli)
+    send_all(srv, b"q" * 50000)
+    srv.shutdown()
+    raw = bytearray()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        select.select([c], [], [], 0.5)
+        try:
+            chunk = c.recv(65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        raw += chunk
+    sizes = [n for kind, n in record_lengths(bytes(raw)) if kind == 23]  # TLS 1.3: all 23
+    assert max(sizes) == largest
+
+
+def test_session_cache_size_zero_disables_server_resumption(pki: Pki) -> None:
+    from nsproxy.config.model_tls import GlobalTls
+
+    cfg = BindTls(enabled=True, crts=(pki.www,), options=SslOptions(no_tickets=True))
+    for size, expect in ((20000, True), (0, False)):
+        store = SniStore.build(CertStore(), cfg, tune=GlobalTls(cachesize=size))
+        ctx = client_ctx(pki)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        cache = SessionCache()
+        reused = []
+        for _ in range(2):
+            c, s = tcp_pair()
+            srv = TlsTransport(s, store.context(), server_side=True)
+            cli = TlsTransport(c, ctx, False, "www.example.com", cache.offer())
+            handshake(srv, cli)
+            cache.keep(cli.obj)
+            reused.append(srv.obj.session_reused)
+            srv.close()
+            cli.close()
+        assert reused == [False, expect]
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_session_kept_when_the_client_leaves_without_close_notify(pki: Pki, version: str) -> None:
+    """With no-tls-tickets, resumption needs OpenSSL's server cache; close() keeps the
+    session of a connection the client ended with a bare FIN."""
+    cfg = BindTls(enabled=True, crts=(pki.www,), options=SslOptions(no_tickets=True))
+    store = SniStore.build(CertStore(), cfg)
+    ctx = client_ctx(pki)
+    ctx.maximum_version = ssl.TLSVersion[version]
+    cache = SessionCache()
+    reused = []
+    for _ in range(2):
+        c, s = tcp_pair()
+        srv = TlsTransport(s, store.context(), server_side=True)
+        cli = TlsTransport(c, ctx, False, "www.example.com", cache.offer())
+        handshake(srv, cli)
+        send_all(srv, b"x")
+        assert recv_all(cli, 1) == b"x"
+        cache.keep(cli.obj)
+        reused.append(srv.obj.session_reused)
+        c.close()  # no close_notify
+        assert recv_all(srv, 1) == b""
+        srv.close()
+    assert reused == [False, True]

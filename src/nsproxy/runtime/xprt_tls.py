@@ -68,6 +68,7 @@ class TlsTransport:
         "eof",
         "fd",
         "incoming",
+        "max_record",
         "obj",
         "outgoing",
         "server_side",
@@ -83,8 +84,10 @@ class TlsTransport:
         server_side: bool,
         server_hostname: str | None = None,
         session: ssl.SSLSession | None = None,
+        max_record: int = 0,
     ) -> None:
         self.sock = sock
+        self.max_record = max_record
         self.fd = sock.fileno()
         self.server_side = server_side
         self.incoming = ssl.MemoryBIO()
@@ -227,8 +230,11 @@ class TlsTransport:
         if self.backlog and not self._flush_out():
             raise BlockingIOError
         view = memoryview(data)[:_SEND_CAP]
+        step = self.max_record or len(view)
+        taken = 0
         try:
-            taken = self.obj.write(view)
+            while taken < len(view):  # `tune.ssl.maxrecord`: at most that much per record
+                taken += self.obj.write(view[taken : taken + step])
         except ssl.SSLError as exc:
             raise BrokenPipeError(f"TLS write failed: {exc}") from None
         self._flush_out()
@@ -256,6 +262,14 @@ class TlsTransport:
             self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        """Closes the socket. A finished handshake is first marked as shut down in OpenSSL
+        (nothing more is sent): OpenSSL drops from its session cache the sessions of
+        connections freed without that, which would end resumption for clients that close
+        without close_notify."""
+        if self.done and not self.tx_done:
+            self.tx_done = True
+            with contextlib.suppress(ssl.SSLError, ValueError):
+                self.obj.unwrap()
         self.sock.close()
 
     # ---- facts

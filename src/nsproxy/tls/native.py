@@ -27,6 +27,10 @@ def _lib() -> Any:
         lib.SSL_set_verify.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         lib.SSL_set_verify.restype = None
         lib.SSL_get_verify_mode.argtypes = [ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+        lib.SSL_CTX_ctrl.restype = ctypes.c_long
+        lib.SSL_CTX_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_long]
+        lib.SSL_CTX_set_timeout.restype = ctypes.c_long
         _LIB = lib
     return _LIB
 
@@ -143,3 +147,19 @@ def verify_result(obj: ssl.SSLObject) -> int:
     """SSL_get_verify_result: the X509 verification result of the peer's certificate."""
     _crypto()
     return int(_lib().SSL_get_verify_result(ssl_pointer(obj)))
+
+
+_SSL_CTRL_SET_SESS_CACHE_SIZE = 42
+_SSL_CTRL_SET_SESS_CACHE_MODE = 44
+_SSL_SESS_CACHE_OFF = 0
+
+
+def session_cache(ctx: ssl.SSLContext, size: int, lifetime: float) -> None:
+    """`tune.ssl.cachesize` (0: no server-side session cache) and `tune.ssl.lifetime`."""
+    lib = _lib()
+    ptr = ctx_pointer(ctx)
+    if size == 0:
+        lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+    else:
+        lib.SSL_CTX_ctrl(ptr, _SSL_CTRL_SET_SESS_CACHE_SIZE, size, None)
+    lib.SSL_CTX_set_timeout(ptr, max(1, int(lifetime)))

@@ -7,7 +7,7 @@ import os
 import ssl
 from dataclasses import dataclass, field
 
-from nsproxy.config.model_tls import BindTls, CrtListEntry, SslOptions
+from nsproxy.config.model_tls import BindTls, CrtListEntry, GlobalTls, SslOptions
 from nsproxy.tls import native
 from nsproxy.tls.contexts import TlsObject, server_context
 from nsproxy.tls.crtlist import read_crt_list
@@ -91,11 +91,21 @@ class SniStore:
     wild: dict[str, list[Instance]] = field(default_factory=dict)
     lists: list[str] = field(default_factory=list)
     empty_ctx: ssl.SSLContext | None = None
+    cache: tuple[int, float] | None = None  # tune.ssl.cachesize, tune.ssl.lifetime
 
     @classmethod
-    def build(cls, store: CertStore, cfg: BindTls, defaults: SslOptions | None = None) -> SniStore:
-        """The SNI store of a bind from its model; raises PemError / ContextError."""
+    def build(
+        cls,
+        store: CertStore,
+        cfg: BindTls,
+        defaults: SslOptions | None = None,
+        tune: GlobalTls | None = None,
+    ) -> SniStore:
+        """The SNI store of a bind from its model (`defaults`: `ssl-default-bind-*`, `tune`:
+        the global section's TLS settings); raises PemError / ContextError."""
         sni = cls(store, cfg.options.over(defaults or SslOptions()), cfg.strict_sni)
+        if tune is not None:
+            sni.cache = (tune.cachesize, tune.lifetime)
         for crt in cfg.crts:
             if os.path.isdir(crt):
                 sni.lists.append(crt)
@@ -113,10 +123,16 @@ class SniStore:
     def add(self, entry: CrtListEntry, source: str) -> Instance:
         bundle = self.store.bundle(entry.crt)
         opts = entry.options.over(self.options)
-        inst = Instance(entry, source, opts, server_context(bundle, opts))
+        inst = Instance(entry, source, opts, self._context(bundle, opts))
         self._index(inst, bundle)
         self.instances.append(inst)
         return inst
+
+    def _context(self, bundle: CertBundle | None, opts: SslOptions) -> ssl.SSLContext:
+        ctx = server_context(bundle, opts)
+        if self.cache is not None:
+            native.session_cache(ctx, *self.cache)
+        return ctx
 
     def _index(self, inst: Instance, bundle: CertBundle) -> None:
         positive = [f.lower() for f in inst.entry.sni_filters if not f.startswith("!")]
@@ -138,7 +154,7 @@ class SniStore:
         for inst in self.instances:
             if inst.entry.crt == path:
                 bundle = self.store.bundle(path)
-                inst.ctx = server_context(bundle, inst.options)
+                inst.ctx = self._context(bundle, inst.options)
                 self._unindex(inst)
                 self._index(inst, bundle)
                 n += 1
@@ -175,7 +191,7 @@ class SniStore:
         base = self.default
         if base is None:
             if self.empty_ctx is None:
-                self.empty_ctx = server_context(None, self.options)
+                self.empty_ctx = self._context(None, self.options)
                 self.empty_ctx.sni_callback = self.sni_callback
             return self.empty_ctx
         if base.ctx.sni_callback is None:
