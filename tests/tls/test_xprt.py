@@ -605,3 +605,31 @@ def test_session_kept_when_the_client_leaves_without_close_notify(pki: Pki, vers
         assert recv_all(srv, 1) == b""
         srv.close()
     assert reused == [False, True]
+
+
+def test_data_sent_with_the_finished_is_readable_at_once(pki: Pki) -> None:
+    """A client's first bytes can arrive with its Finished: after the server's handshake
+    returns DONE they are inside OpenSSL and the socket has nothing more to signal."""
+    c, srv = raw_client(sni_store(pki))
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx(pki).wrap_bio(inc, out, server_hostname="www.example.com")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                c.sendall(out.read())
+            while srv.handshake() is Want.WRITE:
+                select.select([], [srv.fd], [], 1)
+            select.select([c], [], [], 1)
+            inc.write(c.recv(65536))
+            assert time.monotonic() < deadline
+    obj.write(b"early")
+    c.sendall(out.read())  # Finished and the first data in one segment
+    select.select([srv.fd], [], [], 5)
+    assert srv.handshake() is Want.DONE
+    assert select.select([srv.fd], [], [], 0)[0] == []
+    buf = bytearray(10)
+    assert srv.recv_into(buf) == 5 and bytes(buf[:5]) == b"early"

@@ -52,7 +52,8 @@ class TlsTransport:
     Event-loop contract:
     - `handshake()` until it returns Want.DONE; READ/WRITE say which readiness to wait for.
       Raises TlsError (the reason to log) on failure; whatever OpenSSL wrote (an alert) has
-      been sent when possible.
+      been sent when possible. Once DONE, try `recv_into` before waiting for the socket: the
+      client's first data often arrives with its Finished and is already inside OpenSSL.
     - `recv_into(buf)`: plaintext bytes read, 0 at EOF (close_notify or TCP FIN), raises
       BlockingIOError when nothing is available. After a read, `pending()` may be non-zero:
       plaintext already inside OpenSSL that epoll will never signal; read again without
@@ -61,6 +62,7 @@ class TlsTransport:
       ciphertext of earlier sends still waits for the socket. After any send, when `want_write`
       is True, wait for the socket to be writable and call `flush()` (True once drained).
     - `shutdown()`: sends close_notify and shuts the socket's write side.
+    - `close()`: always close through the transport (it keeps the TLS session resumable).
     """
 
     __slots__ = (
