@@ -162,6 +162,7 @@ def take_option(words: list[str], fields: dict[str, object], ca_base: str | None
 def _extra(fields: dict[str, object], word: str, value: str) -> None:
     extras = fields.setdefault("extras", [])
     assert isinstance(extras, list)
+    extras[:] = [(w, v) for w, v in extras if w != word]  # the last one wins, as for others
     extras.append((word, value))
 
 
