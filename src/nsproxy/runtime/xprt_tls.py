@@ -104,7 +104,8 @@ class TlsTransport:
         self.backlog = bytearray()
         self.eof = False
         self.tx_done = False
-        self.wants = Want.READ
+        # a server starts by reading the ClientHello; a client by writing its own
+        self.wants = Want.READ if server_side else Want.WRITE
 
     def fileno(self) -> int:
         return self.fd
@@ -120,6 +121,8 @@ class TlsTransport:
             raise TlsError(ERR_HANDSHAKE, str(exc)) from None
 
     def _step(self) -> Want:
+        if self.wants is Want.READ and not self.incoming.pending and self._fill() == 0:
+            return Want.READ  # nothing new: no need to ask OpenSSL
         while True:
             try:
                 self.obj.do_handshake()
