@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import ServerAddr, SockAddr
 from nsproxy.config.model_rules import ProxyRules
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
+from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
 if TYPE_CHECKING:
     from nsproxy.config.model_http import HttpCfg
@@ -75,6 +76,7 @@ class BindCfg:
     transparent: bool = False
     mode: int | None = None
     maxconn: int = 0
+    tls: BindTls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class ServerCfg:
     pp2_options: frozenset[str] = frozenset()
     check: CheckCfg = CheckCfg()
     source: SourceCfg | None = None
+    tls: ServerTls | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,7 @@ class GlobalCfg:
     localpeer: str | None = None
     peers: tuple[PeersCfg, ...] = ()
     table_names: tuple[str, ...] = ()  # every stick table's name, in declaration order
+    tls: GlobalTls = field(default_factory=GlobalTls)
 
 
 @dataclass(frozen=True, slots=True)

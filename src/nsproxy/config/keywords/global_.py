@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+from typing import Any
 
 from nsproxy.addresses import AddressError, SockAddr, parse_bind, parse_source
 from nsproxy.config.model import LogTarget, StatsSocketCfg
+from nsproxy.config.model_tls import GlobalTls, SslOptions
 from nsproxy.config.registry import (
     KEYWORDS,
     PROXY_SECTIONS,
@@ -16,6 +19,13 @@ from nsproxy.config.registry import (
     parse_time,
 )
 from nsproxy.ops.log import FACILITIES, LEVELS
+from nsproxy.tls.options import (
+    FORCE_FLAGS,
+    IGNORED_FLAGS,
+    NO_VERSION_FLAGS,
+    OptionError,
+    tls_version,
+)
 
 _FACILITIES = tuple(FACILITIES)
 _FORMATS = ("raw", "rfc3164", "rfc5424", "short", "local", "iso", "timed", "priority")
@@ -221,16 +231,7 @@ def _prometheus_exporter(ctx: Ctx, args: list[str]) -> None:
 
 
 _TOLERATED = [
-    "ca-base",
-    "crt-base",
-    "ssl-default-bind-ciphers",
-    "ssl-default-bind-ciphersuites",
-    "ssl-default-bind-options",
-    "ssl-default-server-ciphers",
-    "ssl-default-server-ciphersuites",
-    "ssl-default-server-options",
     "ssl-dh-param-file",
-    "tune.ssl.default-dh-param",
     "spread-checks",
     "tune.maxaccept",
     "tune.pipesize",
@@ -252,3 +253,117 @@ def _tolerated(ctx: Ctx, args: list[str]) -> None:
 
 for _kw in _TOLERATED:
     KEYWORDS.register(_kw, "global")(_tolerated)
+
+
+# ---- TLS: ssl-default-*, crt-base, ca-base, ssl-server-verify, tune.ssl.*
+
+
+def _tls(ctx: Ctx) -> GlobalTls:
+    found = ctx.section.fields.get("tls")
+    return found if isinstance(found, GlobalTls) else GlobalTls()
+
+
+def _set_tls(ctx: Ctx, **changes: object) -> None:
+    ctx.section.fields["tls"] = dataclasses.replace(_tls(ctx), **changes)  # type: ignore[arg-type]
+
+
+def _default_options(ctx: Ctx, args: list[str]) -> None:
+    side = "bind_defaults" if "-bind-" in args[0] else "server_defaults"
+    base: SslOptions = getattr(_tls(ctx), side)
+    fields: dict[str, Any] = {}
+    no: set[str] = set(base.no_versions)
+    words = args[1:]
+    where = f"on global statement '{args[0]}'"
+    while words:
+        word = words.pop(0)
+        if word in ("ssl-min-ver", "ssl-max-ver"):
+            try:
+                fields[word[4:7] + "_ver"] = tls_version(word, words.pop(0) if words else None)
+            except OptionError as exc:
+                raise ConfigError(f"{exc} {where}.") from None
+        elif word in NO_VERSION_FLAGS:
+            no.add(NO_VERSION_FLAGS[word])
+        elif word in FORCE_FLAGS:
+            fields["min_ver"] = fields["max_ver"] = FORCE_FLAGS[word]
+        elif word == "no-tls-tickets":
+            fields["no_tickets"] = True
+        elif word in IGNORED_FLAGS or word in ("no-ca-names", "strict-sni"):
+            pass
+        else:
+            raise ConfigError(f"unknown option '{word}' {where}.")
+    _set_tls(ctx, **{side: dataclasses.replace(base, no_versions=frozenset(no), **fields)})
+
+
+def _default_ciphers(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2:
+        raise ConfigError(f"global statement '{args[0]}' expects a cipher suite as an argument.")
+    if len(args) > 2:
+        raise ConfigError(f"'{args[0]}' cannot handle unexpected argument '{args[2]}'.")
+    side = "bind_defaults" if "-bind-" in args[0] else "server_defaults"
+    field = "ciphersuites" if args[0].endswith("ciphersuites") else "ciphers"
+    base: SslOptions = getattr(_tls(ctx), side)
+    changes: dict[str, Any] = {field: args[1]}
+    _set_tls(ctx, **{side: dataclasses.replace(base, **changes)})
+
+
+for _kw in ("ssl-default-bind-options", "ssl-default-server-options"):
+    KEYWORDS.register(_kw, "global")(_default_options)
+for _kw in (
+    "ssl-default-bind-ciphers",
+    "ssl-default-bind-ciphersuites",
+    "ssl-default-server-ciphers",
+    "ssl-default-server-ciphersuites",
+):
+    KEYWORDS.register(_kw, "global")(_default_ciphers)
+
+
+def _base_dir(ctx: Ctx, args: list[str]) -> None:
+    field = "crt_base" if args[0] == "crt-base" else "ca_base"
+    if getattr(_tls(ctx), field) is not None:
+        raise ConfigError(f"'{args[0]}' already specified.")
+    if len(args) < 2:
+        raise ConfigError(f"global statement '{args[0]}' expects a directory path as an argument.")
+    _set_tls(ctx, **{field: args[1]})
+
+
+KEYWORDS.register("crt-base", "global")(_base_dir)
+KEYWORDS.register("ca-base", "global")(_base_dir)
+
+
+@KEYWORDS.register("ssl-server-verify", "global")
+def _ssl_server_verify(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    if args[1] not in ("none", "required"):
+        raise ConfigError("'ssl-server-verify' expects 'none' or 'required' as argument.")
+    _set_tls(ctx, server_verify=args[1])
+
+
+@KEYWORDS.register("tune.ssl.cachesize", "global")
+def _ssl_cachesize(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    _set_tls(ctx, cachesize=parse_int(args[1], args[0]))
+
+
+@KEYWORDS.register("tune.ssl.maxrecord", "global")
+def _ssl_maxrecord(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    _set_tls(ctx, maxrecord=parse_int(args[1], args[0]))
+
+
+@KEYWORDS.register("tune.ssl.default-dh-param", "global")
+def _ssl_dh_param(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "an integer argument")
+    value = parse_int(args[1], args[0])
+    if value < 1024:
+        raise ConfigError("'tune.ssl.default-dh-param' expects a value >= 1024.")
+    _set_tls(ctx, default_dh_param=value)
+
+
+@KEYWORDS.register("tune.ssl.lifetime", "global")
+def _ssl_lifetime(ctx: Ctx, args: list[str]) -> None:
+    ctx.need(args, 1, "a time value")
+    try:
+        _set_tls(ctx, lifetime=parse_time(args[1], "s"))
+    except ConfigError:
+        bad = args[1].lstrip("0123456789")[:1]
+        raise ConfigError(f"unexpected character '{bad}' in argument to <{args[0]}>.") from None

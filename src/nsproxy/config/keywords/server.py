@@ -8,7 +8,8 @@ from typing import Any
 from nsproxy.addresses import AddressError, parse_server
 from nsproxy.config.keywords.namespace import netns_exists
 from nsproxy.config.keywords.proxy import BE, parse_source_args
-from nsproxy.config.model import CheckCfg, ServerCfg, Where
+from nsproxy.config.model import CheckCfg, Config, ServerCfg, Where
+from nsproxy.config.model_tls import GlobalTls, ServerTls
 from nsproxy.config.registry import (
     KEYWORDS,
     SERVER_OPTIONS,
@@ -17,8 +18,20 @@ from nsproxy.config.registry import (
     Section,
     parse_int,
     parse_time,
+    post_check,
 )
 from nsproxy.netns import check_name
+from nsproxy.tls.contexts import ContextError, client_context
+from nsproxy.tls.options import (
+    FORCE_FLAGS,
+    NO_VERSION_FLAGS,
+    OptionError,
+    alpn_list,
+    resolve,
+    tls_version,
+    verify_method,
+)
+from nsproxy.tls.pem import PemError, load_bundle, load_verify_file
 
 OPTS = "_srv_opts"
 DEFAULTS = "_default_server"
@@ -66,7 +79,11 @@ def _checked(line: str, opts: dict[str, Any]) -> tuple[CheckCfg, dict[str, Any]]
             f"{line}'check' cannot be used with 'namespace *': a health check has no client "
             "connection, so it has no namespace to run in."
         )
-    return check, {k: v for k, v in opts.items() if not k.startswith("check.")}
+    fields = {k: v for k, v in opts.items() if not k.startswith(("check.", "tls."))}
+    tls = _server_tls(opts)
+    if tls is not None:
+        fields["tls"] = tls
+    return check, fields
 
 
 def dynamic_server(where: Where, backend: str, name: str, words: list[str]) -> ServerCfg:
@@ -241,3 +258,193 @@ def _source(ctx: Ctx, rest: list[str]) -> None:
         take += rest[:2]
         del rest[:2]
     ctx.section.fields[OPTS]["source"] = parse_source_args(take, allow_range=True)
+
+
+# ---- TLS to the server (`ssl`, `verify`, `ca-file`, `crt`, `sni`, `alpn`, `check-ssl`, ...)
+
+_TLS_FIELDS = {f.name for f in dataclasses.fields(ServerTls)}
+
+
+def _server_tls(opts: dict[str, Any]) -> ServerTls | None:
+    fields = {k[4:]: v for k, v in opts.items() if k.startswith("tls.") and k[4:] in _TLS_FIELDS}
+    if not fields.get("enabled") and not fields.get("check_ssl"):
+        return None
+    return ServerTls(**fields)
+
+
+def _global_tls(ctx: Ctx) -> GlobalTls:
+    found = ctx.state.global_.fields.get("tls") if ctx.state is not None else None
+    return found if isinstance(found, GlobalTls) else GlobalTls()
+
+
+def _seed(ctx: Ctx, opts: dict[str, Any]) -> None:
+    """The first TLS word of a server starts from the global `ssl-default-server-*` values."""
+    if "tls.seeded" in opts:
+        return
+    g = _global_tls(ctx)
+    d = g.server_defaults
+    opts["tls.seeded"] = True
+    opts["tls.verify"] = g.server_verify
+    for name in ("min_ver", "max_ver", "ciphers", "ciphersuites"):
+        if getattr(d, name) is not None:
+            opts["tls." + name] = getattr(d, name)
+    if d.no_tickets:
+        opts["tls.no_tickets"] = True
+    if d.no_versions:
+        opts["tls.no_versions"] = d.no_versions
+
+
+def _tls_flag(field: str, value: object) -> Any:
+    def handler(ctx: Ctx, rest: list[str]) -> None:
+        rest.pop(0)
+        opts = ctx.section.fields[OPTS]
+        _seed(ctx, opts)
+        opts["tls." + field] = value
+
+    return handler
+
+
+for _word, _field, _value in (
+    ("ssl", "enabled", True),
+    ("no-ssl", "enabled", False),
+    ("check-ssl", "check_ssl", True),
+    ("no-check-ssl", "check_ssl", False),
+    ("ssl-reuse", "reuse", True),
+    ("no-ssl-reuse", "reuse", False),
+    ("no-tls-tickets", "no_tickets", True),
+    ("tls-tickets", "no_tickets", False),
+    ("no-verifyhost", "verifyhost", None),
+    ("allow-0rtt", "", None),
+):
+    SERVER_OPTIONS.register(_word)(_tls_flag(_field or "ignored", _value))
+
+
+def _no_version(version: str) -> Any:
+    def handler(ctx: Ctx, rest: list[str]) -> None:
+        rest.pop(0)
+        opts = ctx.section.fields[OPTS]
+        _seed(ctx, opts)
+        opts["tls.no_versions"] = frozenset(opts.get("tls.no_versions", frozenset()) | {version})
+
+    return handler
+
+
+for _word, _version in NO_VERSION_FLAGS.items():
+    SERVER_OPTIONS.register(_word)(_no_version(_version))
+
+
+def _force(version: str) -> Any:
+    def handler(ctx: Ctx, rest: list[str]) -> None:
+        rest.pop(0)
+        opts = ctx.section.fields[OPTS]
+        _seed(ctx, opts)
+        opts["tls.min_ver"] = opts["tls.max_ver"] = version
+
+    return handler
+
+
+for _word, _version in FORCE_FLAGS.items():
+    SERVER_OPTIONS.register(_word)(_force(_version))
+
+
+@SERVER_OPTIONS.register("verify")
+@SERVER_OPTIONS.register("ca-file")
+@SERVER_OPTIONS.register("crl-file")
+@SERVER_OPTIONS.register("crt")
+@SERVER_OPTIONS.register("sni")
+@SERVER_OPTIONS.register("alpn")
+@SERVER_OPTIONS.register("ssl-min-ver")
+@SERVER_OPTIONS.register("ssl-max-ver")
+@SERVER_OPTIONS.register("ciphers")
+@SERVER_OPTIONS.register("ciphersuites")
+@SERVER_OPTIONS.register("verifyhost")
+@SERVER_OPTIONS.register("check-sni")
+@SERVER_OPTIONS.register("check-alpn")
+@SERVER_OPTIONS.register("npn")
+def _tls_arg(ctx: Ctx, rest: list[str]) -> None:
+    word = rest.pop(0)
+    value = rest.pop(0) if rest else None
+    opts = ctx.section.fields[OPTS]
+    _seed(ctx, opts)
+    g = _global_tls(ctx)
+    try:
+        if word == "verify":
+            if value is None:
+                raise ConfigError("'verify' : missing verify method.")
+            opts["tls.verify"] = verify_method(word, value, server=True)
+        elif word in ("ca-file", "crl-file"):
+            if value is None:
+                what = "CAfile" if word == "ca-file" else "CRLfile"
+                raise ConfigError(f"'{word}' : missing {what} path.")
+            path = resolve(value, g.ca_base)
+            try:
+                load_verify_file(path)
+            except PemError as exc:
+                raise ConfigError(str(exc)) from None
+            opts["tls." + word.replace("-", "_")] = path
+        elif word == "crt":
+            if value is None:
+                raise ConfigError("'crt' : missing certificate file path.")
+            path = resolve(value, g.crt_base)
+            try:
+                load_bundle(path)
+            except PemError as exc:
+                raise ConfigError(str(exc)) from None
+            opts["tls.crt"] = path
+        elif word in ("sni", "check-sni"):
+            if value is None:
+                raise ConfigError(f"'{word}' : missing sni expression.")
+            opts["tls.sni"] = value if word == "sni" else opts.get("tls.sni")
+        elif word in ("alpn", "check-alpn"):
+            alpn = alpn_list(word, value, server=True)
+            if word == "alpn":
+                opts["tls.alpn"] = alpn
+        elif word in ("ssl-min-ver", "ssl-max-ver"):
+            opts["tls." + word[4:7] + "_ver"] = tls_version(word, value, server=True)
+        elif word in ("ciphers", "ciphersuites"):
+            if value is None:
+                raise ConfigError(f"'{word}' : missing cipher suite.")
+            opts["tls." + word] = value
+        elif word == "verifyhost":
+            if value is None:
+                raise ConfigError("'verifyhost' : missing hostname.")
+            opts["tls.verifyhost"] = value
+    except OptionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+_NO_CA = (
+    "verify is enabled by default but no CA file specified. If you're running on a LAN where "
+    "you're certain to trust the server's certificate, please set an explicit 'verify none' "
+    "statement on the 'server' line, or use 'ssl-server-verify none' in the global section to "
+    "disable server-side verifications by default."
+)
+
+
+@post_check
+def _tls_servers(state: Any, config: Config) -> None:
+    for px in config.backends:
+        for srv in px.servers:
+            tls = srv.tls
+            if tls is None:
+                continue
+            line = f"'server {px.name}/{srv.name}'"
+            if tls.no_versions and (tls.min_ver is not None or tls.max_ver is not None):
+                state.warnings.append(
+                    f"[{srv.where}] : {line} : no-sslv3/no-tlsv1x are ignored for this server. "
+                    "Use only 'ssl-min-ver' and 'ssl-max-ver' to fix."
+                )
+            if tls.verify == "required" and tls.ca_file is None:
+                state.error(srv.where, f"{line} : {_NO_CA}", "bracket")
+                continue
+            try:
+                client_context(
+                    ServerTls(
+                        enabled=True,
+                        verify="none",
+                        ciphers=tls.ciphers,
+                        ciphersuites=tls.ciphersuites,
+                    )
+                )
+            except ContextError as exc:
+                state.error(srv.where, f"{line} : {exc}.", "bracket")

@@ -1,0 +1,1 @@
+"""TLS: certificate files and stores, SSL contexts, runtime certificate API, fetch values."""
