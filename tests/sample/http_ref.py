@@ -121,15 +121,18 @@ class HttpRef:
 
 
 @contextmanager
-def http_haproxy(frontend: str, backend: str = "", defaults: str = "") -> Iterator[HttpRef]:
-    """HAProxy 2.6 with `frontend` lines in frontend `fe` and `backend` lines in `be`."""
+def http_haproxy(
+    frontend: str, backend: str = "", defaults: str = "", extra: str = ""
+) -> Iterator[HttpRef]:
+    """HAProxy 2.6 with `frontend` lines in frontend `fe`, `backend` lines in `be`, and
+    `extra` sections (userlists...) first."""
     assert HAPROXY is not None
     port, sport = free_port(), free_port()
     rec = Recorder(sport)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "http.cfg"
         cfg.write_text(
-            "global\n  stats timeout 5s\n"
+            f"global\n  stats timeout 5s\n{extra}"
             "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
             f"  timeout connect 2s\n  timeout tarpit 50ms\n{defaults}\n"
             f"frontend fe\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend be\n"

@@ -11,6 +11,7 @@ from nsproxy.config.keywords import (
     server,
     stick,
     transparent,
+    userlist,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "server",
     "stick",
     "transparent",
+    "userlist",
 ]
