@@ -239,13 +239,33 @@ TCP_MODE = """listen l
 @needs_haproxy
 def test_http_keywords_in_tcp_mode_warn_as_haproxy(tmp_path: Path) -> None:
     head = "defaults\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n"
-    expected = [
-        m
-        for m in theirs(tmp_path, TCP_MODE, head)
-        if "log format ignored" not in m  # a log-setting check, not an HTTP one
-    ]
+    expected = theirs(tmp_path, TCP_MODE, head)
     assert ours(tmp_path, TCP_MODE, head) == expected
-    assert len(expected) == 8
+    assert len(expected) == 9
+
+
+INHERITED = """defaults
+  mode tcp
+  option httplog
+  option forwardfor
+  timeout client 1s
+  timeout server 1s
+  timeout connect 1s
+frontend f
+  bind 127.0.0.1:1
+  default_backend b
+backend b
+  server s 127.0.0.1:2
+listen l
+  mode http
+  bind 127.0.0.1:3
+  server s 127.0.0.1:2
+"""
+
+
+@needs_haproxy
+def test_options_inherited_from_defaults_warn_as_haproxy(tmp_path: Path) -> None:
+    assert ours(tmp_path, INHERITED, "") == theirs(tmp_path, INHERITED, "")
 
 
 def test_error_file_answers_with_lowercase_head(tmp_path: Path) -> None:
@@ -275,7 +295,7 @@ def test_error_file_answers_with_lowercase_head(tmp_path: Path) -> None:
 def test_options_build_http_cfg(tmp_path: Path) -> None:
     state, px = parse(
         tmp_path,
-        "frontend fe\n  bind 127.0.0.1:1\n  option httplog clf\n"
+        "frontend fe\n  bind 127.0.0.1:1\n  log stdout format raw local0\n  option httplog clf\n"
         "  option forwardfor except 10.0.0.0/8 header X-Real-IP if-none\n"
         "  option originalto header X-O\n  option http-buffer-request\n"
         "  option httpclose\n  monitor-uri /healthz\n  unique-id-header X-Unique-ID\n"

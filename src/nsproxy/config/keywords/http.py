@@ -530,18 +530,25 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
-        if fields.get("mode", "tcp") == "http" or cfg is None:
+        if cfg is None:
             continue
-        if cfg.monitor_uri is not None:
+        tcp = fields.get("mode", "tcp") != "http"
+        if tcp and cfg.monitor_uri is not None:
             state.warnings.append(
                 f"config : monitor-uri will be ignored for {px} (needs 'mode http')."
             )
         where = fields.get("_httplog_where")
-        if cfg.httplog and where is not None:
+        if tcp and cfg.httplog and where is not None and sec.is_frontend:
             state.warnings.append(
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
+        if cfg.httplog and sec.is_frontend and not fields.get("logs"):
+            state.warnings.append(
+                f"config : log format ignored for {px} since it has no log address."
+            )
+        if not tcp:
+            continue
         for field, name in (
             ("http_request", "http-request"),
             ("http_response", "http-response"),
