@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from nsproxy.config.model import ProxyCfg
-from nsproxy.config.model_http import HttpResult, HttpRule, Verb
+from nsproxy.config.model_http import Verb, evaluate
 from nsproxy.config.parser import parse_files
 from nsproxy.proto.h1.head import parse_response_head, serialize_request, serialize_response
 from sample.haproxy_ref import needs_haproxy
 from sample.http_ref import HttpRef, http_haproxy
-from sample.http_txn import HttpTxn, request, response
+from sample.http_txn import request, response
 
 pytestmark = needs_haproxy
 
@@ -121,15 +121,6 @@ def fe(tmp_path_factory: pytest.TempPathFactory) -> ProxyCfg:
     return px
 
 
-def run_rules(rules: tuple[HttpRule, ...], txn: HttpTxn) -> HttpResult | None:
-    """The rule list as HAProxy runs it: the first rule that answers or allows stops it."""
-    for rule in rules:
-        r = rule.run(txn)
-        if r is not None:
-            return r
-    return None
-
-
 def _req(sel: str, extra: bytes = b"", target: bytes = b"/p/x?b=2&c=3") -> bytes:
     return (
         b"GET "
@@ -150,7 +141,7 @@ def test_request_rules_edit_what_the_server_gets(ref: HttpRef, fe: ProxyCfg, sel
     assert server is not None, client
     txn = request(raw, src=("127.0.0.1", 40000))
     assert fe.http is not None
-    got = run_rules(fe.http.http_request, txn)
+    got = evaluate(fe.http.http_request, txn)
     assert got is None or got.verb is Verb.ALLOW
     assert txn.http_req is not None
     # the source port differs from the live run: compare without it
@@ -164,7 +155,7 @@ def test_answers_are_haproxys(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     assert server is None
     txn = request(raw)
     assert fe.http is not None
-    got = run_rules(fe.http.http_request, txn)
+    got = evaluate(fe.http.http_request, txn)
     assert got is not None
     assert got.verb is (Verb.TARPIT if sel.startswith("tarpit") else Verb.ANSWER)
     assert got.data == client
@@ -177,17 +168,17 @@ def test_response_rules(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     assert server is not None  # response rules: the request went through
     txn = request(raw)
     assert fe.http is not None
-    assert run_rules(fe.http.http_request, txn) is None
+    assert evaluate(fe.http.http_request, txn) is None
     response(txn, ref.recorder.response)
-    got = run_rules(fe.http.http_response, txn)
+    got = evaluate(fe.http.http_response, txn)
     if got is not None:
         # HAProxy's own answer: http-after-response rules run on it too, on its parsed head
         head, _, body = got.data.partition(b"\r\n\r\n")
         txn.http_resp = parse_response_head(head + b"\r\n")
-        assert run_rules(fe.http.http_after_response, txn) is None
+        assert evaluate(fe.http.http_after_response, txn) is None
         assert serialize_response(txn.http_resp) + body == client
         return
-    assert run_rules(fe.http.http_after_response, txn) is None
+    assert evaluate(fe.http.http_after_response, txn) is None
     assert txn.http_resp is not None
     body = ref.recorder.response.split(b"\r\n\r\n", 1)[1]
     assert serialize_response(txn.http_resp) + body == client
@@ -210,6 +201,6 @@ def test_rules_of_a_listen_section_and_their_order(tmp_path: Path) -> None:
         b"GET / HTTP/1.1\r\nHost: a\r\nX-Neutron-Router-ID: forged\r\n"
         b"X-Neutron-Network-ID: forged\r\n\r\n"
     )
-    assert run_rules(px.http.http_request, txn) is None
+    assert evaluate(px.http.http_request, txn) is None
     assert txn.http_req is not None
     assert txn.http_req.headers == [(b"host", b"a"), (b"x-neutron-network-id", b"net-1")]

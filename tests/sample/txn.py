@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
+from nsproxy.proto.h1.head import RequestHead, ResponseHead
 from nsproxy.sample.context import Addr
 from nsproxy.sample.types import Sample, SmpType
 
@@ -48,6 +49,15 @@ class StubTxn:
     queue_backend: int = 0
     unique_id: str | None = None
     request_counter: int = 0
+    http_req: RequestHead | None = None
+    http_resp: ResponseHead | None = None
+    req_body: bytes = b""
+    req_captures: list[str | None] = field(default_factory=list)
+    res_captures: list[str | None] = field(default_factory=list)
+    log_level: str | None = None
+
+    def set_log_level(self, level: str) -> None:
+        self.log_level = level
 
     def nbsrv(self, backend: str) -> int | None:
         return self.servers.get(backend)

@@ -73,6 +73,16 @@ class HttpRule:
     cond: Condition | None = None
 
 
+def evaluate(rules: tuple[HttpRule, ...], txn: Txn) -> HttpResult | None:
+    """Runs a rule list as HAProxy does: in order, until a rule stops it (its result is
+    returned; ALLOW ends only this list) or the list ends (None)."""
+    for rule in rules:
+        result = rule.run(txn)
+        if result is not None:
+            return result
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class AddrHeader:
     """`option forwardfor` / `option originalto`: the header and when it is added.
