@@ -47,7 +47,11 @@ REQUEST_RULES = [
     ("al", "http-request allow"),
     ("al", "http-request set-header x-never 1"),
 ]
+DATA = Path(__file__).parent / "data"
 ANSWER_RULES = [
+    ("reterr", f"http-request return errorfile {DATA / 'errorfile-403-lf.http'}"),
+    ("deny503", "http-request deny deny_status 503"),
+    ("deny403", "http-request deny deny_status 403"),
     ("deny", "http-request deny"),
     ("deny429", "http-request deny deny_status 429"),
     ("denyb", "http-request deny deny_status 200 content-type text/plain string hi hdr x-h v"),
@@ -91,7 +95,10 @@ AFTER_RULES = [
 
 
 def _frontend() -> str:
-    lines = ["  http-request set-var(txn.t) req.hdr(x-t)"]
+    lines = [
+        "  http-request set-var(txn.t) req.hdr(x-t)",
+        f"  errorfile 503 {DATA / 'errorfile-503.http'}",
+    ]
     for sel, rule in REQUEST_RULES + ANSWER_RULES:
         lines.append(f"  {rule} if {{ req.hdr(x-t) -m str {sel} }}")
     for sel, rule in RESPONSE_RULES + AFTER_RULES:
