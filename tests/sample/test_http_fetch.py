@@ -9,6 +9,8 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nsproxy.config.model import ProxyCfg
 from nsproxy.config.model_http import HttpResult
@@ -379,3 +381,33 @@ def test_missing_userlist_and_group_are_errors(tmp_path: Path) -> None:
         f"parsing [{cfg}:7]: unable to find userlist 'M' referenced in arg 1 of sample fetch "
         "keyword 'http_auth'.",
     ]
+
+
+# --- properties of the parsing helpers -----------------------------------------------------
+
+_VALUE = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@given(_VALUE)
+def test_split_values_keeps_every_byte_outside_blanks(value: bytes) -> None:
+    parts = split_values(value)
+    assert len(parts) >= 1
+    if b'"' not in value:
+        assert parts == [p.strip(b" \t") for p in value.split(b",")]
+    assert all(p == p.strip(b" \t") for p in parts)
+
+
+@given(st.binary(max_size=60))
+def test_split_target_parts_come_from_the_target(target: bytes) -> None:
+    path, query = split_target(target)
+    assert path == b"" or path.startswith(b"/")
+    assert query == b"" or query.startswith(b"?")
+    assert b"?" not in path
+    assert (path + query) in target
+
+
+@given(st.binary(max_size=60), st.sampled_from([b"&", b";"]))
+def test_url_params_round_trip(query: bytes, delim: bytes) -> None:
+    pairs = url_params(query, delim)
+    assert all(delim not in n and delim not in v for n, v in pairs)
+    assert len(pairs) <= query.count(delim) + 1
