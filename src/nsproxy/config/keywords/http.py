@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from nsproxy.config.keywords.http_actions import (
@@ -186,7 +187,7 @@ def _httpchk(ctx: Ctx, args: list[str]) -> None:
     )
 
 
-def _removed(since: str, advice: str) -> Any:
+def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
     def handler(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
             f"option '{args[0]}' is not supported any more since HAProxy {since}, please just "
@@ -344,7 +345,7 @@ def _hook(ctx: Ctx, kind: str) -> Hook:
     return Hook.FE_HRS_HDR if fe else Hook.BE_HRS_HDR
 
 
-def _errorfile_lookup(ctx: Ctx) -> Any:
+def _errorfile_lookup(ctx: Ctx) -> Callable[[int], ErrorFile | None]:
     fields = ctx.section.fields
 
     def find(status: int) -> ErrorFile | None:
@@ -354,7 +355,7 @@ def _errorfile_lookup(ctx: Ctx) -> Any:
     return find
 
 
-def _new_capture(ctx: Ctx) -> Any:
+def _new_capture(ctx: Ctx) -> Callable[[int], int]:
     def new(length: int) -> int:
         if not ctx.section.is_frontend:
             raise ConfigError(f"proxy '{ctx.section.name}' has no frontend capability")
@@ -365,7 +366,7 @@ def _new_capture(ctx: Ctx) -> Any:
     return new
 
 
-def _capture_len(ctx: Ctx, response: bool) -> Any:
+def _capture_len(ctx: Ctx, response: bool) -> Callable[[int], int | None]:
     fields = ctx.section.fields
 
     def length(idx: int) -> int | None:
