@@ -14,6 +14,7 @@ from nsproxy.config.model_http import (
     Capture,
     HttpCfg,
     Verb,
+    evaluate,
     stream_modes,
 )
 from nsproxy.config.parser import ParseState, parse_files
@@ -398,3 +399,28 @@ def test_capture_log_level_service_and_reject_actions(tmp_path: Path) -> None:
     assert run(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.SERVICE
     assert run(b"GET /reject HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.REJECT
     assert run(b"GET /allow HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.ALLOW
+
+
+def test_metadata_id_from_the_client_namespace(tmp_path: Path) -> None:
+    """One listener for many `ovnmeta-<network>` namespaces: the ID comes from the namespace
+    the client connected in, and a forged one is dropped first."""
+    state, px = parse(
+        tmp_path,
+        "listen listener\n  bind 169.254.169.254:80\n"
+        "  http-request del-header X-OVN-Network-ID\n"
+        "  http-request set-header X-OVN-Network-ID %[fc_netns,regsub(^ovnmeta-,)]\n"
+        "  server metadata /var/lib/neutron/metadata_proxy\n",
+    )
+    assert state.errors == [] and state.warnings == []
+    http = px["listener"].http
+    assert http is not None
+    txn = request(
+        b"GET /openstack HTTP/1.1\r\nHost: 169.254.169.254\r\nX-OVN-Network-ID: forged\r\n\r\n",
+        fc_netns="ovnmeta-3c6ac0b0-7b5c",
+    )
+    assert evaluate(http.http_request, txn) is None
+    assert txn.http_req is not None
+    assert txn.http_req.headers == [
+        (b"host", b"169.254.169.254"),
+        (b"x-ovn-network-id", b"3c6ac0b0-7b5c"),
+    ]
