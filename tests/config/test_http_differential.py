@@ -17,6 +17,7 @@ from nsproxy.config.model import ProxyCfg
 from nsproxy.config.model_http import Verb, evaluate
 from nsproxy.config.parser import parse_files
 from nsproxy.proto.h1.head import parse_response_head, serialize_request, serialize_response
+from nsproxy.proto.h1.rewrite import add_forwarded_for
 from sample.haproxy_ref import needs_haproxy
 from sample.http_ref import HttpRef, http_haproxy
 from sample.http_txn import request, response
@@ -211,3 +212,42 @@ def test_rules_of_a_listen_section_and_their_order(tmp_path: Path) -> None:
     assert evaluate(px.http.http_request, txn) is None
     assert txn.http_req is not None
     assert txn.http_req.headers == [(b"host", b"a"), (b"x-neutron-network-id", b"net-1")]
+
+
+ADDR_OPTIONS = [
+    "option forwardfor",
+    "option forwardfor except 127.0.0.0/8",
+    "option forwardfor except 10.0.0.0/8 header X-Real-IP",
+    "option forwardfor header X-Client if-none",
+    "option originalto",
+    "option originalto except 127.0.0.1 header X-Dst",
+    "option originalto header X-Client",
+]
+
+
+@pytest.mark.parametrize("option", ADDR_OPTIONS)
+def test_forwardfor_and_originalto_settings(option: str, tmp_path: Path) -> None:
+    """HttpCfg's forwardfor/originalto, applied as the runtime will (after the rules), give
+    the header HAProxy adds: X-Forwarded-For after the client's own, none when excluded,
+    none under if-none when the client sent one."""
+    cfg = tmp_path / "o.cfg"
+    cfg.write_text(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
+        f"  timeout connect 2s\nfrontend fe\n  bind 127.0.0.1:1\n  {option}\n"
+        "  default_backend be\nbackend be\n  server s1 127.0.0.1:2\n"
+    )
+    config, state = parse_files([str(cfg)])
+    assert state.errors == [] and config is not None
+    px = config.proxy("fe")
+    assert px is not None and px.http is not None
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\nX-Client: c\r\n\r\n"
+    with http_haproxy(f"  {option}") as ref:
+        _, server = ref.exchange(raw)
+    assert server is not None
+    txn = request(raw)
+    req = txn.http_req
+    assert req is not None
+    for setting in (px.http.forwardfor, px.http.originalto):
+        if setting is not None and not setting.excluded("127.0.0.1"):
+            add_forwarded_for(req.headers, b"127.0.0.1", setting.name, setting.if_none)
+    assert serialize_request(req) == server
