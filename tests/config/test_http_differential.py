@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from nsproxy.config.model import ProxyCfg
-from nsproxy.config.model_http import HttpResult, HttpRule, Verb
+from nsproxy.config.model_http import Verb, evaluate
 from nsproxy.config.parser import parse_files
 from nsproxy.proto.h1.head import parse_response_head, serialize_request, serialize_response
+from nsproxy.proto.h1.rewrite import add_forwarded_for
 from sample.haproxy_ref import needs_haproxy
 from sample.http_ref import HttpRef, http_haproxy
-from sample.http_txn import HttpTxn, request, response
+from sample.http_txn import request, response
 
 pytestmark = needs_haproxy
 
@@ -47,7 +48,11 @@ REQUEST_RULES = [
     ("al", "http-request allow"),
     ("al", "http-request set-header x-never 1"),
 ]
+DATA = Path(__file__).parent / "data"
 ANSWER_RULES = [
+    ("reterr", f"http-request return errorfile {DATA / 'errorfile-403-lf.http'}"),
+    ("deny503", "http-request deny deny_status 503"),
+    ("deny403", "http-request deny deny_status 403"),
     ("deny", "http-request deny"),
     ("deny429", "http-request deny deny_status 429"),
     ("denyb", "http-request deny deny_status 200 content-type text/plain string hi hdr x-h v"),
@@ -91,7 +96,10 @@ AFTER_RULES = [
 
 
 def _frontend() -> str:
-    lines = ["  http-request set-var(txn.t) req.hdr(x-t)"]
+    lines = [
+        "  http-request set-var(txn.t) req.hdr(x-t)",
+        f"  errorfile 503 {DATA / 'errorfile-503.http'}",
+    ]
     for sel, rule in REQUEST_RULES + ANSWER_RULES:
         lines.append(f"  {rule} if {{ req.hdr(x-t) -m str {sel} }}")
     for sel, rule in RESPONSE_RULES + AFTER_RULES:
@@ -121,15 +129,6 @@ def fe(tmp_path_factory: pytest.TempPathFactory) -> ProxyCfg:
     return px
 
 
-def run_rules(rules: tuple[HttpRule, ...], txn: HttpTxn) -> HttpResult | None:
-    """The rule list as HAProxy runs it: the first rule that answers or allows stops it."""
-    for rule in rules:
-        r = rule.run(txn)
-        if r is not None:
-            return r
-    return None
-
-
 def _req(sel: str, extra: bytes = b"", target: bytes = b"/p/x?b=2&c=3") -> bytes:
     return (
         b"GET "
@@ -150,7 +149,7 @@ def test_request_rules_edit_what_the_server_gets(ref: HttpRef, fe: ProxyCfg, sel
     assert server is not None, client
     txn = request(raw, src=("127.0.0.1", 40000))
     assert fe.http is not None
-    got = run_rules(fe.http.http_request, txn)
+    got = evaluate(fe.http.http_request, txn)
     assert got is None or got.verb is Verb.ALLOW
     assert txn.http_req is not None
     # the source port differs from the live run: compare without it
@@ -164,7 +163,7 @@ def test_answers_are_haproxys(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     assert server is None
     txn = request(raw)
     assert fe.http is not None
-    got = run_rules(fe.http.http_request, txn)
+    got = evaluate(fe.http.http_request, txn)
     assert got is not None
     assert got.verb is (Verb.TARPIT if sel.startswith("tarpit") else Verb.ANSWER)
     assert got.data == client
@@ -177,17 +176,17 @@ def test_response_rules(ref: HttpRef, fe: ProxyCfg, sel: str) -> None:
     assert server is not None  # response rules: the request went through
     txn = request(raw)
     assert fe.http is not None
-    assert run_rules(fe.http.http_request, txn) is None
+    assert evaluate(fe.http.http_request, txn) is None
     response(txn, ref.recorder.response)
-    got = run_rules(fe.http.http_response, txn)
+    got = evaluate(fe.http.http_response, txn)
     if got is not None:
         # HAProxy's own answer: http-after-response rules run on it too, on its parsed head
         head, _, body = got.data.partition(b"\r\n\r\n")
         txn.http_resp = parse_response_head(head + b"\r\n")
-        assert run_rules(fe.http.http_after_response, txn) is None
+        assert evaluate(fe.http.http_after_response, txn) is None
         assert serialize_response(txn.http_resp) + body == client
         return
-    assert run_rules(fe.http.http_after_response, txn) is None
+    assert evaluate(fe.http.http_after_response, txn) is None
     assert txn.http_resp is not None
     body = ref.recorder.response.split(b"\r\n\r\n", 1)[1]
     assert serialize_response(txn.http_resp) + body == client
@@ -210,6 +209,45 @@ def test_rules_of_a_listen_section_and_their_order(tmp_path: Path) -> None:
         b"GET / HTTP/1.1\r\nHost: a\r\nX-Neutron-Router-ID: forged\r\n"
         b"X-Neutron-Network-ID: forged\r\n\r\n"
     )
-    assert run_rules(px.http.http_request, txn) is None
+    assert evaluate(px.http.http_request, txn) is None
     assert txn.http_req is not None
     assert txn.http_req.headers == [(b"host", b"a"), (b"x-neutron-network-id", b"net-1")]
+
+
+ADDR_OPTIONS = [
+    "option forwardfor",
+    "option forwardfor except 127.0.0.0/8",
+    "option forwardfor except 10.0.0.0/8 header X-Real-IP",
+    "option forwardfor header X-Client if-none",
+    "option originalto",
+    "option originalto except 127.0.0.1 header X-Dst",
+    "option originalto header X-Client",
+]
+
+
+@pytest.mark.parametrize("option", ADDR_OPTIONS)
+def test_forwardfor_and_originalto_settings(option: str, tmp_path: Path) -> None:
+    """HttpCfg's forwardfor/originalto, applied as the runtime will (after the rules), give
+    the header HAProxy adds: X-Forwarded-For after the client's own, none when excluded,
+    none under if-none when the client sent one."""
+    cfg = tmp_path / "o.cfg"
+    cfg.write_text(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
+        f"  timeout connect 2s\nfrontend fe\n  bind 127.0.0.1:1\n  {option}\n"
+        "  default_backend be\nbackend be\n  server s1 127.0.0.1:2\n"
+    )
+    config, state = parse_files([str(cfg)])
+    assert state.errors == [] and config is not None
+    px = config.proxy("fe")
+    assert px is not None and px.http is not None
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\nX-Client: c\r\n\r\n"
+    with http_haproxy(f"  {option}") as ref:
+        _, server = ref.exchange(raw)
+    assert server is not None
+    txn = request(raw)
+    req = txn.http_req
+    assert req is not None
+    for setting in (px.http.forwardfor, px.http.originalto):
+        if setting is not None and not setting.excluded("127.0.0.1"):
+            add_forwarded_for(req.headers, b"127.0.0.1", setting.name, setting.if_none)
+    assert serialize_request(req) == server

@@ -14,6 +14,7 @@ from nsproxy.config.model_http import (
     Capture,
     HttpCfg,
     Verb,
+    evaluate,
     stream_modes,
 )
 from nsproxy.config.parser import ParseState, parse_files
@@ -163,6 +164,25 @@ CASES = [
     (LISTEN, "errorfile 999 /tmp/x"),
     (LISTEN, "errorfile 503 /nonexistent"),
     ("defaults\n", "http-request deny"),
+    (FE, "capture"),
+    (FE, "capture foo"),
+    (FE, "capture cookie x"),
+    (FE, "capture response header Server"),
+    (FE, "declare"),
+    (FE, "declare foo"),
+    (FE, "declare capture request"),
+    (FE, "declare capture request len"),
+    (FE, "declare capture request len 0"),
+    (FE, "declare capture request len x"),
+    (LISTEN, "option originalto except"),
+    (LISTEN, "option originalto foo"),
+    (LISTEN, "option originalto header"),
+    (LISTEN, "option originalto if-none"),
+    (LISTEN, "option forceclose"),
+    (LISTEN, "option http-tunnel"),
+    (FE, "option httpchk GET /x"),
+    (LISTEN, "timeout http-request x"),
+    (LISTEN, "monitor-uri /a b"),
     (FE, "redirect location /x if foo"),
     (FE, "redirect location /x foo"),
     (FE, "redirect"),
@@ -220,13 +240,33 @@ TCP_MODE = """listen l
 @needs_haproxy
 def test_http_keywords_in_tcp_mode_warn_as_haproxy(tmp_path: Path) -> None:
     head = "defaults\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n"
-    expected = [
-        m
-        for m in theirs(tmp_path, TCP_MODE, head)
-        if "log format ignored" not in m  # a log-setting check, not an HTTP one
-    ]
+    expected = theirs(tmp_path, TCP_MODE, head)
     assert ours(tmp_path, TCP_MODE, head) == expected
-    assert len(expected) == 8
+    assert len(expected) == 9
+
+
+INHERITED = """defaults
+  mode tcp
+  option httplog
+  option forwardfor
+  timeout client 1s
+  timeout server 1s
+  timeout connect 1s
+frontend f
+  bind 127.0.0.1:1
+  default_backend b
+backend b
+  server s 127.0.0.1:2
+listen l
+  mode http
+  bind 127.0.0.1:3
+  server s 127.0.0.1:2
+"""
+
+
+@needs_haproxy
+def test_options_inherited_from_defaults_warn_as_haproxy(tmp_path: Path) -> None:
+    assert ours(tmp_path, INHERITED, "") == theirs(tmp_path, INHERITED, "")
 
 
 def test_error_file_answers_with_lowercase_head(tmp_path: Path) -> None:
@@ -256,7 +296,7 @@ def test_error_file_answers_with_lowercase_head(tmp_path: Path) -> None:
 def test_options_build_http_cfg(tmp_path: Path) -> None:
     state, px = parse(
         tmp_path,
-        "frontend fe\n  bind 127.0.0.1:1\n  option httplog clf\n"
+        "frontend fe\n  bind 127.0.0.1:1\n  log stdout format raw local0\n  option httplog clf\n"
         "  option forwardfor except 10.0.0.0/8 header X-Real-IP if-none\n"
         "  option originalto header X-O\n  option http-buffer-request\n"
         "  option httpclose\n  monitor-uri /healthz\n  unique-id-header X-Unique-ID\n"
@@ -359,3 +399,28 @@ def test_capture_log_level_service_and_reject_actions(tmp_path: Path) -> None:
     assert run(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.SERVICE
     assert run(b"GET /reject HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.REJECT
     assert run(b"GET /allow HTTP/1.1\r\nHost: a\r\n\r\n")[0] is Verb.ALLOW
+
+
+def test_metadata_id_from_the_client_namespace(tmp_path: Path) -> None:
+    """One listener for many `ovnmeta-<network>` namespaces: the ID comes from the namespace
+    the client connected in, and a forged one is dropped first."""
+    state, px = parse(
+        tmp_path,
+        "listen listener\n  bind 169.254.169.254:80\n"
+        "  http-request del-header X-OVN-Network-ID\n"
+        "  http-request set-header X-OVN-Network-ID %[fc_netns,regsub(^ovnmeta-,)]\n"
+        "  server metadata /var/lib/neutron/metadata_proxy\n",
+    )
+    assert state.errors == [] and state.warnings == []
+    http = px["listener"].http
+    assert http is not None
+    txn = request(
+        b"GET /openstack HTTP/1.1\r\nHost: 169.254.169.254\r\nX-OVN-Network-ID: forged\r\n\r\n",
+        fc_netns="ovnmeta-3c6ac0b0-7b5c",
+    )
+    assert evaluate(http.http_request, txn) is None
+    assert txn.http_req is not None
+    assert txn.http_req.headers == [
+        (b"host", b"169.254.169.254"),
+        (b"x-ovn-network-id", b"3c6ac0b0-7b5c"),
+    ]

@@ -21,10 +21,13 @@ _LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([0-9]+)\r?$")
 DEFAULT_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Srv: a\r\n\r\nok"
 
 
-def read_message(sock: socket.socket, buf: bytearray, timeout: float = 5.0) -> bytes | None:
+def read_message(
+    sock: socket.socket, buf: bytearray, timeout: float = 5.0, response: bool = False
+) -> bytes | None:
     """One HTTP message (head, then a Content-Length body) from `sock`; None at EOF first.
 
-    Bytes after it stay in `buf` for the next call.
+    A `response` without Content-Length runs to the end of the connection. Bytes after a
+    message stay in `buf` for the next call.
     """
     sock.settimeout(timeout)
     while True:
@@ -33,7 +36,7 @@ def read_message(sock: socket.socket, buf: bytearray, timeout: float = 5.0) -> b
             head = bytes(buf[: end + 4])
             m = _LENGTH.search(head)
             size = len(head) + (int(m.group(1)) if m else 0)
-            if len(buf) >= size:
+            if len(buf) >= size and (m or not response):
                 msg = bytes(buf[:size])
                 del buf[:size]
                 return msg
@@ -113,7 +116,7 @@ class HttpRef:
         None when HAProxy answered itself)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
             c.sendall(request)
-            got = read_message(c, bytearray())
+            got = read_message(c, bytearray(), response=True)
         assert got is not None, "no response from haproxy"
         with self.recorder.cond:
             seen = self.recorder.seen.pop(0) if self.recorder.seen else None
@@ -121,15 +124,18 @@ class HttpRef:
 
 
 @contextmanager
-def http_haproxy(frontend: str, backend: str = "", defaults: str = "") -> Iterator[HttpRef]:
-    """HAProxy 2.6 with `frontend` lines in frontend `fe` and `backend` lines in `be`."""
+def http_haproxy(
+    frontend: str, backend: str = "", defaults: str = "", extra: str = ""
+) -> Iterator[HttpRef]:
+    """HAProxy 2.6 with `frontend` lines in frontend `fe`, `backend` lines in `be`, and
+    `extra` sections (userlists...) first."""
     assert HAPROXY is not None
     port, sport = free_port(), free_port()
     rec = Recorder(sport)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "http.cfg"
         cfg.write_text(
-            "global\n  stats timeout 5s\n"
+            f"global\n  stats timeout 5s\n{extra}"
             "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
             f"  timeout connect 2s\n  timeout tarpit 50ms\n{defaults}\n"
             f"frontend fe\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend be\n"

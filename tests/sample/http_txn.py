@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from nsproxy.proto.h1.head import (
-    RequestHead,
-    ResponseHead,
-    parse_request_head,
-    parse_response_head,
-)
+from nsproxy.proto.h1.head import parse_request_head, parse_response_head
 
 from .txn import StubTxn
 
 
-@dataclass
 class HttpTxn(StubTxn):
-    http_req: RequestHead | None = None
-    http_resp: ResponseHead | None = None
-    req_body: bytes = b""
-    req_captures: list[str | None] = field(default_factory=list)
-    res_captures: list[str | None] = field(default_factory=list)
-    log_level: str | None = None
-
-    def set_log_level(self, level: str) -> None:
-        self.log_level = level
+    """The stub with an HTTP request head (StubTxn carries the HTTP members)."""
 
 
 def request(raw: bytes, **kw: object) -> HttpTxn:

@@ -9,6 +9,8 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nsproxy.config.model import ProxyCfg
 from nsproxy.config.model_http import HttpResult
@@ -308,3 +310,104 @@ def test_acl_matches_are_haproxys(ref: HttpRef, fe: ProxyCfg, n: int) -> None:
         req = _with_selector(raw, f"a{n}")
         client, _ = ref.exchange(req)
         assert _ours(fe, req) == client, raw
+
+
+USERLIST = """userlist L
+  group admins users bob
+  group ops
+  user alice insecure-password secret groups ops
+  user bob password {hash}
+"""
+AUTH_RULES = (
+    "  http-request auth realm r if !{ http_auth(L) }\n"
+    "  http-request return status 200 content-type text/plain string admin "
+    "if { http_auth_group(L) admins }\n"
+    "  http-request return status 200 content-type text/plain lf-string "
+    '"%[http_auth_type]:%[http_auth_user]:%[http_auth_pass]:%[http_auth_group(L)]"\n'
+)
+
+
+def _basic(user: str, password: str) -> bytes:
+    import base64
+
+    token = base64.b64encode(f"{user}:{password}".encode())
+    return b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic " + token + b"\r\n\r\n"
+
+
+@needs_haproxy
+def test_http_auth_against_haproxy(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    hashed = crypt.crypt("hunter2", "$6$nsproxytest")
+    assert hashed is not None
+    userlist = USERLIST.format(hash=hashed)
+    cfg = tmp_path / "auth.cfg"
+    cfg.write_text(
+        f"{userlist}defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
+        f"  timeout connect 2s\nfrontend fe\n  bind 127.0.0.1:1\n{AUTH_RULES}"
+        "  default_backend be\nbackend be\n  server s1 127.0.0.1:2\n"
+    )
+    config, state = parse_files([str(cfg)])
+    assert state.errors == [] and config is not None
+    fe = config.proxy("fe")
+    assert fe is not None
+    requests = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        _basic("alice", "secret"),
+        _basic("alice", "wrong"),
+        _basic("bob", "hunter2"),
+        _basic("bob", "hunter3"),
+        _basic("carol", "x"),
+        b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer abc\r\n\r\n",
+    ]
+    with http_haproxy(AUTH_RULES, defaults="", extra=userlist) as ref:
+        for raw in requests:
+            client, _ = ref.exchange(raw)
+            assert _ours(fe, raw) == client, raw
+
+
+def test_missing_userlist_and_group_are_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(
+        "userlist L\n  user a insecure-password x groups nope\ndefaults\n  mode http\n"
+        "frontend fe\n  bind 127.0.0.1:1\n  http-request auth if !{ http_auth(M) }\n"
+    )
+    _, state = parse_files([str(cfg)])
+    assert state.errors == [
+        "config : userlist 'L': no such group 'nope' specified in user 'a'",
+        f"parsing [{cfg}:7]: unable to find userlist 'M' referenced in arg 1 of sample fetch "
+        "keyword 'http_auth'.",
+    ]
+
+
+# --- properties of the parsing helpers -----------------------------------------------------
+
+_VALUE = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@given(_VALUE)
+def test_split_values_keeps_every_byte_outside_blanks(value: bytes) -> None:
+    parts = split_values(value)
+    assert len(parts) >= 1
+    if b'"' not in value:
+        assert parts == [p.strip(b" \t") for p in value.split(b",")]
+    assert all(p == p.strip(b" \t") for p in parts)
+
+
+@given(st.binary(max_size=60))
+def test_split_target_parts_come_from_the_target(target: bytes) -> None:
+    path, query = split_target(target)
+    assert path == b"" or path.startswith(b"/")
+    assert query == b"" or query.startswith(b"?")
+    assert b"?" not in path
+    assert (path + query) in target
+
+
+@given(st.binary(max_size=60), st.sampled_from([b"&", b";"]))
+def test_url_params_round_trip(query: bytes, delim: bytes) -> None:
+    pairs = url_params(query, delim)
+    assert all(delim not in n and delim not in v for n, v in pairs)
+    assert len(pairs) <= query.count(delim) + 1

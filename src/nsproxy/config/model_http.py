@@ -7,6 +7,13 @@ mode, with the warnings the configuration check prints).
 Rules are compiled at load into plain callables: `HttpRule.run(txn)` applies the action when
 its condition passes and returns None (go on with the next rule) or an `HttpResult` telling
 the runtime what to do instead.
+
+The order HAProxy 2.6 runs them in (measured): for a request, the frontend's
+`http_request`, then its `redirect`, then (once the backend is chosen, if it is another
+proxy) the backend's `http_request` and `redirect`; for a response, the backend's
+`http_response` then the frontend's; then `http_after_response`, backend then frontend, on
+every response sent, HAProxy's own answers included (parse the answer's head, run the
+rules, serialize it again). ALLOW ends only the list it came from.
 """
 
 from __future__ import annotations
@@ -71,6 +78,16 @@ class HttpRule:
     action: str
     run: Run
     cond: Condition | None = None
+
+
+def evaluate(rules: tuple[HttpRule, ...], txn: Txn) -> HttpResult | None:
+    """Runs a rule list as HAProxy does: in order, until a rule stops it (its result is
+    returned; ALLOW ends only this list) or the list ends (None)."""
+    for rule in rules:
+        result = rule.run(txn)
+        if result is not None:
+            return result
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,8 @@ def parse_expr(
             if acl_kw:
                 raise SampleError(f"in argument to '{acl_kw}', {e}") from None
             raise SampleError(f"invalid args in fetch method '{fkw}' : {e}") from None
+    if fetch.prepare is not None:
+        fargs = fetch.prepare(fargs, env)
     i = end + used
     prev = fetch.out
     convs: list[tuple[ConvDef, tuple[ArgValue, ...]]] = []

@@ -19,6 +19,7 @@ from ipaddress import IPv4Address, ip_address
 
 from nsproxy.sample.args import NO_ARGS, ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Addr, Txn
+from nsproxy.sample.patref import CompileEnv
 from nsproxy.sample.places import Hook, Use, valid_hooks
 from nsproxy.sample.types import FetchResult, Sample, SmpType
 from nsproxy.sample.vars import get_var, parse_var_name
@@ -43,6 +44,8 @@ class FetchDef:
     args: ArgSpec = NO_ARGS
     check: ArgCheck | None = None
     iterate: Callable[[Txn, Sequence[ArgValue]], list[Sample] | None] | None = None
+    # binds configuration objects to the arguments at compile time (as converters' prepare)
+    prepare: Callable[[list[ArgValue], CompileEnv], list[ArgValue]] | None = None
     val: Hook = field(init=False)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from ipaddress import IPv6Address
+from typing import cast
 
 from nsproxy.balance import full_hash
 from nsproxy.proto.h1.head import Header, RequestHead
@@ -17,8 +18,10 @@ from nsproxy.sample.args import ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Txn
 from nsproxy.sample.fetch import FetchDef, FetchFn, register_fetch
 from nsproxy.sample.match import Method
+from nsproxy.sample.patref import CompileEnv
 from nsproxy.sample.places import Use
 from nsproxy.sample.types import FetchResult, Sample, SmpType, buf2ip, read_int64
+from nsproxy.sample.userlist import Userlist, Userlists, basic_credentials
 
 Iterate = Callable[[Txn, Sequence[ArgValue]], list[Sample] | None]
 
@@ -490,6 +493,74 @@ def _proto_http(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
     return Sample(SmpType.BOOL, txn.http_req is not None)
 
 
+def _bind_userlists(fetch: str) -> Callable[[list[ArgValue], CompileEnv], list[ArgValue]]:
+    """The configuration's userlists travel with the arguments; the named one is looked up
+    per request (it may be declared after the rule), and checked once parsing ends."""
+
+    def prepare(args: list[ArgValue], env: CompileEnv) -> list[ArgValue]:
+        lists = env.refs.userlists
+        lists.uses.append((env.file, env.line, str(args[0]), fetch))
+        return [args[0], cast(ArgValue, lists)]
+
+    return prepare
+
+
+def _credentials(txn: Txn) -> tuple[str, str] | None:
+    req = txn.http_req
+    if req is None:
+        return None
+    value = next((v for n, v in req.headers if n == b"authorization"), None)
+    return None if value is None else basic_credentials(value)
+
+
+def _valid_user(txn: Txn, args: Sequence[ArgValue]) -> tuple[Userlist, str] | None:
+    creds = _credentials(txn)
+    if creds is None:
+        return None
+    lists = cast(Userlists, args[1])
+    ul = lists.get(str(args[0]))
+    if ul is None or not ul.check(*creds):
+        return None
+    return ul, creds[0]
+
+
+def _http_auth(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+    creds = _credentials(txn)
+    if creds is None:
+        return None
+    return Sample(SmpType.BOOL, _valid_user(txn, args) is not None)
+
+
+def _http_auth_group(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+    found = _valid_user(txn, args)
+    return None if found is None else Sample(SmpType.STR, found[1])
+
+
+def _http_auth_groups(txn: Txn, args: Sequence[ArgValue]) -> list[Sample] | None:
+    """For ACLs: the groups of the authenticated user (the patterns are group names)."""
+    found = _valid_user(txn, args)
+    if found is None:
+        return None
+    ul, user = found
+    return [Sample(SmpType.STR, g) for g in ul.groups_of(user)] or None
+
+
+def _auth_part(index: int) -> FetchFn:
+    def fetch(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+        if index == 0:
+            req = txn.http_req
+            if req is None:
+                return None
+            value = next((v for n, v in req.headers if n == b"authorization"), None)
+            if value is None:
+                return None
+            return _str(value.strip().split(b" ", 1)[0])
+        creds = _credentials(txn)
+        return None if creds is None else Sample(SmpType.STR, creds[index - 1])
+
+    return fetch
+
+
 def _check_capture_id(args: list[ArgValue]) -> list[ArgValue]:
     if int(args[0]) < 0:
         raise ValueError("capture id must be a positive integer")
@@ -662,6 +733,21 @@ register_fetch(
     FetchDef("capture.req.ver", _capture_req("ver"), _T, _QP),
     FetchDef("capture.res.ver", _capture_res_ver, _T, _SP),
     FetchDef("req.proto_http", _proto_http, SmpType.BOOL, _QP),
+    FetchDef(
+        "http_auth", _http_auth, SmpType.BOOL, _QV, _NAME1, prepare=_bind_userlists("http_auth")
+    ),
+    FetchDef(
+        "http_auth_group",
+        _http_auth_group,
+        _T,
+        _QV,
+        _NAME1,
+        iterate=_http_auth_groups,
+        prepare=_bind_userlists("http_auth_group"),
+    ),
+    FetchDef("http_auth_type", _auth_part(0), _T, _QV),
+    FetchDef("http_auth_user", _auth_part(1), _T, _QV),
+    FetchDef("http_auth_pass", _auth_part(2), _T, _QV),
     FetchDef("req_proto_http", _proto_http, SmpType.BOOL, _QP),
 )
 
@@ -693,6 +779,7 @@ register_acl_keyword(
         for suffix, method in _MATCHES
     ),
     AclKeyword("method", "method", Method.STR),
+    AclKeyword("http_auth_group", "http_auth_group", Method.STR),
     AclKeyword("req.ver", "req.ver", Method.STR),
     AclKeyword("req_ver", "req.ver", Method.STR),
     AclKeyword("res.ver", "res.ver", Method.STR),

@@ -11,6 +11,8 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nsproxy.sample.userlist import Userlists
+
 MAP = 1  # the reference is used by a map
 ACL = 2  # the reference is used by an ACL
 SMP = 4  # entries carry a value (two-column file)
@@ -104,6 +106,7 @@ class PatRefs:
     def __init__(self) -> None:
         self.refs: list[PatRef] = []
         self._next_id = 0
+        self.userlists = Userlists()  # the configuration's userlists, for http_auth()
 
     def lookup(self, name: str) -> PatRef | None:
         """`#<id>` or a file name, as HAProxy's pat_ref_lookup_ref()."""

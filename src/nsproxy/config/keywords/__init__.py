@@ -12,6 +12,7 @@ from nsproxy.config.keywords import (
     server,
     stick,
     transparent,
+    userlist,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "server",
     "stick",
     "transparent",
+    "userlist",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from nsproxy.config.keywords.http_actions import (
@@ -175,10 +176,50 @@ def _buffer_request(ctx: Ctx, args: list[str]) -> None:
 
 @OPTIONS.register("httpchk")
 def _httpchk(ctx: Ctx, args: list[str]) -> None:
+    if not ctx.section.is_backend:
+        raise ConfigWarning(
+            f"'httpchk' ignored because {ctx.section.kind} '{ctx.section.name}' has no backend "
+            "capability."
+        )
     raise ConfigWarning(
         "'option httpchk' : HTTP health checks are not supported by nsproxy yet; the "
         "servers' checks stay TCP connection checks."
     )
+
+
+def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        raise ConfigError(
+            f"option '{args[0]}' is not supported any more since HAProxy {since}, please just "
+            f"remove it, {advice}",
+            style="nospace",
+        )
+
+    return handler
+
+
+OPTIONS.register("forceclose")(_removed("2.0", "or use 'option httpclose' if absolutely needed."))
+OPTIONS.register("http-tunnel")(_removed("2.1", "it shouldn't be needed."))
+
+
+def _not_used(ctx: Ctx, args: list[str]) -> None:
+    raise ConfigWarning(f"'option {args[0]}' is not used by nsproxy; ignored.")
+
+
+for _opt in (
+    "http-pretend-keepalive",
+    "http-no-delay",
+    "http-ignore-probes",
+    "http-use-proxy-header",
+    "accept-invalid-http-request",
+    "accept-invalid-http-response",
+    "http-restrict-req-hdr-names",
+    "h1-case-adjust-bogus-client",
+    "h1-case-adjust-bogus-server",
+    "disable-h2-upgrade",
+):
+    if OPTIONS.get(_opt) is None:
+        OPTIONS.register(_opt)(_not_used)
 
 
 # --- proxy keywords -----------------------------------------------------------------------
@@ -188,6 +229,8 @@ def _httpchk(ctx: Ctx, args: list[str]) -> None:
 def _monitor_uri(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or not args[1]:
         raise ConfigError("'monitor-uri' expects an URI.")
+    if len(args) > 2:
+        raise ConfigError(f"'monitor-uri' cannot handle unexpected argument '{args[2]}'.")
     _update(ctx, monitor_uri=args[1].encode("latin-1", "surrogateescape"))
 
 
@@ -213,11 +256,11 @@ def _capture(ctx: Ctx, args: list[str]) -> None:
     what = args[1] if len(args) > 1 else ""
     if what == "cookie":
         if len(args) < 5 or args[3] != "len":
-            raise ConfigError("'capture cookie' expects <cookie_name> 'len' <len>.")
+            raise ConfigError("'capture' expects 'cookie' <cookie_name> 'len' <len>.")
         _update(ctx, capture_cookie=(args[2], _atoi(args[4])))
         return
     if what not in ("request", "response"):
-        raise ConfigError("'capture' expects 'cookie', 'request header' or 'response header'.")
+        raise ConfigError("'capture' expects 'cookie' or 'request header' or 'response header'.")
     if len(args) < 6 or args[2] != "header" or args[4] != "len":
         raise ConfigError(f"'capture {what}' expects 'header' <header_name> 'len' <len>.")
     cap = Capture(args[3].lower(), _atoi(args[5]))
@@ -237,15 +280,25 @@ def _atoi(text: str) -> int:
 def _declare(ctx: Ctx, args: list[str]) -> None:
     if not ctx.section.is_frontend or ctx.section.kind == "defaults":
         raise ConfigError("'declare' only available in frontend or listen section")
-    if len(args) < 2 or args[1] != "capture":
-        raise ConfigError("'declare' only supports 'capture'")
+    if len(args) < 2 or not args[1]:
+        raise ConfigError(
+            "'declare' needs a second keyword that specify the type of declaration ('capture')"
+        )
+    if args[1] != "capture":
+        raise ConfigError(f"unknown declaration type '{args[1]}' (supports 'capture')")
     if len(args) < 3 or args[2] not in ("request", "response"):
         raise ConfigError("'declare capture' requires a direction ('request' or 'response')")
-    if len(args) < 5 or args[3] != "len":
-        raise ConfigError("'declare capture' expects 'len' <length>")
-    length = _atoi(args[4])
+    if len(args) < 4 or args[3] != "len":
+        raise ConfigError("'declare capture' requires a capture length ('len')")
+    if len(args) < 5 or not args[4]:
+        raise ConfigError(
+            "'declare capture': 'len' requires a numeric value that represents the capture length"
+        )
+    if not args[4].isdigit():
+        raise ConfigError("'declare capture': cannot parse the length 'len'.")
+    length = int(args[4])
     if length <= 0:
-        raise ConfigError(f"length must be > 0 in 'declare capture {args[2]} len {args[4]}'")
+        raise ConfigError("length must be > 0")
     cfg = http_cfg(ctx)
     cap = Capture(None, length)
     if args[2] == "request":
@@ -292,7 +345,7 @@ def _hook(ctx: Ctx, kind: str) -> Hook:
     return Hook.FE_HRS_HDR if fe else Hook.BE_HRS_HDR
 
 
-def _errorfile_lookup(ctx: Ctx) -> Any:
+def _errorfile_lookup(ctx: Ctx) -> Callable[[int], ErrorFile | None]:
     fields = ctx.section.fields
 
     def find(status: int) -> ErrorFile | None:
@@ -302,7 +355,7 @@ def _errorfile_lookup(ctx: Ctx) -> Any:
     return find
 
 
-def _new_capture(ctx: Ctx) -> Any:
+def _new_capture(ctx: Ctx) -> Callable[[int], int]:
     def new(length: int) -> int:
         if not ctx.section.is_frontend:
             raise ConfigError(f"proxy '{ctx.section.name}' has no frontend capability")
@@ -313,7 +366,7 @@ def _new_capture(ctx: Ctx) -> Any:
     return new
 
 
-def _capture_len(ctx: Ctx, response: bool) -> Any:
+def _capture_len(ctx: Ctx, response: bool) -> Callable[[int], int | None]:
     fields = ctx.section.fields
 
     def length(idx: int) -> int | None:
@@ -478,18 +531,25 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
-        if fields.get("mode", "tcp") == "http" or cfg is None:
+        if cfg is None:
             continue
-        if cfg.monitor_uri is not None:
+        tcp = fields.get("mode", "tcp") != "http"
+        if tcp and cfg.monitor_uri is not None:
             state.warnings.append(
                 f"config : monitor-uri will be ignored for {px} (needs 'mode http')."
             )
         where = fields.get("_httplog_where")
-        if cfg.httplog and where is not None:
+        if tcp and cfg.httplog and where is not None and sec.is_frontend:
             state.warnings.append(
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
+        if cfg.httplog and sec.is_frontend and not fields.get("logs"):
+            state.warnings.append(
+                f"config : log format ignored for {px} since it has no log address."
+            )
+        if not tcp:
+            continue
         for field, name in (
             ("http_request", "http-request"),
             ("http_response", "http-response"),

@@ -7,7 +7,7 @@ import copy
 from nsproxy.config.registry import PROXY_SECTIONS, SECTIONS, ConfigError, Ctx, Section
 
 _CAPS = {"frontend": (True, False), "backend": (False, True), "listen": (True, True)}
-_IGNORED = ("userlist", "resolvers", "mailers", "program", "http-errors", "ring", "cache")
+_IGNORED = ("resolvers", "mailers", "program", "http-errors", "ring", "cache")
 
 
 @SECTIONS.register("global", "")
