@@ -142,20 +142,52 @@ listen listener
 """
 
 
+HAPROXY_LOGS: dict[int, socket.socket] = {}
+
+
 def _run_both(
     lab: Lab, ns: str, template: str, **kw: str
 ) -> tuple[Proxy, int, int, Recorder, Recorder]:
+    """nsproxy and HAProxy 2.6 on `template`, each with its own recording agent.
+
+    HAProxy's log lines go to a UDP socket (`haproxy_line(ph, needle)` reads them).
+    """
     d = tempfile.mkdtemp()
     rec_n = Recorder(os.path.join(d, "agent-n.sock"))
     rec_h = Recorder(os.path.join(d, "agent-h.sock"))
     pn, ph = free_port(ns), free_port(ns)
     proxy = lab.proxy(template.format(stats="", port=pn, ns=ns, server=rec_n.addr, **kw))
     stats = os.path.join(d, "stats")
-    lab.haproxy(
-        template.format(stats=f"    stats socket {stats}", port=ph, ns=ns, server=rec_h.addr, **kw),
-        stats,
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    HAPROXY_LOGS[ph] = udp
+    text = template.format(
+        stats=f"    stats socket {stats}", port=ph, ns=ns, server=rec_h.addr, **kw
     )
+    text = text.replace(
+        "log stdout format raw local0", f"log 127.0.0.1:{udp.getsockname()[1]} format raw local0"
+    )
+    lab.haproxy(text, stats)
     return proxy, pn, ph, rec_n, rec_h
+
+
+def haproxy_line(port: int, needle: str) -> list[str]:
+    """The fields of HAProxy's first log line containing `needle` (raises on timeout)."""
+    udp = HAPROXY_LOGS[port]
+    while True:
+        line = udp.recv(65536).decode()
+        if needle in line:
+            return line.split()
+
+
+def comparable(fields: list[str]) -> list[str]:
+    """A httplog line without what differs between runs: client port, date, timers."""
+    out = list(fields)
+    out[0] = out[0].rsplit(":", 1)[0]
+    out[1] = "[date]"
+    out[4] = "/".join("t" if t.isdigit() else t for t in out[4].split("/"))
+    return out
 
 
 def test_neutron_metadata_headers_forged_ids_and_answers_match_haproxy(
@@ -230,3 +262,27 @@ def test_bad_request_deny_and_dead_server_answers_like_haproxy(pair: tuple[Lab, 
     assert got_n == got_h
     out = proxy.wait_output(" 503 ")
     assert "SC--" in out
+
+
+def _log_line(text: str, needle: str) -> list[str]:
+    return next(ln for ln in text.splitlines() if needle in ln).split()
+
+
+def test_httplog_lines_and_captures_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    template = NEUTRON.replace(
+        "    http-request del-header X-Neutron-Router-ID\n",
+        "    capture request header User-Agent len 8\n"
+        "    capture request header Host len 32\n"
+        "    capture response header Content-Type len 20\n"
+        "    http-request del-header X-Neutron-Router-ID\n",
+    )
+    proxy, pn, ph, rec_n, rec_h = _run_both(lab, ns, template)
+    raw = b"GET /openstack/latest HTTP/1.1\r\nHost: meta\r\nUser-Agent: cloud-init/23.1\r\n\r\n"
+    exchange(ns, ("169.254.169.254", pn), raw)
+    exchange(ns, ("169.254.169.254", ph), raw)
+    ours = _log_line(proxy.wait_output("/openstack/latest"), "/openstack/latest")
+    theirs = haproxy_line(ph, "/openstack/latest")
+    assert ours[12] == "{cloud-in|meta}"
+    assert ours[13] == "{text/plain}"
+    assert comparable(ours) == comparable(theirs)

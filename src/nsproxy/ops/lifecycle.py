@@ -17,7 +17,7 @@ import sys
 
 from nsproxy.config.model import Config
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log
+from nsproxy.ops import log, metrics
 from nsproxy.ops.fd_transfer import adopt
 from nsproxy.ops.metrics import MetricsExporter
 from nsproxy.ops.stats_socket import StatsSockets
@@ -42,6 +42,7 @@ def built_runtime(config: Config) -> Runtime | None:
     loop = new_loop()
     asyncio.set_event_loop(loop)
     rt = Runtime(config, loop)
+    rt.services["prometheus-exporter"] = metrics.exposition
     try:
         rt.build()
     except NetnsError as exc:

@@ -14,14 +14,25 @@ import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
-from nsproxy.config.model_http import HttpCfg, HttpResult, HttpRule, Verb, stream_modes
+from nsproxy.config.model_http import (
+    Capture,
+    HttpCfg,
+    HttpResult,
+    HttpRule,
+    Verb,
+    evaluate,
+    stream_modes,
+)
 from nsproxy.http import answers
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
+    Header,
     RequestHead,
     parse_response_head,
+    request_htx_size,
+    response_htx_size,
     serialize_response,
 )
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event
@@ -41,36 +52,64 @@ def request_line(req: RequestHead) -> str:
 
 
 # -- answers the proxy makes itself ---------------------------------------------------------
-def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool]:
+def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, int]:
     """An answer as the H1 layer sends it: the Connection header for this request added.
 
-    Returns the bytes and whether the client connection stays open afterwards.
+    Returns the bytes, whether the client connection stays open afterwards, and the size
+    HAProxy's byte counters give it (HTX).
     """
     txn = s.http
     assert txn is not None
     req = txn.req
     end = data.find(b"\r\n\r\n")
     if req is None or end < 0:
-        return data, False
+        return data, False, len(data)
     try:
         resp = parse_response_head(data[: end + 2])
     except H1Error:
-        return data, False
+        return data, False, len(data)
+    body = data[end + 4 :]
+    size = response_htx_size(resp) + len(body)
     if close or not txn.req_done:
         req.keep_alive = False
     keep = h1conn.prepare_response(req, resp, txn.mode_client)
-    return serialize_response(resp) + data[end + 4 :], keep
+    return serialize_response(resp) + body, keep, size
+
+
+def after_response(s: Stream, data: bytes) -> bytes:
+    """`http-after-response` rules (backend, then frontend) on a response head as bytes."""
+    lists = [c.http_after_response for c in (s.be_http, s.fe_http) if c is not None]
+    if s.be_http is s.fe_http and lists:
+        lists = lists[:1]
+    if not any(lists):
+        return data
+    end = data.find(b"\r\n\r\n")
+    txn = s.http
+    if end < 0 or txn is None:
+        return data
+    try:
+        resp = parse_response_head(data[: end + 2])
+    except H1Error:
+        return data
+    saved = txn.resp
+    txn.resp = resp
+    for rules in lists:
+        res = evaluate(rules, s)
+        if res is not None and res.verb is not Verb.ALLOW:
+            break
+    txn.resp = saved if saved is not None else resp
+    return serialize_response(resp) + data[end + 4 :]
 
 
 def answer(s: Stream, data: bytes, status: int, termination: str, close: bool = False) -> None:
     """Sends the proxy's own answer for this request, logs it, then goes on or closes."""
     txn = s.http
     assert txn is not None
-    out, keep = _with_connection(s, data, close)
+    out, keep, size = _with_connection(s, after_response(s, data), close)
     txn.status = status
     txn.answered = True
     txn.keep_client = keep
-    txn.bytes_out += len(out)
+    txn.bytes_out += size
     s.termination = termination
     s.send_answer(out)
 
@@ -169,11 +208,41 @@ class WaitRequest:
 
 
 def _run_rules(s: Stream, rules: tuple[HttpRule, ...]) -> HttpResult | None:
-    for rule in rules:
-        res = rule.run(s)
-        if res is not None:
-            return res
-    return None
+    return evaluate(rules, s)
+
+
+def _capture_headers(
+    values: list[str | None], slots: tuple[Capture, ...], headers: list[Header]
+) -> None:
+    """`capture request|response header NAME len N`: the first value, cut to N characters."""
+    for i, slot in enumerate(slots):
+        if slot.name is None or i >= len(values):
+            continue
+        name = slot.name.encode("latin-1")
+        for n, v in headers:
+            if n == name:
+                values[i] = v[: slot.length].decode("latin-1")
+                break
+
+
+def capture_request(s: Stream) -> None:
+    """Sizes the capture slots from the frontend and fills the request header captures."""
+    txn = s.http
+    fe = s.fe_http
+    if txn is None or fe is None or txn.req is None:
+        return
+    txn.captures_req = [None] * len(fe.req_captures)
+    txn.captures_res = [None] * len(fe.res_captures)
+    if fe.req_captures:
+        _capture_headers(txn.captures_req, fe.req_captures, txn.req.headers)
+
+
+def capture_response(s: Stream) -> None:
+    txn = s.http
+    fe = s.fe_http
+    if txn is None or fe is None or txn.resp is None or not fe.res_captures:
+        return
+    _capture_headers(txn.captures_res, fe.res_captures, txn.resp.headers)
 
 
 def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
@@ -186,10 +255,22 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         s.close("PR")
         return Verdict.STOP
     if res.verb is Verb.SERVICE:
-        error(s, 503, "PR")
+        service = s.rt.services.get(res.service or "")
+        if service is not None:
+            body = service(s.rt)
+            head = (
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n"
+                b"content-length: %d\r\n\r\n" % len(body)
+            )
+            answer(s, head + body, 200, "--")
+        else:
+            error(s, 503, "PR")
         return Verdict.STOP
     if not response:
         s.fe.stats.denied_req += 1
+    if res.verb is Verb.TARPIT:
+        s.tarpit(res.data, res.status)
+        return Verdict.STOP
     answer(s, res.data, res.status, "PR", res.close)
     return Verdict.STOP
 
@@ -209,6 +290,7 @@ class FrontendRules:
         txn = s.http
         assert txn is not None and txn.req is not None
         cfg = self.cfg
+        capture_request(s)
         if cfg.monitor_uri is not None and txn.req.target == cfg.monitor_uri:
             answer(s, answers.MONITOR_OK, 200, "PR")
             return Verdict.STOP
@@ -259,6 +341,7 @@ class BackendRequest:
             uid = s.unique_id
             if uid is not None:
                 req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
+        txn.bytes_in += request_htx_size(req)
         h1conn.prepare_request(req, txn.mode_server)
         return Verdict.NEXT
 
@@ -282,7 +365,10 @@ def response_rules(s: Stream) -> bytes | None:
             continue
         if res.verb is Verb.ANSWER or res.verb is Verb.TARPIT:
             s.termination = "PH"
-            out, _ = _with_connection(s, res.data, True)
+            out, _, size = _with_connection(s, res.data, True)
+            txn = s.http
+            if txn is not None:
+                txn.bytes_out += size
             return out
         s.close("PH")
         return b""

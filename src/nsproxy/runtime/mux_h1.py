@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1.errors import H1Error
-from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_response
+from nsproxy.proto.h1.head import (
+    RequestHead,
+    ResponseHead,
+    response_htx_size,
+    serialize_response,
+)
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event, ResponseReader, Tunnel
 from nsproxy.proto.h1.writer import encode_data, encode_end
 
@@ -218,6 +223,7 @@ class H1Mux:
                 self.to_cli += encode_end(self.resp.framing, ev.trailers)
                 txn.resp_done = True
             elif isinstance(ev, Tunnel):
+                txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
         self._flush_cli()
 
@@ -235,16 +241,15 @@ class H1Mux:
                 return False
             self.to_cli += answer
             txn.status = int(answer[9:12])
-            txn.bytes_out += len(answer)
             txn.resp_done = txn.answered = True
             txn.keep_client = False
             txn.reuse_server = False
             return True
+        s.http_captured_response()
+        txn.bytes_out += response_htx_size(resp)
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
-        head = serialize_response(resp)
-        txn.bytes_out += len(head)
-        self.to_cli += head
+        self.to_cli += s.http_after_response(serialize_response(resp))
         if h1conn.tunnels(self.req, resp):
             self.tunnel = True
         return True

@@ -50,6 +50,8 @@ class Runtime:
         self.unknown_netns = 0
         self.stopping = False
         self.proc_vars: dict[str, Sample] = {}
+        # `http-request use-service NAME`: the body each service answers with (set by ops)
+        self.services: dict[str, Callable[[Runtime], bytes]] = {}
         g = config.global_
         self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
         self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
@@ -269,6 +271,12 @@ class Runtime:
             f"{self.stats.cur_conns + 1}/{fe.stats.cur_conns + 1}/{bc}/{sc}/{rc} 0/0"
         )
         logger.emit(LOG_INFO, line)
+
+    def metrics_exposition(self) -> bytes:
+        """The Prometheus exposition (`http-request use-service prometheus-exporter`)."""
+        from nsproxy.ops import metrics
+
+        return metrics.exposition(self)
 
     def _log_http(self, s: Stream) -> None:
         """One request's line: log-format, else httplog (or clf), else nothing."""

@@ -699,6 +699,26 @@ class Stream:
     def http_response_rules(self) -> bytes | None:
         return http_ana.response_rules(self)
 
+    def http_after_response(self, head: bytes) -> bytes:
+        return http_ana.after_response(self, head)
+
+    def http_captured_response(self) -> None:
+        http_ana.capture_response(self)
+
+    def tarpit(self, data: bytes, status: int) -> None:
+        """`http-request tarpit`: hold the client for `timeout tarpit`, then answer."""
+        self._cancel_timer()
+        self.poller.clear_reader(self.cli.fd)
+        t = self.fe.cfg.timeouts
+        delay = t.tarpit if t.tarpit is not None else t.connect
+        self.phase = Phase.MUX
+
+        def release() -> None:
+            self.timer = None
+            http_ana.answer(self, data, status, "PT", True)
+
+        self._arm(delay or 0.0, release)
+
     def http_tunnel(self) -> None:
         """After a 101 (or a 2xx to CONNECT): the rest is a TCP tunnel on the pass-through mux."""
         mux = self.mux

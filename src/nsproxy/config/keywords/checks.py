@@ -100,4 +100,3 @@ def _check_targets(state: Any, config: Config) -> None:
             ):
                 continue
             state.errors.append(f"{head} has neither service port nor check port.")
-

@@ -431,3 +431,30 @@ def serialize_response(resp: ResponseHead) -> bytes:
         resp.reason,
         b"".join([n + b": " + v + b"\r\n" for n, v in resp.headers]),
     )
+
+
+# HAProxy counts %B/%U (and the bin/bout counters) in its internal message format (HTX): the
+# start line takes a 20-byte descriptor plus its three fields, a header its name and value, the
+# end of the head one byte; chunk framing and the ": " / CRLF separators are not counted.
+HTX_START_LINE = 20
+HTX_EOH = 1
+
+
+def htx_head_size(parts: tuple[bytes, bytes, bytes], headers: list[Header]) -> int:
+    """The bytes HAProxy's counters give a head: start line fields and headers, as HTX."""
+    return (
+        HTX_START_LINE
+        + len(parts[0])
+        + len(parts[1])
+        + len(parts[2])
+        + sum(len(n) + len(v) for n, v in headers)
+        + HTX_EOH
+    )
+
+
+def request_htx_size(req: RequestHead) -> int:
+    return htx_head_size((req.method, req.target, req.version), req.headers)
+
+
+def response_htx_size(resp: ResponseHead) -> int:
+    return htx_head_size((resp.version, b"%d" % resp.status, resp.reason), resp.headers)
