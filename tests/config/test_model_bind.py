@@ -6,17 +6,20 @@ import socket
 from pathlib import Path
 
 from lab.configtext import errors, model
-
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg, Where
 
 
 def test_every_bind_option_reaches_its_field(tmp_path: Path) -> None:
     (tmp_path / "blue").write_text("")
+    first = (
+        "bind 127.0.0.1:80,127.0.0.2:81 namespace blue interface eth0 backlog 100 maxconn 50"
+        " name web id 10 accept-proxy transparent"
+    )
     fe = model(
-        """
+        f"""
 frontend fe
-  bind 127.0.0.1:80,127.0.0.2:81 namespace blue interface eth0 backlog 100 maxconn 50 name web id 10 accept-proxy transparent
+  {first}
   bind :::8443 v4v6
   bind ipv6@::1:9000 v6only
   bind /run/fe.sock mode 660 user haproxy group haproxy

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 from lab.configtext import errors, model
-
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import GlobalCfg, LogTarget, StatsSocketCfg
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.configtext import errors, model
-
 from nsproxy.config.model import NamespacePattern, Where
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 from lab.configtext import errors, model, parse_text
-
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import SourceCfg, SrcAcl, TcpCheckRule, Timeouts
 
@@ -138,14 +137,15 @@ def test_keyword_of_the_other_side_is_ignored_with_haproxys_warning() -> None:
     assert be is not None and fe is not None
     assert (be.default_backend, be.backlog) == (None, 0)
     assert (fe.balance, fe.hash_type, fe.retries, fe.source) == ("roundrobin", "map-based", 3, None)
-    no = "has no {} capability."
+    be_no = "ignored because backend 'be' has no frontend capability."
+    fe_no = "ignored because frontend 'fe' has no backend capability."
     assert [w for w in state.warnings if "capability" in w] == [  # HAProxy 2.6's (haproxy -c)
-        f"parsing [t.cfg:2] : 'default_backend' ignored because backend 'be' {no.format('frontend')}",
-        f"parsing [t.cfg:3] : 'backlog' ignored because backend 'be' {no.format('frontend')}",
-        f"parsing [t.cfg:5] : 'balance' ignored because frontend 'fe' {no.format('backend')}",
-        f"parsing [t.cfg:6] : 'hash-type' ignored because frontend 'fe' {no.format('backend')}",
-        f"parsing [t.cfg:7] : 'retries' ignored because frontend 'fe' {no.format('backend')}",
-        f"parsing [t.cfg:8] : 'source' ignored because frontend 'fe' {no.format('backend')}",
+        f"parsing [t.cfg:2] : 'default_backend' {be_no}",
+        f"parsing [t.cfg:3] : 'backlog' {be_no}",
+        f"parsing [t.cfg:5] : 'balance' {fe_no}",
+        f"parsing [t.cfg:6] : 'hash-type' {fe_no}",
+        f"parsing [t.cfg:7] : 'retries' {fe_no}",
+        f"parsing [t.cfg:8] : 'source' {fe_no}",
     ]
 
 

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from lab.configtext import errors, model
 
+from lab.configtext import errors, model
 from nsproxy.addresses import PortMode, ServerAddr, SockAddr
 from nsproxy.config.keywords.server import dynamic_server
 from nsproxy.config.model import CheckCfg, ServerCfg, SourceCfg, Where
@@ -17,11 +17,16 @@ from nsproxy.config.registry import ConfigError
 
 def test_every_server_option_reaches_its_field(tmp_path: Path) -> None:
     (tmp_path / "blue").write_text("")
+    first = (
+        "server a 10.0.0.1:80 namespace blue weight 20 maxconn 30 backup id 9 check rise 4"
+        " port 81 addr 10.0.0.9 fastinter 1s downinter 5s check-send-proxy send-proxy-v2"
+        " proxy-v2-options crc32c,unique-id source 10.1.0.1 usesrc clientip"
+    )
     be = model(
-        """
+        f"""
 backend be
   default-server inter 3s fall 5
-  server a 10.0.0.1:80 namespace blue weight 20 maxconn 30 backup id 9 check rise 4 port 81 addr 10.0.0.9 fastinter 1s downinter 5s check-send-proxy send-proxy-v2 proxy-v2-options crc32c,unique-id source 10.1.0.1 usesrc clientip
+  {first}
   server b 10.0.0.2 namespace * disabled send-proxy
   server c * maxqueue 5 slowstart 10s minconn 2 non-stick
 """,
