@@ -11,7 +11,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from lab.netlab import Lab, Proxy, connect, free_port, recv_all, socket_in, tcp_defaults
+from lab.netlab import (
+    Lab,
+    Proxy,
+    connect,
+    free_port,
+    recv_all,
+    socket_in,
+    tcp_defaults,
+    wait_until,
+)
 
 DEFAULTS = tcp_defaults()
 SIG = bytes.fromhex("0d0a0d0a000d0a515549540a")
@@ -255,8 +264,13 @@ listen l
         c = connect(None, ("127.0.0.1", port))
         c.sendall(b"ping")
         clients.append(c)
-    out = proxy.wait_output("reached process FD limit")
-    assert "reached process FD limit" in out or "file descriptor or memory limit" in out
+
+    def limit_logged() -> str | None:
+        out = proxy.output()
+        logged = "reached process FD limit" in out or "file descriptor or memory limit" in out
+        return out if logged else None
+
+    wait_until(limit_logged, 10, "a log line for the fd limit")
     served = 0
     for c in clients:
         c.settimeout(0.3)

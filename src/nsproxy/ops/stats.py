@@ -7,7 +7,7 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy import __version__
+from nsproxy.ops import identity
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.objects import Backend, Counters, Server
 
@@ -242,9 +242,9 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     out_bytes += sum(live.get(fe, (0, 0))[1] for fe in rt.frontends.values())
     zero = 0
     return [
-        ("Name", "nsproxy"),
-        ("Version", __version__),
-        ("Release_date", ""),
+        ("Name", identity.NAME),
+        ("Version", identity.VERSION),
+        ("Release_date", identity.RELEASE_DATE),
         ("Nbthread", 1),
         ("Nbproc", 1),
         ("Process_num", 1),
@@ -285,7 +285,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("BytesOutRate", 0),
         ("DebugCommandsIssued", 0),
         ("CumRecvLogs", 0),
-        ("Build info", __version__),
+        ("Build info", identity.VERSION),
         ("Memmax_bytes", 0),
         ("PoolAlloc_bytes", 0),
         ("PoolUsed_bytes", 0),

@@ -15,8 +15,8 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy import __version__
 from nsproxy.ops import log
+from nsproxy.ops.identity import VERSION
 from nsproxy.ops.master.merge import merge_info, merge_netns, merge_stat
 from nsproxy.ops.master.workers import QUERY_TIMEOUT, Worker, proc_line, query, uptime
 from nsproxy.ops.runtime_api import (
@@ -192,7 +192,7 @@ class MasterCli:
         head = f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} <version>\n"
         failed = f"{m.reloads} [failed: {m.failed_reloads}]"
         lines = [head, f"{os.getpid():<15} {'master':<15} {failed:<15} "]
-        lines.append(f"{uptime(now - m.started):<15} {__version__}\n# workers\n")
+        lines.append(f"{uptime(now - m.started):<15} {VERSION}\n# workers\n")
         for w in m.current():
             lines.append(proc_line(w, m.reloads - w.reloads, now))
         lines.append("# old workers\n")
