@@ -96,6 +96,10 @@ def test_add_server_uses_the_same_table() -> None:
         (["10.0.0.3:80", "non-stick"], "'non-stick' option is not accepted for dynamic server"),
         (["10.0.0.3:80", "frob"], "unknown keyword 'frob'."),
         (["10.0.0.3:80", "weight", "x"], "'weight' expects an integer argument, got 'x'."),
+        # ASCII digits only: int() would take '٣' as 3 and raise on '²'
+        (["10.0.0.3:80", "weight", "٣"], "'weight' expects an integer argument, got '٣'."),
+        (["10.0.0.3:80", "weight", "²"], "'weight' expects an integer argument, got '²'."),
+        (["10.0.0.3:80", "maxconn", "1_0"], "'maxconn' expects an integer argument, got '1_0'."),
     ],
 )
 def test_add_server_errors(words: list[str], message: str) -> None:

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from nsproxy.ops import identity
+from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.objects import Backend, Counters, Server
 
@@ -413,17 +414,7 @@ def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
 
 def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:
     """An absolute weight (0-256) or a percentage of the configured weight."""
-    digits = text[:-1] if text.endswith("%") else text
-    if not digits.isdigit():
-        raise CliError("Empty weight string empty or preceded by garbage\n")
-    value = int(digits)
-    if text.endswith("%"):
-        value = srv.cfg.weight * value // 100
-        if value > 256:
-            raise CliError("Relative weight too high.\n")
-    elif value > 256:
-        raise CliError("Absolute weight can only be between 0 and 256 inclusive.\n")
-    srv.weight = value
+    srv.weight = parse_weight(text, srv.cfg.weight)
     _changed(rt, be, srv)
 
 

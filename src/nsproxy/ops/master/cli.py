@@ -229,9 +229,9 @@ class MasterCli:
                 return self.table.execute(session, text)
             return ""
         found: Worker | None = None
-        if target.startswith("!") and target[1:].isdigit():
+        if target.startswith("!") and target[1:].isascii() and target[1:].isdigit():
             found = self.master.workers.get(int(target[1:]))
-        elif target.isdigit():
+        elif target.isascii() and target.isdigit():
             found = next((w for w in self.master.current() if w.num == int(target)), None)
         if found is None:
             return "Can't find the target process, please verify the PID or the relative number\n"
