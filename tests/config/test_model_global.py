@@ -74,3 +74,12 @@ def test_bad_values_are_errors() -> None:
     assert errors("global\n  stats socket /s level root\n") == [
         "parsing [t.cfg:2] : 'level' only supports 'user', 'operator', and 'admin' (got 'root')"
     ]
+
+
+def test_stats_maxconn_global_and_per_socket() -> None:
+    g = model("global\n  stats maxconn 20\n  stats socket /run/a.sock maxconn 3\n").global_
+    assert g.stats_maxconn == 20 and g.stats_sockets[0].maxconn == 3
+    assert GlobalCfg().stats_maxconn == 10  # HAProxy's default
+    assert errors("global\n  stats maxconn x\n") == [
+        "parsing [t.cfg:2] : 'stats maxconn' expects a positive value"
+    ]

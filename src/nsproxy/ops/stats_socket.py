@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import errno
 import os
@@ -10,16 +12,25 @@ from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
 from nsproxy.ops.commands import TABLE
-from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session
+from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session, split_commands
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
 _MAX_LINE = 65536
+# Answers held for one client before it must read them: past this, its commands wait and its
+# socket is not read (HAProxy's CLI stops as its output buffer fills).
+OUTPUT_CAP = 65536
 
 
 class CliConn:
-    """One client: reads lines, runs them, writes the answers; one line unless `prompt`."""
+    """One client: reads lines, runs them, writes the answers; one line unless `prompt`.
+
+    One command runs per turn of the event loop, and none while the client has more than
+    OUTPUT_CAP bytes of answers unread; input is only read when nothing is pending, so a
+    client that sends and never reads holds at most a line and OUTPUT_CAP of output.
+    `stats timeout` runs from the last complete line or the last answer bytes it took.
+    """
 
     def __init__(self, server: StatsSocket, sock: socket.socket) -> None:
         self.server = server
@@ -27,17 +38,31 @@ class CliConn:
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = bytearray()
+        self.pending: collections.deque[str] = collections.deque()
         self.session = Session(server.rt, LEVEL_NAMES[server.cfg.level], server.cfg.expose_fd, sock)
+        self.eof = False
         self.closing = False
         self.closed = False
-        self.timer: object = None
-        self.loop.add_reader(sock.fileno(), self._on_read)
+        self.reading = False
+        self.writing = False
+        self.step: asyncio.Handle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self._reading(True)
         self._arm()
 
     def _arm(self) -> None:
         if self.timer is not None:
-            self.timer.cancel()  # type: ignore[attr-defined]
+            self.timer.cancel()
         self.timer = self.loop.call_later(self.server.rt.config.global_.stats_timeout, self.close)
+
+    def _reading(self, on: bool) -> None:
+        if on == self.reading or self.closed:
+            return
+        self.reading = on
+        if on:
+            self.loop.add_reader(self.sock.fileno(), self._on_read)
+        else:
+            self.loop.remove_reader(self.sock.fileno())
 
     def _on_read(self) -> None:
         try:
@@ -47,34 +72,71 @@ class CliConn:
         except OSError:
             self.close()
             return
-        self._arm()
-        if not data:
-            if self.inbuf.strip():
-                self._run_line(self.inbuf.decode("utf-8", "replace"))
-            self.inbuf.clear()
-            self.closing = True
-            self._flush()
-            return
-        self.inbuf += data
-        while not self.closing and not self.closed:
-            nl = self.inbuf.find(b"\n")
-            if nl < 0:
-                if len(self.inbuf) > _MAX_LINE:
-                    self.close()
+        if data:
+            self.inbuf += data
+            if b"\n" not in self.inbuf and len(self.inbuf) > _MAX_LINE:
+                self.close()
                 return
+        else:
+            self.eof = True
+        self._pump()
+
+    def _next_line(self) -> str | None:
+        if self.closing:
+            return None
+        nl = self.inbuf.find(b"\n")
+        if nl >= 0:
             line = self.inbuf[:nl].decode("utf-8", "replace").rstrip("\r")
             del self.inbuf[: nl + 1]
-            self._run_line(line)
-            if not self.session.prompt:
-                self.closing = True
-            elif not self.session.end:
-                self.outbuf += b"> "
-            if self.session.end:
-                self.closing = True
-            self._flush()
+            return line
+        if self.eof and self.inbuf.strip():
+            line = self.inbuf.decode("utf-8", "replace")
+            self.inbuf.clear()
+            return line
+        return None
 
-    def _run_line(self, line: str) -> None:
-        self.outbuf += self.server.table.run_line(self.session, line).encode()
+    def _pump(self) -> None:
+        """Runs the next command, if the client has room for its answer; then yields."""
+        self.step = None
+        if self.closed:
+            return
+        if not self.pending and len(self.outbuf) <= OUTPUT_CAP:
+            line = self._next_line()
+            if line is not None:
+                self.pending.extend(split_commands(line))
+        if self.pending and len(self.outbuf) <= OUTPUT_CAP:
+            text = self.pending.popleft()
+            if not self.session.end:
+                answer = self.server.table.execute(self.session, text)
+                if answer or not self.session.end:
+                    self.outbuf += answer.encode() + b"\n"
+            if self.session.end:
+                self.pending.clear()
+            if not self.pending:
+                self._line_done()
+        if self.eof and not self.pending and not self._has_line():
+            self.closing = True
+        self._flush()
+        self._schedule()
+
+    def _has_line(self) -> bool:
+        return not self.closing and (b"\n" in self.inbuf or (self.eof and bool(self.inbuf.strip())))
+
+    def _line_done(self) -> None:
+        self._arm()
+        if not self.session.prompt or self.session.end:
+            self.closing = True
+        elif not (self.eof and not self._has_line()):
+            self.outbuf += b"> "
+
+    def _schedule(self) -> None:
+        if self.closed:
+            return
+        room = len(self.outbuf) <= OUTPUT_CAP
+        busy = bool(self.pending) or self._has_line()
+        if busy and room and self.step is None:
+            self.step = self.loop.call_soon(self._pump)
+        self._reading(not busy and room and not self.eof and not self.closing)
 
     def _flush(self) -> None:
         if self.closed:
@@ -83,28 +145,37 @@ class CliConn:
             try:
                 n = self.sock.send(self.outbuf)
             except (BlockingIOError, InterruptedError):
-                self.loop.add_writer(self.sock.fileno(), self._flush)
+                if not self.writing:
+                    self.writing = True
+                    self.loop.add_writer(self.sock.fileno(), self._on_writable)
                 return
             except OSError:
                 self.close()
                 return
             del self.outbuf[:n]
-        with contextlib.suppress(Exception):
+            self._arm()
+        if self.writing:
+            self.writing = False
             self.loop.remove_writer(self.sock.fileno())
-        if self.closing:
+        if self.closing and not self.pending:
             self.close()
+
+    def _on_writable(self) -> None:
+        self._flush()
+        self._schedule()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()  # type: ignore[attr-defined]
+        for handle in (self.timer, self.step):
+            if handle is not None:
+                handle.cancel()
         with contextlib.suppress(Exception):
             self.loop.remove_reader(self.sock.fileno())
             self.loop.remove_writer(self.sock.fileno())
         self.sock.close()
-        self.server.conns.discard(self)
+        self.server.released(self)
 
 
 class StatsSocket:
@@ -116,6 +187,8 @@ class StatsSocket:
         self.table = table
         self.sock: socket.socket | None = None
         self.conns: set[CliConn] = set()
+        self.maxconn = cfg.maxconn or rt.config.global_.stats_maxconn
+        self.accepting = False
 
     def open(self) -> None:
         a = self.cfg.addr
@@ -144,12 +217,30 @@ class StatsSocket:
         self.sock = sock
 
     def start(self) -> None:
-        if self.sock is not None:
+        self._accepting(True)
+
+    def _accepting(self, on: bool) -> None:
+        """Watches the listening socket, or leaves new clients in its backlog (at maxconn)."""
+        if self.sock is None or on == self.accepting:
+            return
+        self.accepting = on
+        if on:
             self.rt.loop.add_reader(self.sock.fileno(), self._on_accept)
+        else:
+            self.rt.loop.remove_reader(self.sock.fileno())
+
+    def released(self, conn: CliConn) -> None:
+        """A client has gone: one more may be accepted."""
+        self.conns.discard(conn)
+        if len(self.conns) < self.maxconn:
+            self._accepting(True)
 
     def _on_accept(self) -> None:
         assert self.sock is not None
         for _ in range(16):
+            if len(self.conns) >= self.maxconn:
+                self._accepting(False)
+                return
             try:
                 csock, _peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -163,8 +254,7 @@ class StatsSocket:
 
     def close(self, clients: bool = True) -> None:
         if self.sock is not None:
-            with contextlib.suppress(Exception):
-                self.rt.loop.remove_reader(self.sock.fileno())
+            self._accepting(False)
             a = self.cfg.addr
             if a.family == socket.AF_UNIX:
                 with contextlib.suppress(OSError):
