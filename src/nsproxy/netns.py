@@ -36,6 +36,12 @@ def _libc_setns() -> Callable[[int, int], None]:
 _setns: Callable[[int, int], None] = getattr(os, "setns", None) or _libc_setns()
 
 
+def name_bytes(name: str) -> bytes:
+    """A namespace name as the file name's bytes: names are any bytes but '/' and NUL, and
+    are carried in str with surrogateescape (as os.listdir gives them)."""
+    return name.encode("utf-8", "surrogateescape")
+
+
 def check_name(name: str) -> str | None:
     """Why `name` cannot be a namespace file name under /var/run/netns, or None if it can."""
     if not name:
@@ -90,7 +96,7 @@ class NamespaceRegistry:
             raise NetnsError(exc.errno, f"Cannot open namespace '{name}'.") from exc
         ns = Namespace(name, fd, os.fstat(fd).st_ino)
         self._by_name[name] = ns
-        self._by_bytes[name.encode("utf-8", "surrogateescape")] = ns
+        self._by_bytes[name_bytes(name)] = ns
         return ns
 
     def get(self, name: str) -> Namespace | None:
@@ -154,7 +160,7 @@ class NamespaceRegistry:
         for n in names:
             ns = self._by_name.pop(n, None)
             if ns is not None:
-                self._by_bytes.pop(n.encode(), None)
+                self._by_bytes.pop(name_bytes(n), None)
                 os.close(ns.fd)
                 ns.fd = -1
         if name is None and self._home_fd >= 0:

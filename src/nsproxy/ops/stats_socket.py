@@ -86,11 +86,11 @@ class CliConn:
             return None
         nl = self.inbuf.find(b"\n")
         if nl >= 0:
-            line = self.inbuf[:nl].decode("utf-8", "replace").rstrip("\r")
+            line = self.inbuf[:nl].decode("utf-8", "surrogateescape").rstrip("\r")
             del self.inbuf[: nl + 1]
             return line
         if self.eof and self.inbuf.strip():
-            line = self.inbuf.decode("utf-8", "replace")
+            line = self.inbuf.decode("utf-8", "surrogateescape")
             self.inbuf.clear()
             return line
         return None
@@ -109,7 +109,7 @@ class CliConn:
             if not self.session.end:
                 answer = self.server.table.execute(self.session, text)
                 if answer or not self.session.end:
-                    self.outbuf += answer.encode() + b"\n"
+                    self.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
             if self.session.end:
                 self.pending.clear()
             if not self.pending:

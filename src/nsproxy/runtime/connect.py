@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import SourceCfg
-from nsproxy.netns import Namespace
+from nsproxy.netns import Namespace, name_bytes
 
 if TYPE_CHECKING:
     from nsproxy.runtime.objects import Server
@@ -138,5 +138,5 @@ def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
     if "ssl" in opts:
         tlvs.append(pp.Tlv(0x20, b"\x00\x00\x00\x00\x00"))
     if stream.netns is not None:
-        tlvs.append(pp.Tlv(0x30, stream.netns.name.encode()))
+        tlvs.append(pp.Tlv(0x30, name_bytes(stream.netns.name)))
     return pp.encode_v2(src, dst, tlvs=tlvs, crc32c="crc32c" in opts)

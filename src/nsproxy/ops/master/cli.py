@@ -158,14 +158,14 @@ class MasterCli:
             while b"\n" in c.inbuf:
                 raw, _, rest = bytes(c.inbuf).partition(b"\n")
                 c.inbuf = bytearray(rest)
-                lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
+                lines.append(raw.decode("utf-8", "surrogateescape").rstrip("\r"))
         elif c.inbuf.strip():
-            lines.append(c.inbuf.decode("utf-8", "replace"))
+            lines.append(c.inbuf.decode("utf-8", "surrogateescape"))
             c.inbuf.clear()
         out = bytearray()
         done = not data
         for line in lines:
-            out += self.table.run_line(c.session, line).encode()
+            out += self.table.run_line(c.session, line).encode("utf-8", "surrogateescape")
             if not c.session.prompt or c.session.end:
                 done = True
                 break

@@ -122,7 +122,7 @@ def query(path: str, text: str) -> str | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(QUERY_TIMEOUT)
             s.connect(path)
-            s.sendall(text.encode() + b"\n")
+            s.sendall(text.encode("utf-8", "surrogateescape") + b"\n")
             chunks = []
             while True:
                 data = s.recv(65536)
@@ -131,7 +131,7 @@ def query(path: str, text: str) -> str | None:
                 chunks.append(data)
     except OSError:
         return None
-    return b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 def uptime(sec: float) -> str:
