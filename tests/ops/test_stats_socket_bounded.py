@@ -134,3 +134,15 @@ def test_stats_maxconn_and_per_socket_maxconn(lab: Lab, tmp_path: Path) -> None:
     assert second.recv(64) == b"admin\n\n"
     for s in [second, *held]:
         s.close()
+
+
+def test_set_timeout_cli_applies_to_the_session(lab: Lab, tmp_path: Path) -> None:
+    sock = str(tmp_path / "s.sock")
+    _proxy(lab, sock)  # stats timeout: 10 s
+    s = _prompt(sock)
+    s.sendall(b"set timeout cli 1\n")
+    assert s.recv(16) == b"\n> "
+    t0 = time.monotonic()
+    assert s.recv(16) == b""  # closed by the server after 1 s idle
+    assert time.monotonic() - t0 < 5
+    s.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nsproxy.ops import metrics, stats, tenants_cli
+from nsproxy.ops import frontends_cli, metrics, process_cli, stats, tenants_cli
 from nsproxy.ops.runtime_api import SESSION, CommandSet, CommandTable, Session
 
 COMMAND_SETS: tuple[CommandSet, ...] = (
@@ -10,6 +10,8 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     stats.COMMANDS,  # show info/stat/servers state/sess/netns, server state and weight
     metrics.COMMANDS,  # _metrics, for the master's exporter
     tenants_cli.COMMANDS,  # add/del netns, bind, server
+    process_cli.COMMANDS,  # show version/env/errors, set timeout cli, set maxconn global, ...
+    frontends_cli.COMMANDS,  # show backend, enable/disable/shutdown frontend, set maxconn fe
 )
 
 

@@ -21,6 +21,7 @@ LEVELS = {
     for i, n in enumerate(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
 }
 LOG_ERR = 3
+LOG_WARNING = 4
 LOG_INFO = 6
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

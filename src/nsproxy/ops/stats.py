@@ -125,7 +125,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "dreq": 0,
                     "dresp": 0,
                     "ereq": fe.stats.failed_headers,
-                    "status": "OPEN" if opened else "STOP",
+                    "status": "PAUSED" if fe.disabled and opened else "OPEN" if opened else "STOP",
                     "pid": pid,
                     "iid": px.id,
                     "sid": 0,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
 from nsproxy.ops.commands import TABLE
+from nsproxy.ops.process_cli import SESSION_TIMEOUT
 from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session, split_commands
 
 if TYPE_CHECKING:
@@ -53,7 +54,9 @@ class CliConn:
     def _arm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.loop.call_later(self.server.rt.config.global_.stats_timeout, self.close)
+        delay = self.session.state.get(SESSION_TIMEOUT, self.server.rt.config.global_.stats_timeout)
+        assert isinstance(delay, float)
+        self.timer = self.loop.call_later(delay, self.close)
 
     def _reading(self, on: bool) -> None:
         if on == self.reading or self.closed:
