@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +165,84 @@ def test_frontend_commands(both: tuple[Side, Side]) -> None:
     )
     assert _fe_status(ours) == _fe_status(theirs) == "STOP"
     assert _refused(ours.port) and _refused(theirs.port)
+
+
+def _typed(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(object, field) -> (position, tags, type) of `show stat|info typed` lines."""
+    out = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        head, tags, kind = line.split(":", 3)[:3]
+        parts = head.split(".")
+        if parts[0].isdigit():  # show info: pos.name.proc
+            out[("I", parts[1])] = (parts[0], tags, kind)
+        else:  # show stat: obj.iid.sid.pos.name.proc
+            out[(parts[0] + parts[2], parts[4])] = (parts[3], tags, kind)
+    return out
+
+
+def test_typed_and_json_formats_match_haproxys(both: tuple[Side, Side]) -> None:
+    theirs, ours = both
+    for command in ("show info typed", "show stat typed"):
+        t, o = _typed(theirs(command).decode()), _typed(ours(command).decode())
+        common = set(t) & set(o)
+        assert len(common) > (20 if "info" in command else 60), command
+        assert {k: o[k] for k in common} == {k: t[k] for k in common}, command
+    for command in ("show info json", "show stat json"):
+        t_doc, o_doc = json.loads(theirs(command)), json.loads(ours(command))
+        if "info" in command:
+            t_doc, o_doc = [t_doc], [o_doc]
+        assert len(o_doc) == len(t_doc)  # one list per row (stat) / one list (info)
+
+        def shape(doc: list[list[dict[str, Any]]]) -> dict[tuple[str, str], object]:
+            return {
+                (f.get("objType", ""), f["field"]["name"]): (
+                    f["field"]["pos"],
+                    f["tags"],
+                    f["value"]["type"],
+                    f["processNum"],
+                )
+                for row in doc
+                for f in row
+            }
+
+        ts, os_ = shape(t_doc), shape(o_doc)
+        common = set(ts) & set(os_)
+        assert len(common) > 20
+        assert {k: os_[k] for k in common} == {k: ts[k] for k in common}, command
+    desc_t = theirs("show info desc").decode().splitlines()[0]
+    assert ours("show info desc").decode().splitlines()[0] == desc_t  # Name: HAProxy:"..."
+
+
+def _rows(side: Side, command: str) -> list[tuple[str, str]]:
+    text = side(command).decode()
+    return [tuple(ln.split(",")[:2]) for ln in text.splitlines() if ln and ln[0] != "#"]  # type: ignore[misc]
+
+
+def test_show_stat_filters_match_haproxys(both: tuple[Side, Side]) -> None:
+    theirs, ours = both
+    _same(both, ["disable server be/s2"])
+    for command in (
+        "show stat",
+        "show stat -1 1 -1",
+        "show stat -1 2 -1",
+        "show stat -1 4 -1",
+        "show stat -1 6 -1",
+        "show stat be 4 -1",
+        "show stat be 4 1",
+        "show stat 99 -1 -1",
+        "show stat 3 x",
+        "show stat up",
+        "show stat no-maint",
+        "show stat -1 4 -1 up",
+        "show stat -1 4 -1 typed",
+    ):
+        if "typed" in command:
+            got = {k[0] for k in _typed(ours(command).decode())}
+            assert got == {k[0] for k in _typed(theirs(command).decode())}, command
+            continue
+        assert _rows(ours, command) == _rows(theirs, command), command
+    assert ours("show stat nope 1 -1") == theirs("show stat nope 1 -1") == b"No such proxy.\n\n"
+    backend = [ln for ln in ours("show stat up").decode().splitlines() if ",BACKEND," in ln]
+    assert backend[0].split(",")[17] == "UP (1/2)"

@@ -7,7 +7,7 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy.ops import identity
+from nsproxy.ops import identity, stat_formats
 from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.objects import Backend, Counters, Server
@@ -217,12 +217,23 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
     return rows
 
 
-@command("show", "stat", usage="show stat", help="report counters for each proxy and server")
+@command(
+    "show",
+    "stat",
+    usage="show stat [desc|json|no-maint|typed|up]*",
+    help="report counters for each proxy and server",
+)
 def _show_stat(session: Session, args: list[str]) -> str:
-    lines = ["# " + ",".join(STAT_COLUMNS) + ","]
-    for row in stat_rows(session.rt):
-        lines.append(",".join(str(row.get(c, "")) for c in STAT_COLUMNS) + ",")
-    return "\n".join(lines) + "\n"
+    o = stat_formats.parse_options(args[2:], filters=True)
+    rt = session.rt
+    if o.proxy is not None and o.proxy not in {px.name for px in rt.config.proxies}:
+        raise CliError("No such proxy.\n")
+    rows = stat_formats.select_rows(stat_rows(rt), o)
+    if o.fmt == "typed":
+        return stat_formats.stat_typed(rows, STAT_COLUMNS, o.desc)
+    if o.fmt == "json":
+        return stat_formats.stat_json(rows, STAT_COLUMNS)
+    return stat_formats.stat_text(rows, STAT_COLUMNS)
 
 
 _ZERO_INFO = (
@@ -296,9 +307,20 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     ]
 
 
-@command("show", "info", usage="show info", help="report information about the running process")
+@command(
+    "show",
+    "info",
+    usage="show info [desc|json|typed|float]*",
+    help="report information about the running process",
+)
 def _show_info(session: Session, args: list[str]) -> str:
-    return "".join(f"{k}: {v}\n" for k, v in info_fields(session.rt))
+    o = stat_formats.parse_options(args[2:], filters=False)
+    fields = info_fields(session.rt)
+    if o.fmt == "typed":
+        return stat_formats.info_typed(fields, o.desc)
+    if o.fmt == "json":
+        return stat_formats.info_json(fields)
+    return stat_formats.info_text(fields, o.desc)
 
 
 @command(

@@ -210,6 +210,8 @@ class MasterCli:
         answers = self._ask(session, workers, text)
         if not answers:
             return "No worker answered.\n"
+        if {"typed", "json", "desc"} & set(words[2:]):
+            return answers[0]  # not merged: worker 1's, as HAProxy's master forwards to one
         if words[:2] == ["show", "info"]:
             return merge_info(answers, os.getpid(), len(workers))
         if words[:2] == ["show", "stat"]:
