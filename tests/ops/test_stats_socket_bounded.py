@@ -10,16 +10,21 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lab.netlab import Lab, Proxy, cli, free_port, tcp_defaults, wait_until
 
+MODES = ("single", "master")  # one process, or the master's own stats sockets (-W)
 
-def _proxy(lab: Lab, sock: str, extra: str = "") -> Proxy:
+
+def _proxy(lab: Lab, sock: str, extra: str = "", mode: str = "single") -> Proxy:
     port = free_port()
     return lab.proxy(
         f"global\n  stats socket {sock} level admin\n{extra}"
         + tcp_defaults(tcplog=False)
         + f"\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n"
-        "backend be\n" + "".join(f"  server s{i} 127.0.0.1:{7000 + i}\n" for i in range(20))
+        "backend be\n" + "".join(f"  server s{i} 127.0.0.1:{7000 + i}\n" for i in range(20)),
+        extra_args=("-W",) if mode == "master" else (),
     )
 
 
@@ -38,9 +43,10 @@ def _prompt(path: str) -> socket.socket:
     return s
 
 
-def test_a_client_that_never_reads_cannot_grow_memory(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_a_client_that_never_reads_cannot_grow_memory(lab: Lab, tmp_path: Path, mode: str) -> None:
     sock = str(tmp_path / "s.sock")
-    p = _proxy(lab, sock)
+    p = _proxy(lab, sock, mode=mode)
     before = _status(p.proc.pid, "VmHWM")
     flood = _prompt(sock)
     flood.setblocking(False)
@@ -61,9 +67,10 @@ def test_a_client_that_never_reads_cannot_grow_memory(lab: Lab, tmp_path: Path) 
     flood.close()
 
 
-def test_one_long_line_does_not_stall_the_event_loop(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_one_long_line_does_not_stall_the_event_loop(lab: Lab, tmp_path: Path, mode: str) -> None:
     sock = str(tmp_path / "s.sock")
-    _proxy(lab, sock)
+    _proxy(lab, sock, mode=mode)
     heavy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     heavy.connect(sock)
     heavy.sendall(b"show stat;" * 6500 + b"\n")  # one 64 KiB line, its answers unread
@@ -73,9 +80,10 @@ def test_one_long_line_does_not_stall_the_event_loop(lab: Lab, tmp_path: Path) -
     heavy.close()
 
 
-def test_trickled_bytes_do_not_extend_stats_timeout(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_trickled_bytes_do_not_extend_stats_timeout(lab: Lab, tmp_path: Path, mode: str) -> None:
     sock = str(tmp_path / "s.sock")
-    _proxy(lab, sock, "  stats timeout 1s\n")
+    _proxy(lab, sock, "  stats timeout 1s\n", mode)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock)
     closed = threading.Event()
@@ -100,12 +108,12 @@ def test_trickled_bytes_do_not_extend_stats_timeout(lab: Lab, tmp_path: Path) ->
 
 
 def test_stats_socket_maxconn_defaults_to_haproxys_10(lab: Lab, tmp_path: Path) -> None:
-    for server in ("haproxy", "nsproxy"):
+    for server in ("haproxy", "nsproxy", "master"):
         sock = str(tmp_path / f"{server}.sock")
         if server == "haproxy":
             lab.haproxy(f"global\n  stats socket {sock} level admin\n", sock)
         else:
-            _proxy(lab, sock)
+            _proxy(lab, sock, mode="master" if server == "master" else "single")
         held = [_prompt(sock) for _ in range(10)]
         extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         extra.connect(sock)  # the kernel's backlog takes it; the proxy does not
@@ -119,10 +127,11 @@ def test_stats_socket_maxconn_defaults_to_haproxys_10(lab: Lab, tmp_path: Path) 
             s.close()
 
 
-def test_stats_maxconn_and_per_socket_maxconn(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_stats_maxconn_and_per_socket_maxconn(lab: Lab, tmp_path: Path, mode: str) -> None:
     sock = str(tmp_path / "s.sock")
     two = str(tmp_path / "two.sock")
-    _proxy(lab, sock, f"  stats maxconn 1\n  stats socket {two} level admin maxconn 2\n")
+    _proxy(lab, sock, f"  stats maxconn 1\n  stats socket {two} level admin maxconn 2\n", mode)
     first = _prompt(sock)
     second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     second.connect(sock)
@@ -136,9 +145,10 @@ def test_stats_maxconn_and_per_socket_maxconn(lab: Lab, tmp_path: Path) -> None:
         s.close()
 
 
-def test_set_timeout_cli_applies_to_the_session(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_set_timeout_cli_applies_to_the_session(lab: Lab, tmp_path: Path, mode: str) -> None:
     sock = str(tmp_path / "s.sock")
-    _proxy(lab, sock)  # stats timeout: 10 s
+    _proxy(lab, sock, mode=mode)  # stats timeout: 10 s
     s = _prompt(sock)
     s.sendall(b"set timeout cli 1\n")
     assert s.recv(16) == b"\n> "

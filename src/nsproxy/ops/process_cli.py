@@ -1,5 +1,5 @@
-"""Runtime API commands about the process: show version/env/errors, set timeout cli,
-set maxconn global, clear counters; answers and levels as HAProxy 2.6's."""
+"""Runtime API commands about the process: show version/env/errors, set maxconn global,
+clear counters; answers and levels as HAProxy 2.6's."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import dataclasses
 import os
 import time
 
-from nsproxy.config.registry import ConfigError, parse_time
 from nsproxy.ops import identity, log
 from nsproxy.ops.cli_args import atoi
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.objects import Counters
 
 COMMANDS = CommandSet()  # listed by nsproxy.ops.commands
-# the session's own `stats timeout`, set by `set timeout cli`
-SESSION_TIMEOUT = "timeout"
 
 
 @COMMANDS.command("show", "version", help="show version of the current process")
@@ -47,24 +44,6 @@ def _show_errors(session: Session, args: list[str]) -> str:
     in TCP mode."""
     session.need(OPERATOR)
     return f"Total events captured on [{log.accept_date(time.time())}] : 0\n"
-
-
-@COMMANDS.command(
-    "set", "timeout", usage="set timeout [cli] <delay>", help="change a timeout setting"
-)
-def _set_timeout(session: Session, args: list[str]) -> str:
-    if len(args) < 3 or args[2] != "cli":
-        raise CliError("'set timeout' only supports 'cli'.\n")
-    if len(args) < 4:
-        raise CliError("Expects an integer value.\n")
-    try:
-        delay = parse_time(args[3], "s")
-    except ConfigError:
-        delay = 0.0
-    if delay <= 0:
-        raise CliError("Invalid timeout value.\n")
-    session.state[SESSION_TIMEOUT] = delay
-    return ""
 
 
 @COMMANDS.command(
@@ -119,4 +98,4 @@ def _clear_counters(session: Session, args: list[str]) -> str:
     return ""
 
 
-__all__ = ["COMMANDS", "SESSION_TIMEOUT"]
+__all__ = ["COMMANDS"]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nsproxy.config.registry import ConfigError, parse_time
 from nsproxy.ops import log
 from nsproxy.ops.fd_transfer import send_listeners
 
@@ -209,6 +210,7 @@ class CommandTable:
 
 # -- session commands ------------------------------------------------------------------------
 SESSION = CommandSet()
+SESSION_TIMEOUT = "timeout"  # Session.state key: this session's `stats timeout` (seconds)
 
 
 @SESSION.command("show", "cli", "level", help="display the level of the current CLI session")
@@ -241,4 +243,22 @@ def _getsocks(session: Session, args: list[str]) -> str:
             send_listeners(session.rt, session.sock)
         except OSError as exc:
             log.warning(f"Failed to transfer sockets: {exc.strerror}")
+    return ""
+
+
+@SESSION.command(
+    "set", "timeout", usage="set timeout [cli] <delay>", help="change a timeout setting"
+)
+def _set_timeout(session: Session, args: list[str]) -> str:
+    if len(args) < 3 or args[2] != "cli":
+        raise CliError("'set timeout' only supports 'cli'.\n")
+    if len(args) < 4:
+        raise CliError("Expects an integer value.\n")
+    try:
+        delay = parse_time(args[3], "s")
+    except ConfigError:
+        delay = 0.0
+    if delay <= 0:
+        raise CliError("Invalid timeout value.\n")
+    session.state[SESSION_TIMEOUT] = delay
     return ""

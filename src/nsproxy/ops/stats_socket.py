@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
 from nsproxy.ops.commands import TABLE
-from nsproxy.ops.process_cli import SESSION_TIMEOUT
-from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session, split_commands
+from nsproxy.ops.runtime_api import (
+    LEVEL_NAMES,
+    SESSION_TIMEOUT,
+    CommandTable,
+    Session,
+    split_commands,
+)
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
-_MAX_LINE = 65536
+MAX_LINE = 65536
 # Answers held for one client before it must read them: past this, its commands wait and its
 # socket is not read (HAProxy's CLI stops as its output buffer fills).
 OUTPUT_CAP = 65536
@@ -77,7 +82,7 @@ class CliConn:
             return
         if data:
             self.inbuf += data
-            if b"\n" not in self.inbuf and len(self.inbuf) > _MAX_LINE:
+            if b"\n" not in self.inbuf and len(self.inbuf) > MAX_LINE:
                 self.close()
                 return
         else:

@@ -7,6 +7,7 @@ worker at the client's level and their answers are merged.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -18,17 +19,19 @@ from typing import TYPE_CHECKING
 from nsproxy.ops import log
 from nsproxy.ops.identity import VERSION
 from nsproxy.ops.master.merge import merge_info, merge_netns, merge_stat
-from nsproxy.ops.master.workers import QUERY_TIMEOUT, Worker, proc_line, query, uptime
+from nsproxy.ops.master.workers import Worker, proc_line, query, uptime
 from nsproxy.ops.runtime_api import (
     ADMIN,
     LEVEL_NAMES,
     OPERATOR,
     SESSION,
+    SESSION_TIMEOUT,
     CommandSet,
     CommandTable,
     Session,
+    split_commands,
 )
-from nsproxy.ops.stats_socket import StatsSocket
+from nsproxy.ops.stats_socket import MAX_LINE, OUTPUT_CAP, StatsSocket
 
 if TYPE_CHECKING:
     from nsproxy.ops.master.process import Master
@@ -49,7 +52,13 @@ class Client:
 
     sock: socket.socket
     session: Session
+    origin: StatsSocket
+    deadline: float
     inbuf: bytearray = dataclasses.field(default_factory=bytearray)
+    outbuf: bytearray = dataclasses.field(default_factory=bytearray)
+    pending: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
+    eof: bool = False
+    closing: bool = False
 
 
 class MasterCli:
@@ -97,8 +106,8 @@ class MasterCli:
             if s not in sockets:
                 self.close_socket(s)
         for s in sockets:
-            if s not in self.sockets and s.sock is not None:
-                self.sel.register(s.sock, selectors.EVENT_READ, lambda s=s: self._on_accept(s))
+            if s not in self.sockets:
+                self._watch(s, True)
         self.sockets = sockets
         for c in self.clients.values():
             c.session.rt = rt
@@ -126,8 +135,14 @@ class MasterCli:
             c.sock.close()
 
     # -- clients ------------------------------------------------------------------------------
+    # Bounded as the workers' stats sockets (ops.stats_socket): `maxconn` clients per socket,
+    # answers capped per client (its input is not read meanwhile), one command per turn of
+    # the master's loop, `stats timeout` from the last complete line or answer bytes taken.
     def _on_accept(self, s: StatsSocket) -> None:
         if s.sock is None or self.master.rt is None:
+            return
+        if sum(1 for c in self.clients.values() if c.origin is s) >= s.maxconn:
+            self._watch(s, False)
             return
         try:
             csock, _ = s.sock.accept()
@@ -135,50 +150,131 @@ class MasterCli:
             return
         csock.setblocking(False)
         session = Session(self.master.rt, LEVEL_NAMES[s.cfg.level], s.cfg.expose_fd, csock)
-        c = Client(csock, session)
+        c = Client(csock, session, s, 0.0)
+        c.deadline = time.monotonic() + self._timeout(c)
         self.clients[csock.fileno()] = c
         self.sel.register(csock, selectors.EVENT_READ, lambda: self._on_client(c))
+
+    def _watch(self, s: StatsSocket, on: bool) -> None:
+        if s.sock is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(s.sock)
+        if on:
+            self.sel.register(s.sock, selectors.EVENT_READ, lambda: self._on_accept(s))
+
+    def _timeout(self, c: Client) -> float:
+        rt = self.master.rt
+        default = rt.config.global_.stats_timeout if rt is not None else 10.0
+        delay = c.session.state.get(SESSION_TIMEOUT, default)
+        return delay if isinstance(delay, float) else default
 
     def _drop(self, c: Client) -> None:
         self.clients.pop(c.sock.fileno(), None)
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(c.sock)
         c.sock.close()
+        if c.origin in self.sockets:
+            self._watch(c.origin, True)
 
     def _on_client(self, c: Client) -> None:
+        if c.outbuf:
+            self._flush(c)
+        if c.sock.fileno() < 0 or not self._wants_input(c):
+            return
         try:
             data = c.sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        lines: list[str] = []
         if data:
             c.inbuf += data
-            while b"\n" in c.inbuf:
-                raw, _, rest = bytes(c.inbuf).partition(b"\n")
-                c.inbuf = bytearray(rest)
-                lines.append(raw.decode("utf-8", "surrogateescape").rstrip("\r"))
-        elif c.inbuf.strip():
-            lines.append(c.inbuf.decode("utf-8", "surrogateescape"))
-            c.inbuf.clear()
-        out = bytearray()
-        done = not data
-        for line in lines:
-            out += self.table.run_line(c.session, line).encode("utf-8", "surrogateescape")
-            if not c.session.prompt or c.session.end:
-                done = True
-                break
-            out += b"> "
-        if out:
+            if b"\n" not in c.inbuf and len(c.inbuf) > MAX_LINE:
+                self._drop(c)
+                return
+        else:
+            c.eof = True
+        self._run_one(c)
+
+    def _wants_input(self, c: Client) -> bool:
+        return (
+            not (c.pending or c.eof or c.closing or self._has_line(c))
+            and len(c.outbuf) <= OUTPUT_CAP
+        )
+
+    def _has_line(self, c: Client) -> bool:
+        return not c.closing and (b"\n" in c.inbuf or (c.eof and bool(c.inbuf.strip())))
+
+    def _runnable(self, c: Client) -> bool:
+        return bool(c.pending or self._has_line(c)) and len(c.outbuf) <= OUTPUT_CAP
+
+    def _run_one(self, c: Client) -> None:
+        """Runs the client's next command if its answers have room, then writes."""
+        if not c.pending and len(c.outbuf) <= OUTPUT_CAP and self._has_line(c):
+            nl = c.inbuf.find(b"\n")
+            raw = bytes(c.inbuf[:nl] if nl >= 0 else c.inbuf)
+            del c.inbuf[: nl + 1 if nl >= 0 else len(c.inbuf)]
+            c.pending.extend(split_commands(raw.decode("utf-8", "surrogateescape").rstrip("\r")))
+        if c.pending and len(c.outbuf) <= OUTPUT_CAP:
+            text = c.pending.popleft()
+            if not c.session.end:
+                answer = self.table.execute(c.session, text)
+                if answer or not c.session.end:
+                    c.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
+            if c.session.end:
+                c.pending.clear()
+            if not c.pending:
+                c.deadline = time.monotonic() + self._timeout(c)
+                if not c.session.prompt or c.session.end:
+                    c.closing = True
+                elif not (c.eof and not self._has_line(c)):
+                    c.outbuf += b"> "
+        if c.eof and not c.pending and not self._has_line(c):
+            c.closing = True
+        self._flush(c)
+
+    def _flush(self, c: Client) -> None:
+        while c.outbuf:
             try:
-                c.sock.settimeout(QUERY_TIMEOUT)
-                c.sock.sendall(out)
-                c.sock.setblocking(False)
+                n = c.sock.send(c.outbuf)
+            except (BlockingIOError, InterruptedError):
+                break
             except OSError:
-                done = True
-        if done:
+                self._drop(c)
+                return
+            del c.outbuf[:n]
+            c.deadline = time.monotonic() + self._timeout(c)
+        if not c.outbuf and c.closing and not c.pending:
             self._drop(c)
+            return
+        events = selectors.EVENT_WRITE if c.outbuf else 0
+        if self._wants_input(c):
+            events |= selectors.EVENT_READ
+        key = self.sel.get_map().get(c.sock.fileno())
+        if events and key is None:
+            self.sel.register(c.sock, events, lambda: self._on_client(c))
+        elif events and key is not None and key.events != events:
+            self.sel.modify(c.sock, events, lambda: self._on_client(c))
+        elif not events and key is not None:
+            self.sel.unregister(c.sock)
+
+    def timeout(self) -> float | None:
+        """How long the master's loop may wait: 0 while a client has a command to run."""
+        if any(self._runnable(c) for c in self.clients.values()):
+            return 0
+        if not self.clients:
+            return None
+        return max(0.0, min(c.deadline for c in self.clients.values()) - time.monotonic())
+
+    def step(self) -> None:
+        """One command for each client that has one; idle clients past `stats timeout` go."""
+        now = time.monotonic()
+        for c in list(self.clients.values()):
+            if c.deadline <= now:
+                self._drop(c)
+            elif self._runnable(c):
+                self._run_one(c)
 
     # -- the master's commands ----------------------------------------------------------------
     def _reload(self, session: Session, args: list[str]) -> str:
