@@ -239,8 +239,9 @@ class Proxy:
                 if b"READY=1" in msg:
                     break
         except TimeoutError:
+            out = self.output()
             self.stop()
-            raise RuntimeError(f"nsproxy did not become ready:\n{self.output()}") from None
+            raise RuntimeError(f"nsproxy did not become ready:\n{out}") from None
 
     def output(self) -> str:
         self._log.flush()
