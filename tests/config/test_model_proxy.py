@@ -126,6 +126,11 @@ def test_proxy_ids_count_from_one_in_order() -> None:
     assert [(p.name, p.id) for p in cfg.proxies] == [("a", 1), ("b", 2), ("c", 3)]
 
 
+def test_a_stats_socket_takes_id_1_as_haproxys_global_frontend() -> None:
+    cfg = model("global\n  stats socket /run/s.sock\nfrontend a\nbackend b\n")
+    assert [(p.name, p.id) for p in cfg.proxies] == [("a", 2), ("b", 3)]
+
+
 def test_keyword_of_the_other_side_is_ignored_with_haproxys_warning() -> None:
     config, state = parse_text(
         "backend be\n  default_backend other\n  backlog 5\n"

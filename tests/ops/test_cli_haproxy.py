@@ -246,3 +246,15 @@ def test_show_stat_filters_match_haproxys(both: tuple[Side, Side]) -> None:
     assert ours("show stat nope 1 -1") == theirs("show stat nope 1 -1") == b"No such proxy.\n\n"
     backend = [ln for ln in ours("show stat up").decode().splitlines() if ",BACKEND," in ln]
     assert backend[0].split(",")[17] == "UP (1/2)"
+
+
+def test_proxy_ids_as_haproxy_numbers_them(both: tuple[Side, Side]) -> None:
+    """A `stats socket` creates HAProxy's GLOBAL frontend, id 1: proxies count from 2."""
+
+    def ids(side: Side) -> list[tuple[str, ...]]:
+        rows = [ln.split(",") for ln in side("show stat").decode().splitlines()[1:] if ln]
+        state = [ln.split() for ln in side("show servers state").decode().splitlines()[2:] if ln]
+        return [(r[0], r[1], r[27], r[28]) for r in rows] + [tuple(s[:4]) for s in state]
+
+    theirs, ours = both
+    assert ids(ours) == ids(theirs)
