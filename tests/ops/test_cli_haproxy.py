@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.netlab import Lab, cli, free_port, tcp_defaults
+from lab.netlab import Lab, cli, free_port, tcp_defaults, wait_until
 
 LEVELS = ("admin", "operator", "user")
 
@@ -27,7 +27,10 @@ class Side:
         return cli(self.socks[level], line)
 
 
-def _start(lab: Lab, tmp_path: Path, name: str) -> Side:
+BACKEND = "backend be\n  server s1 127.0.0.1:7000 weight 10\n  server s2 127.0.0.1:7001\n"
+
+
+def _start(lab: Lab, tmp_path: Path, name: str, backend: str = BACKEND) -> Side:
     socks = {lvl: str(tmp_path / f"{name}-{lvl}.sock") for lvl in LEVELS}
     port = free_port()
     config = (
@@ -35,7 +38,7 @@ def _start(lab: Lab, tmp_path: Path, name: str) -> Side:
         + "".join(f"  stats socket {socks[lvl]} level {lvl}\n" for lvl in LEVELS)
         + tcp_defaults(tcplog=False)
         + f"\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n"
-        "backend be\n  server s1 127.0.0.1:7000 weight 10\n  server s2 127.0.0.1:7001\n"
+        + backend
     )
     if name == "haproxy":
         lab.haproxy(config, socks["user"])
@@ -258,3 +261,33 @@ def test_proxy_ids_as_haproxy_numbers_them(both: tuple[Side, Side]) -> None:
 
     theirs, ours = both
     assert ids(ours) == ids(theirs)
+
+
+def test_weights_of_servers_in_every_state_and_of_the_backend(lab: Lab, tmp_path: Path) -> None:
+    """`weight` stays the server's while it is down, in maintenance or draining; the
+    backend's `weight` and `uweight` count the usable servers only."""
+    dead = free_port()
+    backend = (
+        "backend be\n"
+        f"  server s1 127.0.0.1:{dead} check inter 100ms fall 1 weight 5\n"
+        "  server s2 127.0.0.1:7001 disabled weight 7\n"
+        "  server s3 127.0.0.1:7002 weight 9\n"
+        "  server s4 127.0.0.1:7003 weight 11\n"
+        "  server s5 127.0.0.1:7004 weight 13 backup\n"
+    )
+    sides = [_start(lab, tmp_path, name, backend) for name in ("haproxy", "nsproxy")]
+    columns = ("svname", "status", "weight", "act", "bck", "uweight")
+    seen = []
+    for side in sides:
+        assert side("set server be/s3 state drain") == b"\n"
+
+        def table(side: Side = side) -> list[tuple[str, ...]] | None:
+            lines = side("show stat -1 6 -1").decode().splitlines()
+            header = lines[0][2:].split(",")
+            rows = [dict(zip(header, ln.split(","), strict=False)) for ln in lines[1:] if ln]
+            got = [tuple(r[c] for c in columns) for r in rows]
+            return got if got[0][1] == "DOWN" else None
+
+        seen.append(wait_until(table, 10, "s1 DOWN by its check"))
+    theirs, ours = seen
+    assert ours == theirs

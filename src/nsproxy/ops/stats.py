@@ -159,7 +159,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "wretr": srv.stats.retries,
                     "wredis": srv.stats.redispatches,
                     "status": server_status(srv),
-                    "weight": srv.weight if srv.usable() else 0,
+                    "weight": srv.weight,  # HAProxy keeps it while down, in maint or drain
                     "act": 0 if srv.backup else 1,
                     "bck": 1 if srv.backup else 0,
                     "lastchg": _since(rt, srv),
@@ -210,7 +210,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                 "type": 1,
                 "mode": px.mode,
                 "algo": px.balance,
-                "uweight": sum(s.weight for s in be.servers),
+                "uweight": sum(s.weight for s in (active or backup)),
                 "netns": "",
             }
         )
