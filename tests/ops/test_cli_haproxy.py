@@ -291,3 +291,39 @@ def test_weights_of_servers_in_every_state_and_of_the_backend(lab: Lab, tmp_path
         seen.append(wait_until(table, 10, "s1 DOWN by its check"))
     theirs, ours = seen
     assert ours == theirs
+
+
+def test_server_commands(both: tuple[Side, Side]) -> None:
+    commands = [
+        "get var",
+        "get var proc.x",
+        "show servers conn nope",
+        "shutdown sessions server",
+        "shutdown sessions server be/nope",
+        "shutdown sessions server be/s1",
+        "disable agent be/s1",
+        "enable agent be/s1",
+        "enable agent be/nope",
+    ]
+    _same(both, commands)
+    _same(both, commands, "operator")
+    _same(both, commands, "user")
+
+    def conn(side: Side, command: str) -> list[list[str]]:
+        # HAProxy runs 2 threads, nsproxy one per process: the per-thread idle counts differ
+        lines = side(command).decode().splitlines()
+        return [ln.split()[:14] for ln in lines if ln]
+
+    theirs, ours = both
+    for command in ("show servers conn", "show servers conn be"):
+        assert conn(ours, command) == conn(theirs, command)
+
+
+def test_shutdown_sessions_server_closes_its_connections(lab: Lab, tmp_path: Path) -> None:
+    echo = lab.sink(None, "127.0.0.1", echo=True)
+    side = _start(lab, tmp_path, "nsproxy", f"backend be\n  server s1 127.0.0.1:{echo.port}\n")
+    with socket.create_connection(("127.0.0.1", side.port), timeout=5) as c:
+        c.sendall(b"ping")
+        assert c.recv(4) == b"ping"
+        assert side("shutdown sessions server be/s1") == b"\n"
+        assert c.recv(4) == b""  # closed by nsproxy

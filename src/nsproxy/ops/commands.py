@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nsproxy.ops import frontends_cli, metrics, process_cli, stats, tenants_cli
+from nsproxy.ops import frontends_cli, metrics, process_cli, servers_cli, stats, tenants_cli
 from nsproxy.ops.runtime_api import SESSION, CommandSet, CommandTable, Session
 
 COMMAND_SETS: tuple[CommandSet, ...] = (
@@ -12,6 +12,7 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     tenants_cli.COMMANDS,  # add/del netns, bind, server
     process_cli.COMMANDS,  # show version/env/errors, set timeout cli, set maxconn global, ...
     frontends_cli.COMMANDS,  # show backend, enable/disable/shutdown frontend, set maxconn fe
+    servers_cli.COMMANDS,  # show servers conn, shutdown sessions server, agent, get var
 )
 
 
