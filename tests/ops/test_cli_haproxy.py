@@ -327,3 +327,40 @@ def test_shutdown_sessions_server_closes_its_connections(lab: Lab, tmp_path: Pat
         assert c.recv(4) == b"ping"
         assert side("shutdown sessions server be/s1") == b"\n"
         assert c.recv(4) == b""  # closed by nsproxy
+
+
+def _raw(path: str, data: bytes) -> bytes:
+    """`data` sent at once then the write side shut, as `socat` does; the whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = bytearray()
+        while chunk := s.recv(65536):
+            out += chunk
+    return bytes(out)
+
+
+FRAMING = (
+    b"show cli level",  # no newline: dropped at the end of input
+    b"show cli level;show cli level",
+    b"show cli level\nshow cli level\n",  # both received before the first answer: both run
+    b"show cli level;quit;show cli level\n",
+    b"quit\n",
+    b"",
+    b"prompt\n",
+    b"prompt\nshow cli level;show cli level\nquit\n",
+    b"prompt\nquit;show cli level\n",
+    b"prompt\nprompt\nshow cli level\n",
+    b"prompt\nshow cli level",
+    b"operator;show cli level\n",
+)
+
+
+def test_command_framing_matches_haproxys(both: tuple[Side, Side]) -> None:
+    theirs, ours = both
+    for data in FRAMING:
+        assert _raw(ours.socks["admin"], data) == _raw(theirs.socks["admin"], data), data
+    for side in both:  # an empty command gets the help, in both
+        assert _raw(side.socks["admin"], b";\n").startswith(b"Unknown command. Please enter")

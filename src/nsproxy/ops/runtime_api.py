@@ -175,8 +175,10 @@ class CommandTable:
     def execute(self, session: Session, text: str) -> str:
         """Runs one command; returns what the client reads before the blank line ending it."""
         args = split_words(text)
-        if not args:
-            return ""
+        if not args:  # an empty command: HAProxy answers with its help
+            if self.fallback is not None:
+                return self.fallback(session, text, args)
+            return self.usage_message([], False)
         if args[0] == "prompt":
             session.prompt = not session.prompt
             return ""
@@ -194,18 +196,6 @@ class CommandTable:
             return self.usage_message(args, False)
         except CliError as exc:
             return str(exc)
-
-    def run_line(self, session: Session, line: str) -> str:
-        """Runs the `;`-separated commands of one input line; each answer ends with a blank line."""
-        out = []
-        for text in split_commands(line):
-            if session.end:
-                break
-            answer = self.execute(session, text)
-            if session.end and not answer:
-                break
-            out.append(answer + "\n")
-        return "".join(out)
 
 
 # -- session commands ------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import errno
 import os
@@ -11,30 +10,19 @@ import socket
 from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
+from nsproxy.ops.cli_stream import CliStream
 from nsproxy.ops.commands import TABLE
-from nsproxy.ops.runtime_api import (
-    LEVEL_NAMES,
-    SESSION_TIMEOUT,
-    CommandTable,
-    Session,
-    split_commands,
-)
+from nsproxy.ops.runtime_api import LEVEL_NAMES, SESSION_TIMEOUT, CommandTable, Session
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
-MAX_LINE = 65536
-# Answers held for one client before it must read them: past this, its commands wait and its
-# socket is not read (HAProxy's CLI stops as its output buffer fills).
-OUTPUT_CAP = 65536
-
 
 class CliConn:
-    """One client: reads lines, runs them, writes the answers; one line unless `prompt`.
+    """One client of a stats socket: a CliStream on the event loop.
 
-    One command runs per turn of the event loop, and none while the client has more than
-    OUTPUT_CAP bytes of answers unread; input is only read when nothing is pending, so a
-    client that sends and never reads holds at most a line and OUTPUT_CAP of output.
+    One command runs per turn of the loop, and none while the client has more than
+    OUTPUT_CAP bytes of answers unread; input is only read when nothing is pending.
     `stats timeout` runs from the last complete line or the last answer bytes it took.
     """
 
@@ -42,12 +30,8 @@ class CliConn:
         self.server = server
         self.loop = server.rt.loop
         self.sock = sock
-        self.inbuf = bytearray()
-        self.outbuf = bytearray()
-        self.pending: collections.deque[str] = collections.deque()
         self.session = Session(server.rt, LEVEL_NAMES[server.cfg.level], server.cfg.expose_fd, sock)
-        self.eof = False
-        self.closing = False
+        self.cli = CliStream(server.table, self.session)
         self.closed = False
         self.reading = False
         self.writing = False
@@ -80,78 +64,32 @@ class CliConn:
         except OSError:
             self.close()
             return
-        if data:
-            self.inbuf += data
-            if b"\n" not in self.inbuf and len(self.inbuf) > MAX_LINE:
-                self.close()
-                return
-        else:
-            self.eof = True
+        if not self.cli.feed(data):
+            self.close()
+            return
         self._pump()
-
-    def _next_line(self) -> str | None:
-        if self.closing:
-            return None
-        nl = self.inbuf.find(b"\n")
-        if nl >= 0:
-            line = self.inbuf[:nl].decode("utf-8", "surrogateescape").rstrip("\r")
-            del self.inbuf[: nl + 1]
-            return line
-        if self.eof and self.inbuf.strip():
-            line = self.inbuf.decode("utf-8", "surrogateescape")
-            self.inbuf.clear()
-            return line
-        return None
 
     def _pump(self) -> None:
         """Runs the next command, if the client has room for its answer; then yields."""
         self.step = None
         if self.closed:
             return
-        if not self.pending and len(self.outbuf) <= OUTPUT_CAP:
-            line = self._next_line()
-            if line is not None:
-                self.pending.extend(split_commands(line))
-        if self.pending and len(self.outbuf) <= OUTPUT_CAP:
-            text = self.pending.popleft()
-            if not self.session.end:
-                answer = self.server.table.execute(self.session, text)
-                if answer or not self.session.end:
-                    self.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
-            if self.session.end:
-                self.pending.clear()
-            if not self.pending:
-                self._line_done()
-        if self.eof and not self.pending and not self._has_line():
-            self.closing = True
+        if self.cli.step():
+            self._arm()
         self._flush()
-        self._schedule()
-
-    def _has_line(self) -> bool:
-        return not self.closing and (b"\n" in self.inbuf or (self.eof and bool(self.inbuf.strip())))
-
-    def _line_done(self) -> None:
-        self._arm()
-        if not self.session.prompt or self.session.end:
-            self.closing = True
-        elif not (self.eof and not self._has_line()):
-            self.outbuf += b"> "
-
-    def _schedule(self) -> None:
         if self.closed:
             return
-        room = len(self.outbuf) <= OUTPUT_CAP
-        busy = bool(self.pending) or self._has_line()
-        if busy and room and self.step is None:
+        if self.cli.runnable() and self.step is None:
             self.step = self.loop.call_soon(self._pump)
-        self._reading(not busy and room and not self.eof and not self.closing)
+        self._reading(self.cli.wants_input())
 
     def _flush(self) -> None:
         if self.closed:
             return
-        while self.outbuf:
+        out = self.cli.outbuf
+        while out:
             try:
-                n = self.sock.send(self.outbuf)
+                n = self.sock.send(out)
             except (BlockingIOError, InterruptedError):
                 if not self.writing:
                     self.writing = True
@@ -160,17 +98,20 @@ class CliConn:
             except OSError:
                 self.close()
                 return
-            del self.outbuf[:n]
+            self.cli.sent(n)
             self._arm()
         if self.writing:
             self.writing = False
             self.loop.remove_writer(self.sock.fileno())
-        if self.closing and not self.pending:
+        if self.cli.finished():
             self.close()
 
     def _on_writable(self) -> None:
         self._flush()
-        self._schedule()
+        if not self.closed:
+            if self.cli.runnable() and self.step is None:
+                self.step = self.loop.call_soon(self._pump)
+            self._reading(self.cli.wants_input())
 
     def close(self) -> None:
         if self.closed:

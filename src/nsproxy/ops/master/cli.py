@@ -7,7 +7,6 @@ worker at the client's level and their answers are merged.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import os
@@ -17,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from nsproxy.ops import log
+from nsproxy.ops.cli_stream import CliStream
 from nsproxy.ops.identity import VERSION
 from nsproxy.ops.master.merge import merge_info, merge_netns, merge_stat
 from nsproxy.ops.master.workers import Worker, proc_line, query, uptime
@@ -29,9 +29,8 @@ from nsproxy.ops.runtime_api import (
     CommandSet,
     CommandTable,
     Session,
-    split_commands,
 )
-from nsproxy.ops.stats_socket import MAX_LINE, OUTPUT_CAP, StatsSocket
+from nsproxy.ops.stats_socket import StatsSocket
 
 if TYPE_CHECKING:
     from nsproxy.ops.master.process import Master
@@ -51,14 +50,13 @@ class Client:
     """One connection to a `stats socket` served by the master."""
 
     sock: socket.socket
-    session: Session
+    cli: CliStream
     origin: StatsSocket
     deadline: float
-    inbuf: bytearray = dataclasses.field(default_factory=bytearray)
-    outbuf: bytearray = dataclasses.field(default_factory=bytearray)
-    pending: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
-    eof: bool = False
-    closing: bool = False
+
+    @property
+    def session(self) -> Session:
+        return self.cli.session
 
 
 class MasterCli:
@@ -150,7 +148,7 @@ class MasterCli:
             return
         csock.setblocking(False)
         session = Session(self.master.rt, LEVEL_NAMES[s.cfg.level], s.cfg.expose_fd, csock)
-        c = Client(csock, session, s, 0.0)
+        c = Client(csock, CliStream(self.table, session), s, 0.0)
         c.deadline = time.monotonic() + self._timeout(c)
         self.clients[csock.fileno()] = c
         self.sel.register(csock, selectors.EVENT_READ, lambda: self._on_client(c))
@@ -178,9 +176,9 @@ class MasterCli:
             self._watch(c.origin, True)
 
     def _on_client(self, c: Client) -> None:
-        if c.outbuf:
+        if c.cli.outbuf:
             self._flush(c)
-        if c.sock.fileno() < 0 or not self._wants_input(c):
+        if c.sock.fileno() < 0 or not c.cli.wants_input():
             return
         try:
             data = c.sock.recv(65536)
@@ -188,68 +186,34 @@ class MasterCli:
             return
         except OSError:
             data = b""
-        if data:
-            c.inbuf += data
-            if b"\n" not in c.inbuf and len(c.inbuf) > MAX_LINE:
-                self._drop(c)
-                return
-        else:
-            c.eof = True
+        if not c.cli.feed(data):
+            self._drop(c)
+            return
         self._run_one(c)
-
-    def _wants_input(self, c: Client) -> bool:
-        return (
-            not (c.pending or c.eof or c.closing or self._has_line(c))
-            and len(c.outbuf) <= OUTPUT_CAP
-        )
-
-    def _has_line(self, c: Client) -> bool:
-        return not c.closing and (b"\n" in c.inbuf or (c.eof and bool(c.inbuf.strip())))
-
-    def _runnable(self, c: Client) -> bool:
-        return bool(c.pending or self._has_line(c)) and len(c.outbuf) <= OUTPUT_CAP
 
     def _run_one(self, c: Client) -> None:
         """Runs the client's next command if its answers have room, then writes."""
-        if not c.pending and len(c.outbuf) <= OUTPUT_CAP and self._has_line(c):
-            nl = c.inbuf.find(b"\n")
-            raw = bytes(c.inbuf[:nl] if nl >= 0 else c.inbuf)
-            del c.inbuf[: nl + 1 if nl >= 0 else len(c.inbuf)]
-            c.pending.extend(split_commands(raw.decode("utf-8", "surrogateescape").rstrip("\r")))
-        if c.pending and len(c.outbuf) <= OUTPUT_CAP:
-            text = c.pending.popleft()
-            if not c.session.end:
-                answer = self.table.execute(c.session, text)
-                if answer or not c.session.end:
-                    c.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
-            if c.session.end:
-                c.pending.clear()
-            if not c.pending:
-                c.deadline = time.monotonic() + self._timeout(c)
-                if not c.session.prompt or c.session.end:
-                    c.closing = True
-                elif not (c.eof and not self._has_line(c)):
-                    c.outbuf += b"> "
-        if c.eof and not c.pending and not self._has_line(c):
-            c.closing = True
+        if c.cli.step():
+            c.deadline = time.monotonic() + self._timeout(c)
         self._flush(c)
 
     def _flush(self, c: Client) -> None:
-        while c.outbuf:
+        out = c.cli.outbuf
+        while out:
             try:
-                n = c.sock.send(c.outbuf)
+                n = c.sock.send(out)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 self._drop(c)
                 return
-            del c.outbuf[:n]
+            c.cli.sent(n)
             c.deadline = time.monotonic() + self._timeout(c)
-        if not c.outbuf and c.closing and not c.pending:
+        if not out and c.cli.finished():
             self._drop(c)
             return
-        events = selectors.EVENT_WRITE if c.outbuf else 0
-        if self._wants_input(c):
+        events = selectors.EVENT_WRITE if out else 0
+        if c.cli.wants_input():
             events |= selectors.EVENT_READ
         key = self.sel.get_map().get(c.sock.fileno())
         if events and key is None:
@@ -261,7 +225,7 @@ class MasterCli:
 
     def timeout(self) -> float | None:
         """How long the master's loop may wait: 0 while a client has a command to run."""
-        if any(self._runnable(c) for c in self.clients.values()):
+        if any(c.cli.runnable() for c in self.clients.values()):
             return 0
         if not self.clients:
             return None
@@ -273,7 +237,7 @@ class MasterCli:
         for c in list(self.clients.values()):
             if c.deadline <= now:
                 self._drop(c)
-            elif self._runnable(c):
+            elif c.cli.runnable():
                 self._run_one(c)
 
     # -- the master's commands ----------------------------------------------------------------
@@ -299,7 +263,7 @@ class MasterCli:
 
     def _forward(self, session: Session, text: str, words: list[str]) -> str:
         """A command the master does not answer: routed by `@`, or asked of every worker."""
-        first = words[0]
+        first = words[0] if words else ""
         if first.startswith("@"):
             return self._routed(session, first[1:], text.lstrip()[len(first) :].lstrip())
         workers = self.master.current()
