@@ -249,16 +249,19 @@ class MasterCli:
     def _show_proc(self, session: Session, args: list[str]) -> str:
         m = self.master
         now = time.time()
-        head = f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} <version>\n"
+        head = (
+            f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} {'<version>':<15}\n"
+        )
         failed = f"{m.reloads} [failed: {m.failed_reloads}]"
         lines = [head, f"{os.getpid():<15} {'master':<15} {failed:<15} "]
         lines.append(f"{uptime(now - m.started):<15} {VERSION}\n# workers\n")
         for w in m.current():
             lines.append(proc_line(w, m.reloads - w.reloads, now))
-        lines.append("# old workers\n")
-        for w in sorted(m.workers.values(), key=lambda w: w.pid):
-            if w.old:
-                lines.append(proc_line(w, m.reloads - w.reloads, now))
+        old = sorted((w for w in m.workers.values() if w.old), key=lambda w: w.pid)
+        if old:
+            lines.append("# old workers\n")
+            lines += [proc_line(w, m.reloads - w.reloads, now) for w in old]
+        lines.append("# programs\n")  # nsproxy runs no `program` sections
         return "".join(lines)
 
     def _forward(self, session: Session, text: str, words: list[str]) -> str:
