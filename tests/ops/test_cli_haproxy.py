@@ -364,3 +364,48 @@ def test_command_framing_matches_haproxys(both: tuple[Side, Side]) -> None:
         assert _raw(ours.socks["admin"], data) == _raw(theirs.socks["admin"], data), data
     for side in both:  # an empty command gets the help, in both
         assert _raw(side.socks["admin"], b";\n").startswith(b"Unknown command. Please enter")
+
+
+def test_show_servers_state_matches_haproxys_for_the_same_states(lab: Lab, tmp_path: Path) -> None:
+    """srv_op_state, srv_admin_state and the check columns for a server down by its check,
+    up by its check, disabled in the configuration, in maintenance, draining, unchecked."""
+    alive = lab.sink(None, "127.0.0.1")
+    backend = (
+        "backend be\n"
+        f"  server s1 127.0.0.1:{free_port()} check inter 100ms fall 1\n"
+        "  server s2 127.0.0.1:7001 disabled\n"
+        "  server s3 127.0.0.1:7002\n"
+        f"  server s4 127.0.0.1:{alive.port} check inter 100ms\n"
+        "  server s5 127.0.0.1:7004 backup\n"
+    )
+    sides = [_start(lab, tmp_path, name, backend) for name in ("haproxy", "nsproxy")]
+
+    def state(side: Side) -> dict[str, list[str]]:
+        lines = side("show servers state be").decode().splitlines()[2:]
+        rows = {ln.split()[3]: ln.split() for ln in lines if ln}
+        return {name: r[:9] + r[10:] for name, r in rows.items()}  # not the time since change
+
+    def settled(side: Side) -> dict[str, list[str]] | None:
+        rows = state(side)
+        checked = rows["s1"][9] == "8" and rows["s4"][9] == "6"  # L4CON, L4OK
+        # HAProxy's health climbs one step per check after maintenance: wait for the top
+        climbed = rows["s4"][11] == ("4" if rows["s4"][5] == "2" else "0")
+        return rows if checked and climbed else None
+
+    for step in (
+        [],
+        ["set server be/s3 state drain", "disable server be/s5"],
+        ["enable server be/s2", "disable server be/s4"],
+        ["disable server be/s2", "set server be/s4 state ready"],
+        ["set server be/s2 state ready", "set server be/s3 state ready"],
+    ):
+        seen = []
+        for side in sides:
+            for command in step:
+                assert side(command) == b"\n", command
+            try:
+                seen.append(wait_until(lambda side=side: settled(side), 10, "the checks results"))
+            except TimeoutError:
+                raise AssertionError((step, side.socks, state(side))) from None
+        theirs, ours = seen
+        assert ours == theirs, step

@@ -344,16 +344,49 @@ def _show_servers_state(session: Session, args: list[str]) -> str:
             a = srv.cfg.addr
             host = getattr(a, "host", None) or "-"
             port = getattr(a, "port", 0)
-            admin = (0x01 if srv.admin_maint else 0) | (0x08 if srv.drain else 0)
             check = srv.cfg.check
+            st = _state_columns(srv)
             lines.append(
-                f"{be.cfg.id} {be.name} {srv.puid} {srv.name} {host} {2 if srv.up else 0} "
-                f"{admin} {srv.weight} {srv.cfg.weight} {_since(rt, srv)} "
-                f"{6 if check.enabled else 1} {3 if srv.up and check.enabled else 0} "
-                f"{check.rise if srv.up else 0} {6 if check.enabled else 0} 0 0 0 - {port} - 0 "
+                f"{be.cfg.id} {be.name} {srv.puid} {srv.name} {host} {st[0]} "
+                f"{st[1]} {srv.weight} {srv.cfg.weight} {_since(rt, srv)} "
+                f"{st[2]} {st[3]} {st[4]} {st[5]} 0 0 0 - {port} - 0 "
                 f"{check.port or 0} {check.addr or '-'} - 0"
             )
     return "\n".join(lines) + "\n"
+
+
+# HAProxy 2.6's codes (enum healthcheck_status, chk_result) and flags (SRV_ADMF_*, CHK_ST_*)
+_CHECK_CODES = {"SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L7TOUT": 12, "L7RSP": 13}
+_CHECK_CODES["L7OK"] = 15  # HCHK_STATUS_L7OKD
+_FMAINT, _CMAINT, _FDRAIN = 0x01, 0x04, 0x08
+_CHK_CONFIGURED_ENABLED, _CHK_PAUSED = 0x06, 0x08
+
+
+def _state_columns(srv: Server) -> tuple[int, int, int, int, int, int]:
+    """srv_op_state, srv_admin_state, srv_check_status, srv_check_result, srv_check_health
+    and srv_check_state as HAProxy 2.6 writes them for the same states.
+
+    A server `disabled` in the configuration keeps CMAINT (as in HAProxy, `enable server`
+    only clears the forced maintenance)."""
+    check = srv.cfg.check
+    running = srv.up and not srv.admin_maint
+    admin = (
+        (_FMAINT if srv.admin_maint else 0)
+        | (_CMAINT if srv.cfg.disabled else 0)
+        | (_FDRAIN if srv.drain else 0)
+    )
+    if check.enabled:
+        status = _CHECK_CODES.get(srv.check_status, 1)  # 1: INI, no result yet
+        passed = srv.check_status in ("L4OK", "L7OK")
+        result = 3 if passed else (2 if srv.check_status in _CHECK_CODES else 0)
+        health = check.rise + check.fall - 1 if running else 0
+    else:
+        status, result = 1, 0
+        health = check.rise if running and not srv.cfg.disabled else 0
+    state = (_CHK_CONFIGURED_ENABLED if check.enabled else 0) | (
+        _CHK_PAUSED if srv.cfg.disabled or (check.enabled and srv.admin_maint) else 0
+    )
+    return (2 if running else 0), admin, status, result, health, state
 
 
 @command("show", "sess", usage="show sess", help="report the list of current sessions")
