@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nsproxy import __version__
 from nsproxy.config.load import load
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log, master, service
+from nsproxy.ops import identity, log, master, service
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,8 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.version or args.version_full:
-        print(f"nsproxy version {__version__} (HAProxy 2.6 configuration language)")
-        print("Running on: Linux, Python " + sys.version.split()[0])
+        sys.stdout.write(identity.build_lines() if args.version_full else identity.version_lines())
         return 0
     if not args.files:
         _parser().print_usage(sys.stderr)

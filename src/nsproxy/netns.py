@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -34,6 +35,12 @@ def _libc_setns() -> Callable[[int, int], None]:
 
 
 _setns: Callable[[int, int], None] = getattr(os, "setns", None) or _libc_setns()
+
+
+def name_bytes(name: str) -> bytes:
+    """A namespace name as the file name's bytes: names are any bytes but '/' and NUL, and
+    are carried in str with surrogateescape (as os.listdir gives them)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def check_name(name: str) -> str | None:
@@ -69,12 +76,29 @@ class NamespaceRegistry:
     _by_name: dict[str, Namespace] = field(default_factory=dict)
     _by_bytes: dict[bytes, Namespace] = field(default_factory=dict)
     _home_fd: int = -1
+    _dir_fd: int = -1  # run_dir, opened before a chroot hides it
+
+    def _open_at(self, name: str, flags: int) -> int:
+        if self._dir_fd >= 0:
+            return os.open(name, flags, dir_fd=self._dir_fd)
+        return os.open(self.path(name), flags)
+
+    def _stat(self, name: str) -> os.stat_result:
+        if self._dir_fd >= 0:
+            return os.stat(name, dir_fd=self._dir_fd)
+        return os.stat(self.path(name))
 
     def path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
 
     def exists(self, name: str) -> bool:
-        return check_name(name) is None and os.path.exists(self.path(name))
+        if check_name(name) is not None:
+            return False
+        try:
+            self._stat(name)
+        except OSError:
+            return False
+        return True
 
     def open(self, name: str) -> Namespace:
         """The namespace called `name`, opened now if it was not yet."""
@@ -85,12 +109,12 @@ class NamespaceRegistry:
         if why is not None:
             raise NetnsError(errno.EINVAL, why)
         try:
-            fd = os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._open_at(name, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise NetnsError(exc.errno, f"Cannot open namespace '{name}'.") from exc
         ns = Namespace(name, fd, os.fstat(fd).st_ino)
         self._by_name[name] = ns
-        self._by_bytes[name.encode("utf-8", "surrogateescape")] = ns
+        self._by_bytes[name_bytes(name)] = ns
         return ns
 
     def get(self, name: str) -> Namespace | None:
@@ -99,7 +123,7 @@ class NamespaceRegistry:
     def state(self, ns: Namespace) -> str:
         """'present', 'deleted' (gone from the run directory) or 'replaced' (another inode)."""
         try:
-            inode = os.stat(self.path(ns.name)).st_ino
+            inode = self._stat(ns.name).st_ino
         except OSError:
             return "deleted"
         return "present" if inode == ns.inode else "replaced"
@@ -115,9 +139,13 @@ class NamespaceRegistry:
         return len(self._by_name)
 
     def open_home(self) -> None:
-        """Opens the namespace nsproxy started in, to come back to (early: before a chroot)."""
+        """Opens the namespace nsproxy started in, to come back to, and the run directory
+        (early: before a chroot, so that `add netns` and `show netns` work inside it)."""
         if self._home_fd < 0:
             self._home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        if self._dir_fd < 0:
+            with contextlib.suppress(OSError):  # created later by `ip netns add`: paths then
+                self._dir_fd = os.open(self.run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def socket_in(
         self, ns: Namespace | None, family: int, type: int = socket.SOCK_STREAM, proto: int = 0
@@ -154,9 +182,12 @@ class NamespaceRegistry:
         for n in names:
             ns = self._by_name.pop(n, None)
             if ns is not None:
-                self._by_bytes.pop(n.encode(), None)
+                self._by_bytes.pop(name_bytes(n), None)
                 os.close(ns.fd)
                 ns.fd = -1
         if name is None and self._home_fd >= 0:
             os.close(self._home_fd)
             self._home_fd = -1
+        if name is None and self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, Sink, connect, free_port, recv_all, tcp_defaults
+from lab.netlab import Lab, Sink, connect, free_port, recv_all, tcp_defaults, wait_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 DEFAULTS = tcp_defaults()
@@ -195,11 +195,12 @@ def test_down_log_line_matches_haproxy(lab: Lab, haproxy: list[subprocess.Popen[
     haproxy.append(proc)
     proxy = lab.proxy(_frontend(nport, body))
     ours = proxy.wait_output("has no server available!")
-    deadline = time.monotonic() + 10
-    theirs = ""
-    while "has no server available!" not in theirs and time.monotonic() < deadline:
-        time.sleep(0.05)
-        theirs = _read(hout)
+
+    def logged() -> str | None:
+        text = _read(hout)
+        return text if "has no server available!" in text else None
+
+    theirs = wait_until(logged, 10, "HAProxy's 'has no server available!'")
 
     def norm(text: str) -> list[str]:
         lines = [ln for ln in text.splitlines() if " is DOWN" in ln or "no server" in ln]
@@ -359,9 +360,7 @@ def test_server_killed_under_load_loses_nothing_after_it_is_marked_down(lab: Lab
     threads = [threading.Thread(target=client, args=(50,)) for _ in range(4)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 10
-    while len(results) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(results) >= 40, 10, "40 answers before the server goes")
     b.close()
     proxy.wait_output("Server l/b is DOWN")
     down_at.append(time.monotonic())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,11 +35,40 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_version_and_usage() -> None:
+def test_usage_without_a_configuration() -> None:
+    assert _run().returncode != 0
+
+
+def test_version_reads_like_haproxys_and_names_nsproxy() -> None:
+    """-v: HAProxy's first line (`HAProxy version V DATE - ...`) with nsproxy in it."""
+    haproxy = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, timeout=10)
+    head = re.compile(r"HAProxy version (2\.6\.\S+) (\d{4}/\d\d/\d\d) - \S")
+    assert head.match(haproxy.stdout), haproxy.stdout
     res = _run("-v")
-    assert res.returncode == 0 and "nsproxy version" in res.stdout
-    res = _run()
-    assert res.returncode != 0
+    assert res.returncode == 0
+    m = head.match(res.stdout)
+    assert m is not None, res.stdout
+    assert "nsproxy" in m.group(1) and "nsproxy" in res.stdout.splitlines()[0]
+    running = [ln for ln in res.stdout.splitlines() if ln.startswith("Running on: ")]
+    assert running == [ln for ln in haproxy.stdout.splitlines() if ln.startswith("Running on: ")]
+
+
+def test_build_report_has_haproxys_feature_list() -> None:
+    """-vv: scripts grep its `Feature list` for +NS and +PROMEX, as in HAProxy's."""
+
+    def features(text: str) -> set[str]:
+        line = next(ln for ln in text.splitlines() if ln.startswith("Feature list : "))
+        words = line.split(" : ", 1)[1].split()
+        assert all(re.fullmatch(r"[+-][A-Z0-9_]+", w) for w in words), line
+        return set(words)
+
+    haproxy = subprocess.run(["haproxy", "-vv"], capture_output=True, text=True, timeout=10)
+    ours = _run("-vv")
+    assert ours.returncode == 0 and ours.stdout.startswith(_run("-v").stdout)
+    assert {"+NS", "+PROMEX"} <= features(haproxy.stdout) & features(ours.stdout)
+    assert "-OPENSSL" in features(ours.stdout)  # no TLS yet: not claimed
+    for section in ("Build options :", "Default settings :", "Available polling systems :"):
+        assert section in ours.stdout and section in haproxy.stdout
 
 
 def test_daemon_with_pidfile_serves_and_stops_on_sigterm(lab: Lab, tmp_path: Path) -> None:

@@ -8,12 +8,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from lab.netlab import Lab, free_port
+from lab.netlab import Lab, free_port, wait_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -74,12 +73,14 @@ def haproxy_log() -> Iterator[Callable[[str], str]]:
 
 
 def _wait_both(ours: Callable[[], str], theirs: Callable[[], str], needle: str, n: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if ours().count(needle) >= n and theirs().count(needle) >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} x{n} not seen:\n{ours()}\n---\n{theirs()}")
+    try:
+        wait_until(
+            lambda: ours().count(needle) >= n and theirs().count(needle) >= n,
+            15,
+            f"{needle!r} x{n} in both outputs",
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}:\n{ours()}\n---\n{theirs()}") from None
 
 
 def _warnings(text: str) -> list[str]:

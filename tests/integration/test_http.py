@@ -277,7 +277,7 @@ def test_httplog_lines_and_captures_like_haproxy(pair: tuple[Lab, str]) -> None:
         "    capture response header Content-Type len 20\n"
         "    http-request del-header X-Neutron-Router-ID\n",
     )
-    proxy, pn, ph, rec_n, rec_h = _run_both(lab, ns, template)
+    proxy, pn, ph, _, _ = _run_both(lab, ns, template)
     raw = b"GET /openstack/latest HTTP/1.1\r\nHost: meta\r\nUser-Agent: cloud-init/23.1\r\n\r\n"
     exchange(ns, ("169.254.169.254", pn), raw)
     exchange(ns, ("169.254.169.254", ph), raw)

@@ -239,8 +239,9 @@ class Proxy:
                 if b"READY=1" in msg:
                     break
         except TimeoutError:
+            out = self.output()
             self.stop()
-            raise RuntimeError(f"nsproxy did not become ready:\n{self.output()}") from None
+            raise RuntimeError(f"nsproxy did not become ready:\n{out}") from None
 
     def output(self) -> str:
         self._log.flush()
@@ -420,12 +421,14 @@ def connect(
 
 
 def cli(addr: str | tuple[str, int], text: str, timeout: float = 5.0) -> bytes:
-    """One line to a stats socket (UNIX path or TCP address); the answer until it closes."""
+    """One line to a stats socket (UNIX path or TCP address); the answer until it closes.
+
+    Non-UTF-8 bytes travel in `text` as surrogate escapes (as os.listdir gives names)."""
     family = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(addr)
-        s.sendall(text.encode() + b"\n")
+        s.sendall(text.encode("utf-8", "surrogateescape") + b"\n")
         out = bytearray()
         while chunk := s.recv(65536):
             out += chunk

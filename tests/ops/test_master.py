@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -192,3 +193,22 @@ def test_nbthread_spreads_connections_and_aggregates(lab: Lab, tmp_path: Path) -
 
     assert p.stop() == 0
     assert not any(_alive(pid) for pid in (master, *workers))
+
+
+def test_show_proc_has_haproxys_layout(lab: Lab, tmp_path: Path) -> None:
+    """HAProxy 2.6's master `show proc`: padded header, `# workers`, `# old workers` only
+    when there are some, `# programs`."""
+    cli = str(tmp_path / "admin.sock")
+    ns = lab.netns("t")
+    sink = lab.sink(None, "127.0.0.1", reply=b"x")
+    p = lab.proxy(_config(cli, ns, free_port(), sink.port), extra_args=("-W",))
+    lines = _cli(cli, "show proc").splitlines()
+    assert (
+        lines[0]
+        == "#<PID>          <type>          <reloads>       <uptime>        <version>      "
+    )
+    assert re.fullmatch(r"\d+ +master +0 \[failed: 0\] +\dd\d\dh\d\dm\d\ds +2\.6\.\S+", lines[1])
+    assert lines[2] == "# workers"
+    assert re.fullmatch(r"\d+ +worker +0 +\dd\d\dh\d\dm\d\ds +2\.6\.\S+", lines[3])
+    assert lines[4:] == ["# programs", ""]
+    assert p.proc.poll() is None

@@ -22,7 +22,7 @@ global
 defaults
   mode tcp
   timeout connect 2s
-  timeout client 10s
+  timeout client 60s  # the PROXY-header wait of `waiting` outlives 20 reloads
   timeout server 10s
 frontend root
   bind 127.0.0.1:{port}

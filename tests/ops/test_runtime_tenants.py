@@ -171,3 +171,64 @@ def test_add_server_options_and_errors_match_haproxy(lab: Lab, tmp_path: Path) -
         row = {ln.split()[3]: ln.split() for ln in state[2:] if ln}
         assert row["n6"][6:9] == ["0", "7", "7"], sock
         assert row["n7"][6] != "0" and row["n7"][7:9] == ["1", "1"], sock
+
+
+def _netns_fd_inodes(pid: int) -> set[int]:
+    """The inodes of the namespaces a process holds open fds to."""
+    nsfs = os.stat("/proc/self/ns/net").st_dev
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+            if st.st_dev == nsfs:
+                out.add(st.st_ino)
+    return out
+
+
+def test_a_namespace_name_that_is_not_utf8_is_handled_as_bytes(lab: Lab, tmp_path: Path) -> None:
+    """`ip netns add` takes any bytes: such a name is added, shown, used by a NETNS TLV and
+    deleted (its fd closed, no TLV selects it afterwards) like any other."""
+    from nsproxy.proxy_protocol import Tlv, encode_v2
+
+    sock = str(tmp_path / "admin.sock")
+    ns = lab.netns("bad\udcff\udcfe")  # the bytes 0xff 0xfe in the name
+    raw = os.fsencode(ns)
+    echo = lab.sink(ns, "127.0.0.1", 7000, reply=b"inside\n")
+    entry = lab.netns("entry")
+    p = lab.proxy(
+        f"""
+global
+  stats socket {sock} level admin
+  log stdout format raw local0
+defaults
+  mode tcp
+  log global
+  option tcplog
+  timeout connect 2s
+  timeout client 5s
+  timeout server 5s
+listen l
+  bind 127.0.0.1:80 namespace {entry} accept-proxy
+  server s 127.0.0.1:{echo.port} namespace *
+"""
+    )
+    assert raw_cli(sock, f"add netns {ns}") == b"New namespace registered.\n\n"
+    rows = raw_cli(sock, "show netns").splitlines()[1:]
+    row = next(r.split() for r in rows if r.startswith(raw + b" "))
+    inode = os.stat(f"/var/run/netns/{ns}").st_ino
+    assert row[1] == str(inode).encode()
+    assert inode in _netns_fd_inodes(p.proc.pid)
+
+    def via_tlv() -> bytes:
+        hdr = encode_v2(("10.0.0.1", 1), ("127.0.0.1", 7000), tlvs=[Tlv(0x30, raw)])
+        with connect(entry, ("127.0.0.1", 80)) as c:
+            c.sendall(hdr)
+            c.shutdown(socket.SHUT_WR)
+            return recv_all(c)
+
+    assert via_tlv() == b"inside\n"  # the TLV's bytes select the namespace
+    assert raw_cli(sock, f"del netns {ns}") == b"Namespace deleted.\n\n"
+    assert inode not in _netns_fd_inodes(p.proc.pid)
+    assert raw not in raw_cli(sock, "show netns")
+    via_tlv()
+    p.wait_output("Ignored unknown namespace")

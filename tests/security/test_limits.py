@@ -264,11 +264,13 @@ listen l
         c = connect(None, ("127.0.0.1", port))
         c.sendall(b"ping")
         clients.append(c)
-    # a server socket refused (connect side) or an accept refused (listener side), logged
-    wait_until(
-        lambda: any(m in proxy.output() for m in ("reached process FD limit", "memory limit")),
-        what="a log line about the fd limit",
-    )
+
+    def limit_logged() -> str | None:
+        out = proxy.output()
+        logged = "reached process FD limit" in out or "file descriptor or memory limit" in out
+        return out if logged else None
+
+    wait_until(limit_logged, 10, "a log line for the fd limit")
     served = 0
     for c in clients:
         c.settimeout(0.3)

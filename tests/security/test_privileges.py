@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
-from lab.netlab import Lab, Proxy, connect, free_port, recv_all, tcp_defaults
+from lab.netlab import Lab, Proxy, cli, connect, free_port, recv_all, tcp_defaults
 
 CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN = 12, 13, 21
 DEFAULTS = tcp_defaults(tcplog=False)
@@ -90,3 +92,42 @@ listen l
     )
     assert caps(proxy, "CapEff") == {CAP_NET_ADMIN, CAP_NET_RAW}
     assert echo_through(None, transparent, b"tproxy") == b"tproxy"
+
+
+def test_runtime_api_namespaces_work_inside_a_chroot(lab: Lab, tmp_path: Path) -> None:
+    """The run directory is opened before the chroot: `show netns` sees live namespaces as
+    present and `add netns` opens one created after the start."""
+    first = lab.netns("first")
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    sock = str(tmp_path / "admin.sock")
+    lab.proxy(
+        f"global\n  chroot {jail}\n  stats socket {sock} level admin\n"
+        + DEFAULTS
+        + f"listen l\n  bind 127.0.0.1:80 namespace {first}\n  server s 127.0.0.1:1\n"
+    )
+    lines = cli(sock, "show netns").decode().splitlines()[1:]
+    rows = {r.split()[0]: r.split() for r in lines if r}
+    assert rows[first][-1] == "present"
+    late = lab.netns("late")
+    sink = lab.sink(late, "127.0.0.1", 7000, reply=b"late\n")
+    assert cli(sock, f"add netns {late}") == b"New namespace registered.\n\n"
+    assert cli(sock, f"add bind l 127.0.0.1:80 namespace {late}") == b"New bind registered.\n\n"
+    line = f"add server l/late 127.0.0.1:{sink.port} namespace {late} enabled"
+    assert cli(sock, line) == b"New server registered.\n\n"
+    assert cli(sock, "set server l/s state maint") == b"\n"
+    assert echo_through(late, 80, b"") == b"late\n"
+
+
+def test_namespace_pattern_with_chroot_is_refused_by_check(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.cfg"
+    cfg.write_text(
+        f"global\n  chroot {tmp_path}\nnamespace_list\n  namespace-pattern t-* template tpl\n"
+        + DEFAULTS
+        + "frontend tpl\n  bind 127.0.0.1:80\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "nsproxy", "-c", "-f", str(cfg)], capture_output=True, text=True
+    )
+    assert res.returncode == 1
+    assert f"[{cfg}:4] : 'namespace-pattern' cannot be used with 'chroot'" in res.stderr

@@ -168,12 +168,13 @@ class ProxyCfg:
 
 @dataclass(frozen=True, slots=True)
 class StatsSocketCfg:
-    """One `stats socket` line: address, file mode, access level, `expose-fd listeners`."""
+    """One `stats socket` line: address, file mode, level, `expose-fd listeners`, maxconn."""
 
     addr: SockAddr
     mode: int | None = None
     level: str = "operator"
     expose_fd: bool = False
+    maxconn: int = 0  # 0: global `stats maxconn`
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class GlobalCfg:
     pp2_never_send_local: bool = False
     stats_sockets: tuple[StatsSocketCfg, ...] = ()
     stats_timeout: float = 10.0
+    stats_maxconn: int = 10  # connections per stats socket, as HAProxy
     prometheus_exporter: SockAddr | None = None
     bufsize: int = 16384
     maxrewrite: int = 1024

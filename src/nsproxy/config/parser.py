@@ -100,7 +100,9 @@ def _fields_for(cls: type[Any], fields: Mapping[str, Any]) -> dict[str, Any]:
 def _build(state: ParseState) -> Config:
     gfields = _fields_for(GlobalCfg, state.global_.fields)
     proxies: list[ProxyCfg] = []
-    for pid, sec in enumerate(state.proxies, start=1):
+    # A `stats socket` makes HAProxy's internal GLOBAL frontend, which takes id 1.
+    first_id = 2 if gfields.get("stats_sockets") else 1
+    for pid, sec in enumerate(state.proxies, start=first_id):
         fields = _fields_for(ProxyCfg, sec.fields)
         fields["timeouts"] = Timeouts(**sec.fields.get("timeouts", {}))
         fields.setdefault("id", pid)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nsproxy.config.model import Where
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -42,10 +44,10 @@ def parse_time(text: str, default_unit: str = "ms") -> float:
 
 
 def parse_int(text: str, what: str, lo: int = 0, hi: int = 2**31 - 1) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise ConfigError(f"'{what}' expects an integer argument, got '{text}'.") from None
+    """A decimal integer of ASCII digits (not int()'s Unicode digits, '_' or spaces)."""
+    if not _INTEGER.fullmatch(text):
+        raise ConfigError(f"'{what}' expects an integer argument, got '{text}'.")
+    value = int(text, 10)
     if not lo <= value <= hi:
         raise ConfigError(f"'{what}' expects a value between {lo} and {hi}, got '{text}'.")
     return value

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from nsproxy.ops import metrics, stats, table_cli, tenants_cli
+from nsproxy.ops import (
+    frontends_cli,
+    metrics,
+    process_cli,
+    servers_cli,
+    stats,
+    table_cli,
+    tenants_cli,
+)
 from nsproxy.ops.runtime_api import SESSION, CommandSet, CommandTable, Session
 
 COMMAND_SETS: tuple[CommandSet, ...] = (
@@ -11,6 +19,9 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     metrics.COMMANDS,  # _metrics, for the master's exporter
     tenants_cli.COMMANDS,  # add/del netns, bind, server
     table_cli.COMMANDS,  # show/clear/set table
+    process_cli.COMMANDS,  # show version/env/errors, set timeout cli, set maxconn global, ...
+    frontends_cli.COMMANDS,  # show backend, enable/disable/shutdown frontend, set maxconn fe
+    servers_cli.COMMANDS,  # show servers conn, shutdown sessions server, agent, get var
 )
 
 

@@ -15,6 +15,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
+from nsproxy.netns import name_bytes
 from nsproxy.ops import log
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ _INT = struct.Struct("=i")
 
 
 def _record(li: Listener) -> bytes:
-    ns = (li.netns.name if li.netns is not None else "").encode()[:255]
+    ns = name_bytes(li.netns.name if li.netns is not None else "")[:255]
     ifname = (li.bind.interface or "").encode()[:255]
     return bytes([len(ns)]) + ns + bytes([len(ifname)]) + ifname + b"\0\0\0\0"
 
@@ -103,7 +104,7 @@ def fetch_listeners(path: str, timeout: float = 5.0) -> list[tuple[str, str, soc
 
 def _field(data: bytearray, pos: int) -> tuple[str, int]:
     n = data[pos] if pos < len(data) else 0
-    return bytes(data[pos + 1 : pos + 1 + n]).decode("utf-8", "replace"), pos + 1 + n
+    return bytes(data[pos + 1 : pos + 1 + n]).decode("utf-8", "surrogateescape"), pos + 1 + n
 
 
 def addr_key(family: int, addr: object) -> tuple[object, ...] | None:

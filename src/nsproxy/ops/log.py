@@ -21,6 +21,7 @@ LEVELS = {
     for i, n in enumerate(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"])
 }
 LOG_ERR = 3
+LOG_WARNING = 4
 LOG_INFO = 6
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -80,17 +81,20 @@ class Sink:
             tm = time.localtime()
             stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {time.strftime('%H:%M:%S', tm)}"
             line = f"<{pri}>{stamp} {tag}[{os.getpid()}]: {msg}"
+        # bytes that are not UTF-8 (a namespace's name) go out as they came, as in HAProxy
+        data = (line + "\n").encode("utf-8", "surrogateescape")
         if self.sock is None:
             stream = sys.stderr if t.target == "stderr" else sys.stdout
             try:
-                stream.write(line + "\n")
                 stream.flush()
-            except (OSError, ValueError):
+                stream.buffer.write(data)
+                stream.buffer.flush()
+            except (OSError, ValueError, AttributeError):
                 pass
             return
         try:
             assert self.dest is not None
-            self.sock.sendto((line + "\n").encode("utf-8", "replace"), self.dest)
+            self.sock.sendto(data, self.dest)
         except OSError:
             pass
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nsproxy.config.registry import ConfigError, parse_time
 from nsproxy.ops import log
 from nsproxy.ops.fd_transfer import send_listeners
 
@@ -174,8 +175,10 @@ class CommandTable:
     def execute(self, session: Session, text: str) -> str:
         """Runs one command; returns what the client reads before the blank line ending it."""
         args = split_words(text)
-        if not args:
-            return ""
+        if not args:  # an empty command: HAProxy answers with its help
+            if self.fallback is not None:
+                return self.fallback(session, text, args)
+            return self.usage_message([], False)
         if args[0] == "prompt":
             session.prompt = not session.prompt
             return ""
@@ -194,21 +197,10 @@ class CommandTable:
         except CliError as exc:
             return str(exc)
 
-    def run_line(self, session: Session, line: str) -> str:
-        """Runs the `;`-separated commands of one input line; each answer ends with a blank line."""
-        out = []
-        for text in split_commands(line):
-            if session.end:
-                break
-            answer = self.execute(session, text)
-            if session.end and not answer:
-                break
-            out.append(answer + "\n")
-        return "".join(out)
-
 
 # -- session commands ------------------------------------------------------------------------
 SESSION = CommandSet()
+SESSION_TIMEOUT = "timeout"  # Session.state key: this session's `stats timeout` (seconds)
 
 
 @SESSION.command("show", "cli", "level", help="display the level of the current CLI session")
@@ -241,4 +233,22 @@ def _getsocks(session: Session, args: list[str]) -> str:
             send_listeners(session.rt, session.sock)
         except OSError as exc:
             log.warning(f"Failed to transfer sockets: {exc.strerror}")
+    return ""
+
+
+@SESSION.command(
+    "set", "timeout", usage="set timeout [cli] <delay>", help="change a timeout setting"
+)
+def _set_timeout(session: Session, args: list[str]) -> str:
+    if len(args) < 3 or args[2] != "cli":
+        raise CliError("'set timeout' only supports 'cli'.\n")
+    if len(args) < 4:
+        raise CliError("Expects an integer value.\n")
+    try:
+        delay = parse_time(args[3], "s")
+    except ConfigError:
+        delay = 0.0
+    if delay <= 0:
+        raise CliError("Invalid timeout value.\n")
+    session.state[SESSION_TIMEOUT] = delay
     return ""

@@ -7,7 +7,8 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy import __version__
+from nsproxy.ops import identity, stat_formats
+from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.objects import Counters
@@ -125,7 +126,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "dreq": 0,
                     "dresp": 0,
                     "ereq": fe.stats.failed_headers,
-                    "status": "OPEN" if opened else "STOP",
+                    "status": "PAUSED" if fe.disabled and opened else "OPEN" if opened else "STOP",
                     "pid": pid,
                     "iid": px.id,
                     "sid": 0,
@@ -159,7 +160,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "wretr": srv.stats.retries,
                     "wredis": srv.stats.redispatches,
                     "status": server_status(srv),
-                    "weight": srv.weight if srv.usable() else 0,
+                    "weight": srv.weight,  # HAProxy keeps it while down, in maint or drain
                     "act": 0 if srv.backup else 1,
                     "bck": 1 if srv.backup else 0,
                     "lastchg": _since(rt, srv),
@@ -209,19 +210,30 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                 "type": 1,
                 "mode": px.mode,
                 "algo": px.balance,
-                "uweight": sum(s.weight for s in be.servers),
+                "uweight": sum(s.weight for s in (active or backup)),
                 "netns": "",
             }
         )
     return rows
 
 
-@command("show", "stat", usage="show stat", help="report counters for each proxy and server")
+@command(
+    "show",
+    "stat",
+    usage="show stat [desc|json|no-maint|typed|up]*",
+    help="report counters for each proxy and server",
+)
 def _show_stat(session: Session, args: list[str]) -> str:
-    lines = ["# " + ",".join(STAT_COLUMNS) + ","]
-    for row in stat_rows(session.rt):
-        lines.append(",".join(str(row.get(c, "")) for c in STAT_COLUMNS) + ",")
-    return "\n".join(lines) + "\n"
+    o = stat_formats.parse_options(args[2:], filters=True)
+    rt = session.rt
+    if o.proxy is not None and o.proxy not in {px.name for px in rt.config.proxies}:
+        raise CliError("No such proxy.\n")
+    rows = stat_formats.select_rows(stat_rows(rt), o)
+    if o.fmt == "typed":
+        return stat_formats.stat_typed(rows, STAT_COLUMNS, o.desc)
+    if o.fmt == "json":
+        return stat_formats.stat_json(rows, STAT_COLUMNS)
+    return stat_formats.stat_text(rows, STAT_COLUMNS)
 
 
 _ZERO_INFO = (
@@ -242,9 +254,9 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     out_bytes += sum(live.get(fe, (0, 0))[1] for fe in rt.frontends.values())
     zero = 0
     return [
-        ("Name", "nsproxy"),
-        ("Version", __version__),
-        ("Release_date", ""),
+        ("Name", identity.NAME),
+        ("Version", identity.VERSION),
+        ("Release_date", identity.RELEASE_DATE),
         ("Nbthread", 1),
         ("Nbproc", 1),
         ("Process_num", 1),
@@ -285,7 +297,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("BytesOutRate", 0),
         ("DebugCommandsIssued", 0),
         ("CumRecvLogs", 0),
-        ("Build info", __version__),
+        ("Build info", identity.VERSION),
         ("Memmax_bytes", 0),
         ("PoolAlloc_bytes", 0),
         ("PoolUsed_bytes", 0),
@@ -295,9 +307,20 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     ]
 
 
-@command("show", "info", usage="show info", help="report information about the running process")
+@command(
+    "show",
+    "info",
+    usage="show info [desc|json|typed|float]*",
+    help="report information about the running process",
+)
 def _show_info(session: Session, args: list[str]) -> str:
-    return "".join(f"{k}: {v}\n" for k, v in info_fields(session.rt))
+    o = stat_formats.parse_options(args[2:], filters=False)
+    fields = info_fields(session.rt)
+    if o.fmt == "typed":
+        return stat_formats.info_typed(fields, o.desc)
+    if o.fmt == "json":
+        return stat_formats.info_json(fields)
+    return stat_formats.info_text(fields, o.desc)
 
 
 @command(
@@ -321,16 +344,49 @@ def _show_servers_state(session: Session, args: list[str]) -> str:
             a = srv.cfg.addr
             host = getattr(a, "host", None) or "-"
             port = getattr(a, "port", 0)
-            admin = (0x01 if srv.admin_maint else 0) | (0x08 if srv.drain else 0)
             check = srv.cfg.check
+            st = _state_columns(srv)
             lines.append(
-                f"{be.cfg.id} {be.name} {srv.puid} {srv.name} {host} {2 if srv.up else 0} "
-                f"{admin} {srv.weight} {srv.cfg.weight} {_since(rt, srv)} "
-                f"{6 if check.enabled else 1} {3 if srv.up and check.enabled else 0} "
-                f"{check.rise if srv.up else 0} {6 if check.enabled else 0} 0 0 0 - {port} - 0 "
+                f"{be.cfg.id} {be.name} {srv.puid} {srv.name} {host} {st[0]} "
+                f"{st[1]} {srv.weight} {srv.cfg.weight} {_since(rt, srv)} "
+                f"{st[2]} {st[3]} {st[4]} {st[5]} 0 0 0 - {port} - 0 "
                 f"{check.port or 0} {check.addr or '-'} - 0"
             )
     return "\n".join(lines) + "\n"
+
+
+# HAProxy 2.6's codes (enum healthcheck_status, chk_result) and flags (SRV_ADMF_*, CHK_ST_*)
+_CHECK_CODES = {"SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L7TOUT": 12, "L7RSP": 13}
+_CHECK_CODES["L7OK"] = 15  # HCHK_STATUS_L7OKD
+_FMAINT, _CMAINT, _FDRAIN = 0x01, 0x04, 0x08
+_CHK_CONFIGURED_ENABLED, _CHK_PAUSED = 0x06, 0x08
+
+
+def _state_columns(srv: Server) -> tuple[int, int, int, int, int, int]:
+    """srv_op_state, srv_admin_state, srv_check_status, srv_check_result, srv_check_health
+    and srv_check_state as HAProxy 2.6 writes them for the same states.
+
+    A server `disabled` in the configuration keeps CMAINT (as in HAProxy, `enable server`
+    only clears the forced maintenance)."""
+    check = srv.cfg.check
+    running = srv.up and not srv.admin_maint
+    admin = (
+        (_FMAINT if srv.admin_maint else 0)
+        | (_CMAINT if srv.cfg.disabled else 0)
+        | (_FDRAIN if srv.drain else 0)
+    )
+    if check.enabled:
+        status = _CHECK_CODES.get(srv.check_status, 1)  # 1: INI, no result yet
+        passed = srv.check_status in ("L4OK", "L7OK")
+        result = 3 if passed else (2 if srv.check_status in _CHECK_CODES else 0)
+        health = check.rise + check.fall - 1 if running else 0
+    else:
+        status, result = 1, 0
+        health = check.rise if running and not srv.cfg.disabled else 0
+    state = (_CHK_CONFIGURED_ENABLED if check.enabled else 0) | (
+        _CHK_PAUSED if srv.cfg.disabled or (check.enabled and srv.admin_maint) else 0
+    )
+    return (2 if running else 0), admin, status, result, health, state
 
 
 @command("show", "sess", usage="show sess", help="report the list of current sessions")
@@ -402,17 +458,7 @@ def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
 
 def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:
     """An absolute weight (0-256) or a percentage of the configured weight."""
-    digits = text[:-1] if text.endswith("%") else text
-    if not digits.isdigit():
-        raise CliError("Empty weight string empty or preceded by garbage\n")
-    value = int(digits)
-    if text.endswith("%"):
-        value = srv.cfg.weight * value // 100
-        if value > 256:
-            raise CliError("Relative weight too high.\n")
-    elif value > 256:
-        raise CliError("Absolute weight can only be between 0 and 256 inclusive.\n")
-    srv.weight = value
+    srv.weight = parse_weight(text, srv.cfg.weight)
     be.server_changed(srv, rt.clock.time())
 
 

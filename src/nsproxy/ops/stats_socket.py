@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -9,35 +10,51 @@ import socket
 from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
+from nsproxy.ops.cli_stream import CliStream
 from nsproxy.ops.commands import TABLE
-from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session
+from nsproxy.ops.runtime_api import LEVEL_NAMES, SESSION_TIMEOUT, CommandTable, Session
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
-_MAX_LINE = 65536
-
 
 class CliConn:
-    """One client: reads lines, runs them, writes the answers; one line unless `prompt`."""
+    """One client of a stats socket: a CliStream on the event loop.
+
+    One command runs per turn of the loop, and none while the client has more than
+    OUTPUT_CAP bytes of answers unread; input is only read when nothing is pending.
+    `stats timeout` runs from the last complete line or the last answer bytes it took.
+    """
 
     def __init__(self, server: StatsSocket, sock: socket.socket) -> None:
         self.server = server
         self.loop = server.rt.loop
         self.sock = sock
-        self.inbuf = bytearray()
-        self.outbuf = bytearray()
         self.session = Session(server.rt, LEVEL_NAMES[server.cfg.level], server.cfg.expose_fd, sock)
-        self.closing = False
+        self.cli = CliStream(server.table, self.session)
         self.closed = False
-        self.timer: object = None
-        self.loop.add_reader(sock.fileno(), self._on_read)
+        self.reading = False
+        self.writing = False
+        self.step: asyncio.Handle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self._reading(True)
         self._arm()
 
     def _arm(self) -> None:
         if self.timer is not None:
-            self.timer.cancel()  # type: ignore[attr-defined]
-        self.timer = self.loop.call_later(self.server.rt.config.global_.stats_timeout, self.close)
+            self.timer.cancel()
+        delay = self.session.state.get(SESSION_TIMEOUT, self.server.rt.config.global_.stats_timeout)
+        assert isinstance(delay, float)
+        self.timer = self.loop.call_later(delay, self.close)
+
+    def _reading(self, on: bool) -> None:
+        if on == self.reading or self.closed:
+            return
+        self.reading = on
+        if on:
+            self.loop.add_reader(self.sock.fileno(), self._on_read)
+        else:
+            self.loop.remove_reader(self.sock.fileno())
 
     def _on_read(self) -> None:
         try:
@@ -47,64 +64,67 @@ class CliConn:
         except OSError:
             self.close()
             return
-        self._arm()
-        if not data:
-            if self.inbuf.strip():
-                self._run_line(self.inbuf.decode("utf-8", "replace"))
-            self.inbuf.clear()
-            self.closing = True
-            self._flush()
+        if not self.cli.feed(data):
+            self.close()
             return
-        self.inbuf += data
-        while not self.closing and not self.closed:
-            nl = self.inbuf.find(b"\n")
-            if nl < 0:
-                if len(self.inbuf) > _MAX_LINE:
-                    self.close()
-                return
-            line = self.inbuf[:nl].decode("utf-8", "replace").rstrip("\r")
-            del self.inbuf[: nl + 1]
-            self._run_line(line)
-            if not self.session.prompt:
-                self.closing = True
-            elif not self.session.end:
-                self.outbuf += b"> "
-            if self.session.end:
-                self.closing = True
-            self._flush()
+        self._pump()
 
-    def _run_line(self, line: str) -> None:
-        self.outbuf += self.server.table.run_line(self.session, line).encode()
+    def _pump(self) -> None:
+        """Runs the next command, if the client has room for its answer; then yields."""
+        self.step = None
+        if self.closed:
+            return
+        if self.cli.step():
+            self._arm()
+        self._flush()
+        if self.closed:
+            return
+        if self.cli.runnable() and self.step is None:
+            self.step = self.loop.call_soon(self._pump)
+        self._reading(self.cli.wants_input())
 
     def _flush(self) -> None:
         if self.closed:
             return
-        while self.outbuf:
+        out = self.cli.outbuf
+        while out:
             try:
-                n = self.sock.send(self.outbuf)
+                n = self.sock.send(out)
             except (BlockingIOError, InterruptedError):
-                self.loop.add_writer(self.sock.fileno(), self._flush)
+                if not self.writing:
+                    self.writing = True
+                    self.loop.add_writer(self.sock.fileno(), self._on_writable)
                 return
             except OSError:
                 self.close()
                 return
-            del self.outbuf[:n]
-        with contextlib.suppress(Exception):
+            self.cli.sent(n)
+            self._arm()
+        if self.writing:
+            self.writing = False
             self.loop.remove_writer(self.sock.fileno())
-        if self.closing:
+        if self.cli.finished():
             self.close()
+
+    def _on_writable(self) -> None:
+        self._flush()
+        if not self.closed:
+            if self.cli.runnable() and self.step is None:
+                self.step = self.loop.call_soon(self._pump)
+            self._reading(self.cli.wants_input())
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()  # type: ignore[attr-defined]
+        for handle in (self.timer, self.step):
+            if handle is not None:
+                handle.cancel()
         with contextlib.suppress(Exception):
             self.loop.remove_reader(self.sock.fileno())
             self.loop.remove_writer(self.sock.fileno())
         self.sock.close()
-        self.server.conns.discard(self)
+        self.server.released(self)
 
 
 class StatsSocket:
@@ -116,6 +136,8 @@ class StatsSocket:
         self.table = table
         self.sock: socket.socket | None = None
         self.conns: set[CliConn] = set()
+        self.maxconn = cfg.maxconn or rt.config.global_.stats_maxconn
+        self.accepting = False
 
     def open(self) -> None:
         a = self.cfg.addr
@@ -144,12 +166,30 @@ class StatsSocket:
         self.sock = sock
 
     def start(self) -> None:
-        if self.sock is not None:
+        self._accepting(True)
+
+    def _accepting(self, on: bool) -> None:
+        """Watches the listening socket, or leaves new clients in its backlog (at maxconn)."""
+        if self.sock is None or on == self.accepting:
+            return
+        self.accepting = on
+        if on:
             self.rt.loop.add_reader(self.sock.fileno(), self._on_accept)
+        else:
+            self.rt.loop.remove_reader(self.sock.fileno())
+
+    def released(self, conn: CliConn) -> None:
+        """A client has gone: one more may be accepted."""
+        self.conns.discard(conn)
+        if len(self.conns) < self.maxconn:
+            self._accepting(True)
 
     def _on_accept(self) -> None:
         assert self.sock is not None
         for _ in range(16):
+            if len(self.conns) >= self.maxconn:
+                self._accepting(False)
+                return
             try:
                 csock, _peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -163,8 +203,7 @@ class StatsSocket:
 
     def close(self, clients: bool = True) -> None:
         if self.sock is not None:
-            with contextlib.suppress(Exception):
-                self.rt.loop.remove_reader(self.sock.fileno())
+            self._accepting(False)
             a = self.cfg.addr
             if a.family == socket.AF_UNIX:
                 with contextlib.suppress(OSError):

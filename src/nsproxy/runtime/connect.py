@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import SourceCfg
-from nsproxy.netns import Namespace, NamespaceRegistry
+from nsproxy.netns import Namespace, NamespaceRegistry, name_bytes
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
@@ -147,5 +147,5 @@ def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
     if "ssl" in opts:
         tlvs.append(pp.ssl_tlv())
     if cli.netns is not None:
-        tlvs.append(pp.Tlv(pp.TlvType.NETNS, cli.netns.name.encode()))
+        tlvs.append(pp.Tlv(pp.TlvType.NETNS, name_bytes(cli.netns.name)))
     return pp.encode_v2(src, dst, tlvs=tlvs, crc32c="crc32c" in opts)

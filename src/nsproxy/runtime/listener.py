@@ -108,7 +108,7 @@ class Listener:
         self.sock = sock
 
     def resume(self) -> None:
-        if self.paused and self.sock is not None:
+        if self.paused and self.sock is not None and not self.frontend.disabled:
             poller.get(self.rt.loop).set_reader(self.sock.fileno(), self._on_accept)
             self.paused = False
 

@@ -43,6 +43,7 @@ class Frontend:
     listeners: list[Listener] = field(default_factory=list)
     stats: Counters = field(default_factory=Counters)
     maxconn: int = 0
+    disabled: bool = False  # `disable frontend`: its listeners stay paused
 
     @property
     def name(self) -> str:

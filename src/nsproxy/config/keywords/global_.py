@@ -176,7 +176,13 @@ def _hard_stop_after(ctx: Ctx, args: list[str]) -> None:
 
 @KEYWORDS.register("stats", "global")
 def _stats(ctx: Ctx, args: list[str]) -> None:
-    if len(args) >= 2 and args[1] in ("maxconn", "bind-process"):
+    if len(args) >= 2 and args[1] == "bind-process":
+        return
+    if len(args) >= 2 and args[1] == "maxconn":
+        try:
+            ctx.section.fields["stats_maxconn"] = parse_int(args[2] if len(args) > 2 else "", "", 1)
+        except ConfigError:
+            raise ConfigError("'stats maxconn' expects a positive value") from None
         return
     if len(args) >= 3 and args[1] == "timeout":
         ctx.section.fields["stats_timeout"] = parse_time(args[2])
@@ -194,12 +200,18 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
     mode: int | None = None
     level = "operator"
     expose_fd = False
+    maxconn = 0
     opts = args[3:]
     while opts:
         word = opts.pop(0)
-        if word in ("mode", "level", "user", "group", "uid", "gid", "name", "process") and opts:
+        if (
+            word in ("mode", "level", "user", "group", "uid", "gid", "name", "process", "maxconn")
+            and opts
+        ):
             value = opts.pop(0)
-            if word == "mode":
+            if word == "maxconn":
+                maxconn = parse_int(value, "maxconn", 1)
+            elif word == "mode":
                 mode = int(value, 8)
             elif word == "level":
                 if value not in ("user", "operator", "admin"):
@@ -213,7 +225,7 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
         else:
             raise ConfigError(f"'stats socket' : unknown keyword '{word}'.")
     ctx.section.fields.setdefault("stats_sockets", []).append(
-        StatsSocketCfg(addr, mode, level, expose_fd)
+        StatsSocketCfg(addr, mode, level, expose_fd, maxconn)
     )
 
 

@@ -57,3 +57,16 @@ def _pattern_templates(state: Any, config: Config) -> None:
                 f"parsing [{pat.where}] : 'namespace-pattern' template '{pat.template}' is not "
                 "a frontend or listen section with at least one 'bind'."
             )
+
+
+@post_check
+def _patterns_need_the_run_dir(state: Any, config: Config) -> None:
+    """A pattern opens namespaces that appear later in /var/run/netns, watched with inotify
+    from inside the process: a `chroot` hides both, so the two are refused together."""
+    if config.global_.chroot and config.namespace_patterns:
+        pat = config.namespace_patterns[0]
+        state.errors.append(
+            f"parsing [{pat.where}] : 'namespace-pattern' cannot be used with 'chroot' "
+            f"({config.global_.chroot}): namespaces created later in {state.netns_dir} "
+            "would be outside the chroot."
+        )

@@ -36,7 +36,7 @@ def _mode(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["mode"] = args[1]
 
 
-@KEYWORDS.register("default_backend", *FE, backend=False)
+@KEYWORDS.register("default_backend", *ALL, backend=False)
 def _default_backend(ctx: Ctx, args: list[str]) -> None:
     ctx.need(args, 1, "a backend name")
     ctx.section.fields["default_backend"] = args[1]
@@ -105,13 +105,13 @@ def _maxconn(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["maxconn"] = parse_int(args[1], "maxconn")
 
 
-@KEYWORDS.register("backlog", *FE, backend=False)
+@KEYWORDS.register("backlog", *ALL, backend=False)
 def _backlog(ctx: Ctx, args: list[str]) -> None:
     ctx.need(args, 1, "an integer argument")
     ctx.section.fields["backlog"] = parse_int(args[1], "backlog", 1)
 
 
-@KEYWORDS.register("balance", *BE, frontend=False)
+@KEYWORDS.register("balance", *ALL, frontend=False)
 def _balance(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or args[1] not in ALGORITHMS:
         got = args[1] if len(args) > 1 else ""
@@ -122,7 +122,7 @@ def _balance(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["balance"] = args[1]
 
 
-@KEYWORDS.register("hash-type", *BE, frontend=False)
+@KEYWORDS.register("hash-type", *ALL, frontend=False)
 def _hash_type(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or args[1] not in ("map-based", "consistent"):
         raise ConfigError("'hash-type' expects 'map-based' or 'consistent'.")
@@ -136,7 +136,7 @@ def _hash_type(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["hash_avalanche"] = (len(args) > 3) if len(args) > 2 else None
 
 
-@KEYWORDS.register("retries", *BE, frontend=False)
+@KEYWORDS.register("retries", *ALL, frontend=False)
 def _retries(ctx: Ctx, args: list[str]) -> None:
     ctx.need(args, 1, "an integer argument")
     ctx.section.fields["retries"] = parse_int(args[1], "retries")
@@ -237,7 +237,7 @@ def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
     return SourceCfg(addr, port_range, usesrc, usesrc_addr, interface)
 
 
-@KEYWORDS.register("source", *BE, frontend=False)
+@KEYWORDS.register("source", *ALL, frontend=False)
 def _source(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["source"] = parse_source_args(args[1:], allow_range=False)
 

@@ -144,7 +144,8 @@ def _opt(name: str, field: str, kind: str, value: Any = True) -> None:
         opts = ctx.section.fields[OPTS]
         word = rest.pop(0)
         if kind == "flag":
-            opts[field] = value
+            if field:  # no field: accepted and ignored (non-stick)
+                opts[field] = value
             return
         if not rest:
             raise ConfigError(f"'{word}' expects <{kind}> as argument.")

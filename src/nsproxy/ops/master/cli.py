@@ -15,15 +15,17 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy import __version__
 from nsproxy.ops import log
+from nsproxy.ops.cli_stream import CliStream
+from nsproxy.ops.identity import VERSION
 from nsproxy.ops.master.merge import merge_info, merge_netns, merge_stat
-from nsproxy.ops.master.workers import QUERY_TIMEOUT, Worker, proc_line, query, uptime
+from nsproxy.ops.master.workers import Worker, proc_line, query, uptime
 from nsproxy.ops.runtime_api import (
     ADMIN,
     LEVEL_NAMES,
     OPERATOR,
     SESSION,
+    SESSION_TIMEOUT,
     CommandSet,
     CommandTable,
     Session,
@@ -48,8 +50,13 @@ class Client:
     """One connection to a `stats socket` served by the master."""
 
     sock: socket.socket
-    session: Session
-    inbuf: bytearray = dataclasses.field(default_factory=bytearray)
+    cli: CliStream
+    origin: StatsSocket
+    deadline: float
+
+    @property
+    def session(self) -> Session:
+        return self.cli.session
 
 
 class MasterCli:
@@ -97,8 +104,8 @@ class MasterCli:
             if s not in sockets:
                 self.close_socket(s)
         for s in sockets:
-            if s not in self.sockets and s.sock is not None:
-                self.sel.register(s.sock, selectors.EVENT_READ, lambda s=s: self._on_accept(s))
+            if s not in self.sockets:
+                self._watch(s, True)
         self.sockets = sockets
         for c in self.clients.values():
             c.session.rt = rt
@@ -126,8 +133,14 @@ class MasterCli:
             c.sock.close()
 
     # -- clients ------------------------------------------------------------------------------
+    # Bounded as the workers' stats sockets (ops.stats_socket): `maxconn` clients per socket,
+    # answers capped per client (its input is not read meanwhile), one command per turn of
+    # the master's loop, `stats timeout` from the last complete line or answer bytes taken.
     def _on_accept(self, s: StatsSocket) -> None:
         if s.sock is None or self.master.rt is None:
+            return
+        if sum(1 for c in self.clients.values() if c.origin is s) >= s.maxconn:
+            self._watch(s, False)
             return
         try:
             csock, _ = s.sock.accept()
@@ -135,50 +148,97 @@ class MasterCli:
             return
         csock.setblocking(False)
         session = Session(self.master.rt, LEVEL_NAMES[s.cfg.level], s.cfg.expose_fd, csock)
-        c = Client(csock, session)
+        c = Client(csock, CliStream(self.table, session), s, 0.0)
+        c.deadline = time.monotonic() + self._timeout(c)
         self.clients[csock.fileno()] = c
         self.sel.register(csock, selectors.EVENT_READ, lambda: self._on_client(c))
+
+    def _watch(self, s: StatsSocket, on: bool) -> None:
+        if s.sock is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(s.sock)
+        if on:
+            self.sel.register(s.sock, selectors.EVENT_READ, lambda: self._on_accept(s))
+
+    def _timeout(self, c: Client) -> float:
+        rt = self.master.rt
+        default = rt.config.global_.stats_timeout if rt is not None else 10.0
+        delay = c.session.state.get(SESSION_TIMEOUT, default)
+        return delay if isinstance(delay, float) else default
 
     def _drop(self, c: Client) -> None:
         self.clients.pop(c.sock.fileno(), None)
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(c.sock)
         c.sock.close()
+        if c.origin in self.sockets:
+            self._watch(c.origin, True)
 
     def _on_client(self, c: Client) -> None:
+        if c.cli.outbuf:
+            self._flush(c)
+        if c.sock.fileno() < 0 or not c.cli.wants_input():
+            return
         try:
             data = c.sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             data = b""
-        lines: list[str] = []
-        if data:
-            c.inbuf += data
-            while b"\n" in c.inbuf:
-                raw, _, rest = bytes(c.inbuf).partition(b"\n")
-                c.inbuf = bytearray(rest)
-                lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
-        elif c.inbuf.strip():
-            lines.append(c.inbuf.decode("utf-8", "replace"))
-            c.inbuf.clear()
-        out = bytearray()
-        done = not data
-        for line in lines:
-            out += self.table.run_line(c.session, line).encode()
-            if not c.session.prompt or c.session.end:
-                done = True
-                break
-            out += b"> "
-        if out:
-            try:
-                c.sock.settimeout(QUERY_TIMEOUT)
-                c.sock.sendall(out)
-                c.sock.setblocking(False)
-            except OSError:
-                done = True
-        if done:
+        if not c.cli.feed(data):
             self._drop(c)
+            return
+        self._run_one(c)
+
+    def _run_one(self, c: Client) -> None:
+        """Runs the client's next command if its answers have room, then writes."""
+        if c.cli.step():
+            c.deadline = time.monotonic() + self._timeout(c)
+        self._flush(c)
+
+    def _flush(self, c: Client) -> None:
+        out = c.cli.outbuf
+        while out:
+            try:
+                n = c.sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._drop(c)
+                return
+            c.cli.sent(n)
+            c.deadline = time.monotonic() + self._timeout(c)
+        if not out and c.cli.finished():
+            self._drop(c)
+            return
+        events = selectors.EVENT_WRITE if out else 0
+        if c.cli.wants_input():
+            events |= selectors.EVENT_READ
+        key = self.sel.get_map().get(c.sock.fileno())
+        if events and key is None:
+            self.sel.register(c.sock, events, lambda: self._on_client(c))
+        elif events and key is not None and key.events != events:
+            self.sel.modify(c.sock, events, lambda: self._on_client(c))
+        elif not events and key is not None:
+            self.sel.unregister(c.sock)
+
+    def timeout(self) -> float | None:
+        """How long the master's loop may wait: 0 while a client has a command to run."""
+        if any(c.cli.runnable() for c in self.clients.values()):
+            return 0
+        if not self.clients:
+            return None
+        return max(0.0, min(c.deadline for c in self.clients.values()) - time.monotonic())
+
+    def step(self) -> None:
+        """One command for each client that has one; idle clients past `stats timeout` go."""
+        now = time.monotonic()
+        for c in list(self.clients.values()):
+            if c.deadline <= now:
+                self._drop(c)
+            elif c.cli.runnable():
+                self._run_one(c)
 
     # -- the master's commands ----------------------------------------------------------------
     def _reload(self, session: Session, args: list[str]) -> str:
@@ -189,27 +249,32 @@ class MasterCli:
     def _show_proc(self, session: Session, args: list[str]) -> str:
         m = self.master
         now = time.time()
-        head = f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} <version>\n"
+        head = (
+            f"{'#<PID>':<15} {'<type>':<15} {'<reloads>':<15} {'<uptime>':<15} {'<version>':<15}\n"
+        )
         failed = f"{m.reloads} [failed: {m.failed_reloads}]"
         lines = [head, f"{os.getpid():<15} {'master':<15} {failed:<15} "]
-        lines.append(f"{uptime(now - m.started):<15} {__version__}\n# workers\n")
+        lines.append(f"{uptime(now - m.started):<15} {VERSION}\n# workers\n")
         for w in m.current():
             lines.append(proc_line(w, m.reloads - w.reloads, now))
-        lines.append("# old workers\n")
-        for w in sorted(m.workers.values(), key=lambda w: w.pid):
-            if w.old:
-                lines.append(proc_line(w, m.reloads - w.reloads, now))
+        old = sorted((w for w in m.workers.values() if w.old), key=lambda w: w.pid)
+        if old:
+            lines.append("# old workers\n")
+            lines += [proc_line(w, m.reloads - w.reloads, now) for w in old]
+        lines.append("# programs\n")  # nsproxy runs no `program` sections
         return "".join(lines)
 
     def _forward(self, session: Session, text: str, words: list[str]) -> str:
         """A command the master does not answer: routed by `@`, or asked of every worker."""
-        first = words[0]
+        first = words[0] if words else ""
         if first.startswith("@"):
             return self._routed(session, first[1:], text.lstrip()[len(first) :].lstrip())
         workers = self.master.current()
         answers = self._ask(session, workers, text)
         if not answers:
             return "No worker answered.\n"
+        if {"typed", "json", "desc"} & set(words[2:]):
+            return answers[0]  # not merged: worker 1's, as HAProxy's master forwards to one
         if words[:2] == ["show", "info"]:
             return merge_info(answers, os.getpid(), len(workers))
         if words[:2] == ["show", "stat"]:
@@ -229,9 +294,9 @@ class MasterCli:
                 return self.table.execute(session, text)
             return ""
         found: Worker | None = None
-        if target.startswith("!") and target[1:].isdigit():
+        if target.startswith("!") and target[1:].isascii() and target[1:].isdigit():
             found = self.master.workers.get(int(target[1:]))
-        elif target.isdigit():
+        elif target.isascii() and target.isdigit():
             found = next((w for w in self.master.current() if w.num == int(target)), None)
         if found is None:
             return "Can't find the target process, please verify the PID or the relative number\n"

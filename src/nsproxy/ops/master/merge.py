@@ -54,7 +54,7 @@ SAME_NETNS = frozenset(("name", "inode", "listeners", "servers", "state"))  # ot
 
 
 def num(v: str) -> int | None:
-    return int(v) if v.lstrip("-").isdigit() else None
+    return int(v) if v.isascii() and v.lstrip("-").isdigit() else None
 
 
 def merge_info(answers: list[str], pid: int, count: int) -> str:

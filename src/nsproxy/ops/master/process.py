@@ -149,9 +149,10 @@ class Master:
         self._spawn_generation()
         try:
             while self.workers or not self.stopping:
-                for key, _ in self.sel.select():
+                for key, _ in self.sel.select(self.cli.timeout()):
                     cb: Callable[[], None] = key.data
                     cb()
+                self.cli.step()
         finally:
             self._shutdown(pidfile)
         log.warning(f"All workers exited. Exiting... ({self.exit_code})")

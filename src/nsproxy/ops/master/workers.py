@@ -10,10 +10,10 @@ import signal
 import socket
 from collections.abc import Callable
 
-from nsproxy import __version__
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import Config, StatsSocketCfg
 from nsproxy.ops import lifecycle, log, privileges
+from nsproxy.ops.identity import VERSION
 from nsproxy.runtime.process import listener_key
 
 PR_SET_PDEATHSIG = 1
@@ -122,7 +122,7 @@ def query(path: str, text: str) -> str | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(QUERY_TIMEOUT)
             s.connect(path)
-            s.sendall(text.encode() + b"\n")
+            s.sendall(text.encode("utf-8", "surrogateescape") + b"\n")
             chunks = []
             while True:
                 data = s.recv(65536)
@@ -131,7 +131,7 @@ def query(path: str, text: str) -> str | None:
                 chunks.append(data)
     except OSError:
         return None
-    return b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 def uptime(sec: float) -> str:
@@ -142,7 +142,7 @@ def uptime(sec: float) -> str:
 
 def proc_line(w: Worker, reloads: int, now: float) -> str:
     """A worker's line in `show proc`."""
-    return f"{w.pid:<15} {'worker':<15} {reloads:<15} {uptime(now - w.started):<15} {__version__}\n"
+    return f"{w.pid:<15} {'worker':<15} {reloads:<15} {uptime(now - w.started):<15} {VERSION}\n"
 
 
 __all__ = [
