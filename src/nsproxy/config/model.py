@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nsproxy.addresses import ServerAddr, SockAddr
+from nsproxy.config.model_check import HttpCheckCfg
 from nsproxy.config.model_rules import ProxyRules
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
 from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
@@ -164,6 +165,7 @@ class ProxyCfg:
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()
     http: HttpCfg | None = None
+    http_check: HttpCheckCfg | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class Server:
     admin_maint: bool = False
     drain: bool = False
     up: bool = True
+    nolb: bool = False  # `http-check disable-on-404` saw a 404: no new traffic
     check_status: str = ""
     maxconn: int = 0
     stats: Counters = field(default_factory=Counters)
@@ -55,7 +56,13 @@ class Server:
         return self.stats.cur_conns
 
     def usable(self) -> bool:
-        return self.up and not self.admin_maint and not self.drain and self.weight > 0
+        return (
+            self.up
+            and not self.admin_maint
+            and not self.drain
+            and not self.nolb
+            and self.weight > 0
+        )
 
     def has_free_slot(self) -> bool:
         return self.maxconn == 0 or self.stats.cur_conns < self.maxconn
@@ -66,6 +73,8 @@ class Server:
             return "MAINT"
         if not self.up:
             return "DOWN"
+        if self.nolb:
+            return "NOLB"
         return "DRAIN" if self.drain else "UP"
 
 

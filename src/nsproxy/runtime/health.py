@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import TcpCheckRule
+from nsproxy.config.model_check import HttpCheckCfg
 from nsproxy.ops import log
 from nsproxy.runtime import connect
 
@@ -35,6 +36,8 @@ STATUSES = {
     "L7TOUT": ("Layer7 timeout", False, False),
     "L7RSP": ("Layer7 invalid response", False, False),
     "L7OK": ("Layer7 check passed", True, True),
+    "L7OKC": ("Layer7 check conditionally passed", True, True),
+    "L7STS": ("Layer7 wrong status", False, True),
 }
 
 
@@ -45,6 +48,7 @@ class Result:
     status: str
     info: str = ""
     duration: int = 0
+    code: int = 0
 
     @property
     def passed(self) -> bool:
@@ -54,7 +58,7 @@ class Result:
         desc, _, with_code = STATUSES[self.status]
         text = f", reason: {desc}"
         if with_code:
-            text += ", code: 0"
+            text += f", code: {self.code}"
         if self.info:
             text += ', info: "' + self.info.replace('"', '\\"') + '"'
         return text + f", check duration: {self.duration}ms"
@@ -78,6 +82,7 @@ class ServerCheck:
         self.srv = srv
         self.cfg = srv.cfg.check
         self.rules: tuple[TcpCheckRule, ...] = srv.backend.cfg.tcp_check
+        self.http_check: HttpCheckCfg | None = srv.backend.cfg.http_check
         self.rise = self.cfg.rise
         self.fall = self.cfg.fall
         # HAProxy starts a checked server UP, one failure away from DOWN
@@ -149,9 +154,14 @@ class ServerCheck:
         ):
             self._log_check(result)
         if result.passed and self.health >= self.rise and not srv.up:
+            srv.nolb = result.status == "L7OKC"
             self._set_up(None if logged else result)
         elif not result.passed and self.health == 0 and srv.up:
+            srv.nolb = False
             self._set_down(None if logged else result)
+        elif result.passed and srv.up and srv.nolb != (result.status == "L7OKC"):
+            srv.nolb = not srv.nolb  # `http-check disable-on-404`: a 404 stops new traffic
+            self._set_up(None if logged else result)
 
     def _log_check(self, result: Result) -> None:
         """`option log-health-checks`: one line per change of the check's status or health."""
@@ -203,13 +213,17 @@ class ServerCheck:
         act, bck = self._counts()
         running_backup = " Running on backup." if bck and not act else ""
         why = result.reason() if result else ""
+        state = "stopping" if srv.nolb else "UP"
         msg = (
-            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is UP{why}. "
+            f"{'Backup ' if srv.backup else ''}Server {be.name}/{srv.name} is {state}{why}. "
             f"{act} active and {bck} backup servers online.{running_backup} "
             f"{moved} sessions requeued, 0 total in queue."
         )
         log.warning(msg)
         be.logger.emit(LOG_NOTICE, msg)
+        if srv.nolb and not act and not bck:
+            log.alert(f"{proxy_type(be)} '{be.name}' has no server available!")
+            be.logger.emit(LOG_EMERG, f"{proxy_type(be)} {be.name} has no server available!")
 
     # -- one check ----------------------------------------------------------------------------
     async def run_once(self) -> Result:
@@ -224,13 +238,17 @@ class ServerCheck:
             conn_timeout = inter
             deadline = t0 + inter
         run = _Run(self, conn_timeout, deadline, tm.check)
+        code = 0
         try:
-            status, info = await run.execute()
+            if self.http_check is not None:
+                status, info, code = await run.http_check(self.http_check)
+            else:
+                status, info = await run.execute()
         except _Failed as exc:
-            status, info = exc.result.status, exc.result.info
+            status, info, code = exc.result.status, exc.result.info, exc.result.code
         finally:
             run.close()
-        return Result(status, info, int((loop.time() - t0) * 1000))
+        return Result(status, info, int((loop.time() - t0) * 1000), code)
 
 
 class _Run:
@@ -302,8 +320,51 @@ class _Run:
             return "L4OK", "(tcp-check)"
         return "L7OK", "(tcp-check)"
 
-    def _fail(self, status: str, info: str) -> _Failed:
-        return _Failed(Result(status, info))
+    def _fail(self, status: str, info: str, code: int = 0) -> _Failed:
+        return _Failed(Result(status, info, code=code))
+
+    async def http_check(self, hc: HttpCheckCfg) -> tuple[str, str, int]:
+        """`option httpchk`: one request, the status line (and body) judged as HAProxy does."""
+        await self._connect(None)
+        await self._send(hc.request())
+        bufsize = self.chk.rt.config.global_.bufsize
+        wants_body = hc.expect is not None and hc.expect.kind in ("string", "rstring")
+        await self._read()
+        while not (self.eof or len(self.buf) >= bufsize):
+            if not wants_body and (b"\r\n\r\n" in self.buf or b"\n\n" in self.buf):
+                break
+            await self._read()
+        data = bytes(self.buf)
+        m = _STATUS_LINE.match(data)
+        if m is None:
+            raise self._fail("L7RSP", "Invalid HTTP response")
+        code = int(m.group(1))
+        reason = m.group(2).decode("latin-1").strip()
+        if hc.disable_on_404 and code == 404:
+            return "L7OKC", "", code
+        ex = hc.expect
+        if ex is None:
+            ok = 200 <= code < 400
+        elif ex.kind == "status":
+            ok = _status_in(code, ex.pattern)
+        elif ex.kind == "rstatus":
+            assert ex.regex is not None
+            ok = ex.regex.search(str(code)) is not None
+        else:
+            end = data.find(b"\r\n\r\n")
+            body = data[end + 4 :].decode("latin-1") if end >= 0 else ""
+            ok = (
+                ex.pattern in body
+                if ex.kind == "string"
+                else bool(ex.regex and ex.regex.search(body))
+            )
+        if ex is not None and ex.negate:
+            ok = not ok
+        if ok:
+            return "L7OK", "", code
+        if ex is not None and ex.kind in ("string", "rstring"):
+            raise self._fail("L7RSP", "HTTP content check did not match", code)
+        raise self._fail("L7STS", reason, code)
 
     def _conn_error(self, exc: OSError) -> _Failed:
         return self._fail("L4CON", _strerror(exc) + self._where())
@@ -408,6 +469,18 @@ class _Run:
         kind = " (regex)" if regex is not None else f" '{rule.arg}'"
         what = "TCPCHK matched unwanted content" if match else "TCPCHK did not match content"
         raise self._fail("L7RSP", f"{what}{kind} at step {self.step}")
+
+
+_STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})([^\r\n]*)\r?\n")
+
+
+def _status_in(code: int, spec: str) -> bool:
+    """`http-check expect status 200,300-399`: a list of codes and ranges."""
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit() and (hi.isdigit() or not hi) and int(lo) <= code <= int(hi or lo):
+            return True
+    return False
 
 
 def _strerror(exc: OSError) -> str:

@@ -174,19 +174,6 @@ def _buffer_request(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, http_buffer_request=args[-1] == "on")
 
 
-@OPTIONS.register("httpchk")
-def _httpchk(ctx: Ctx, args: list[str]) -> None:
-    if not ctx.section.is_backend:
-        raise ConfigWarning(
-            f"'httpchk' ignored because {ctx.section.kind} '{ctx.section.name}' has no backend "
-            "capability."
-        )
-    raise ConfigWarning(
-        "'option httpchk' : HTTP health checks are not supported by nsproxy yet; the "
-        "servers' checks stay TCP connection checks."
-    )
-
-
 def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
     def handler(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
