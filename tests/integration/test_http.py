@@ -286,3 +286,60 @@ def test_httplog_lines_and_captures_like_haproxy(pair: tuple[Lab, str]) -> None:
     assert ours[12] == "{cloud-in|meta}"
     assert ours[13] == "{text/plain}"
     assert comparable(ours) == comparable(theirs)
+
+
+COOKIES = """global
+    log stdout format raw local0
+{stats}
+defaults
+    log global
+    mode http
+    option httplog
+    option http-server-close
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+
+listen web
+    bind 169.254.169.254:{port} namespace {ns}
+    cookie SRVID insert indirect nocache httponly
+    server s1 {server} cookie a1
+    server s2 {server2} cookie b2
+"""
+
+
+def test_cookie_insert_persistence_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    d = tempfile.mkdtemp()
+    recs = [Recorder(os.path.join(d, f"o{i}.sock")) for i in range(4)]
+    pn, ph = free_port(ns), free_port(ns)
+    proxy = lab.proxy(
+        COOKIES.format(stats="", port=pn, ns=ns, server=recs[0].addr, server2=recs[1].addr)
+    )
+    stats = os.path.join(d, "stats")
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    HAPROXY_LOGS[ph] = udp
+    text = COOKIES.format(
+        stats=f"    stats socket {stats}", port=ph, ns=ns, server=recs[2].addr, server2=recs[3].addr
+    ).replace(
+        "log stdout format raw local0", f"log 127.0.0.1:{udp.getsockname()[1]} format raw local0"
+    )
+    lab.haproxy(text, stats)
+    requests = [
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /b HTTP/1.1\r\nHost: x\r\nCookie: foo=1; SRVID=b2; bar=2\r\n\r\n",
+        b"GET /c HTTP/1.1\r\nHost: x\r\nCookie: SRVID=zz\r\n\r\n",
+        b"GET /d HTTP/1.1\r\nHost: x\r\nCookie: SRVID=a1\r\n\r\n",
+    ]
+    for raw in requests:
+        assert exchange(ns, ("169.254.169.254", pn), raw) == exchange(
+            ns, ("169.254.169.254", ph), raw
+        ), raw
+    wait_until(lambda: sum(len(r.requests) for r in recs) == 8, what="8 requests served")
+    assert recs[0].requests == recs[2].requests and recs[1].requests == recs[3].requests
+    assert b"cookie: foo=1; bar=2\r\n" in b"".join(recs[1].requests)  # indirect: ours removed
+    for path in ("/a", "/b", "/c", "/d"):
+        ours = _log_line(proxy.wait_output(f"GET {path} "), f"GET {path} ")
+        assert comparable(ours) == comparable(haproxy_line(ph, f"GET {path} "))

@@ -61,6 +61,7 @@ class StubTxn:
     t_active: int = -1
     http_status: int = -1
     request_line: str = ""
+    cookie_status: str = "--"
     log_level: str | None = None
 
     def set_log_level(self, level: str) -> None:

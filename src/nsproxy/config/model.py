@@ -13,7 +13,7 @@ from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
 from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
 if TYPE_CHECKING:
-    from nsproxy.config.model_http import HttpCfg
+    from nsproxy.config.model_http import CookieCfg, HttpCfg
 from nsproxy.config.where import Where as Where
 from nsproxy.sample.context import Txn
 
@@ -114,6 +114,7 @@ class ServerCfg:
     check: CheckCfg = CheckCfg()
     source: SourceCfg | None = None
     tls: ServerTls | None = None
+    cookie: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,7 @@ class ProxyCfg:
     stick_rules: tuple[StickRuleCfg, ...] = ()
     http: HttpCfg | None = None
     http_check: HttpCheckCfg | None = None
+    cookie: CookieCfg | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,3 +193,31 @@ def stream_modes(frontend: HttpCfg | None, backend: HttpCfg | None) -> tuple[Htt
     else:
         server = ka
     return client, server
+
+
+@dataclass(frozen=True, slots=True)
+class CookieCfg:
+    """`cookie NAME [insert|rewrite|prefix] [indirect] [nocache] [httponly] [secure] ...`."""
+
+    name: str
+    mode: str = "rewrite"
+    indirect: bool = False
+    nocache: bool = False
+    httponly: bool = False
+    secure: bool = False
+    preserve: bool = False
+    domains: tuple[str, ...] = ()
+    attrs: tuple[str, ...] = ()
+
+    def set_cookie(self, value: str) -> bytes:
+        """The Set-Cookie value HAProxy inserts for a server whose cookie is `value`."""
+        out = f"{self.name}={value}; path=/"
+        for d in self.domains:
+            out += f"; domain={d}"
+        if self.httponly:
+            out += "; HttpOnly"
+        if self.secure:
+            out += "; Secure"
+        for a in self.attrs:
+            out += f"; {a}"
+        return out.encode("latin-1")

@@ -319,6 +319,7 @@ class BackendRequest:
                 res = _run_rules(s, be.redirect)
             if res is not None and _act(s, res, False) is Verdict.STOP:
                 return Verdict.STOP
+        cookie_request(s)
         txn.mode_client, txn.mode_server = stream_modes(fe, be)
         ff = (be.forwardfor if be is not None else None) or (fe.forwardfor if fe else None)
         if ff is not None:
@@ -344,6 +345,79 @@ class BackendRequest:
         txn.bytes_in += request_htx_size(req)
         h1conn.prepare_request(req, txn.mode_server)
         return Verdict.NEXT
+
+
+def _cookie_pairs(value: bytes) -> list[bytes]:
+    return [p.strip() for p in value.split(b";")]
+
+
+def cookie_request(s: Stream) -> None:
+    """`cookie NAME ...` on the backend: the request's cookie picks the server it names."""
+    be = s.backend
+    txn = s.http
+    ck = be.cfg.cookie if be is not None else None
+    if be is None or txn is None or txn.req is None or ck is None:
+        return
+    name = ck.name.encode("latin-1") + b"="
+    headers = txn.req.headers
+    txn.ck_cli = "N"
+    for i, (hname, hvalue) in enumerate(headers):
+        if hname != b"cookie":
+            continue
+        pairs = _cookie_pairs(hvalue)
+        found = next((p for p in pairs if p.startswith(name)), None)
+        if found is None:
+            continue
+        value = found[len(name) :]
+        if ck.mode == "prefix":
+            value, sep, rest = value.partition(b"~")
+            kept = [(name + rest) if p is found else p for p in pairs] if sep else pairs
+        else:
+            kept = [p for p in pairs if p is not found] if ck.indirect else pairs
+        srv = next((x for x in be.servers if x.cfg.cookie == value.decode("latin-1")), None)
+        if srv is None:
+            txn.ck_cli = "I"
+        elif srv.usable():
+            txn.ck_cli = "V"
+            s.forced_server = srv
+        else:
+            txn.ck_cli = "D"
+        if kept:
+            headers[i] = (hname, b"; ".join(kept))
+        else:
+            del headers[i]
+        return
+
+
+def cookie_response(s: Stream) -> None:
+    """Inserts (or rewrites, prefixes) the persistence cookie in the response head."""
+    be = s.backend
+    txn = s.http
+    srv = s.server
+    ck = be.cfg.cookie if be is not None else None
+    if ck is None or txn is None or txn.resp is None:
+        return
+    txn.ck_srv = "N"
+    value = srv.cfg.cookie if srv is not None else None
+    if value is None:
+        return
+    headers = txn.resp.headers
+    if ck.mode == "insert":
+        if txn.ck_cli != "V":
+            headers.append((b"set-cookie", ck.set_cookie(value)))
+            txn.ck_srv = "I"
+        return
+    prefix = ck.name.encode("latin-1") + b"="
+    for i, (hname, hvalue) in enumerate(headers):
+        if hname == b"set-cookie" and hvalue.startswith(prefix):
+            old, sep, attrs = hvalue[len(prefix) :].partition(b";")
+            if ck.mode == "rewrite":
+                headers[i] = (hname, prefix + value.encode("latin-1") + sep + attrs)
+                txn.ck_srv = "R"
+            else:
+                headers[i] = (hname, prefix + value.encode("latin-1") + b"~" + old + sep + attrs)
+                txn.ck_srv = "P"
+            return
 
 
 def response_rules(s: Stream) -> bytes | None:

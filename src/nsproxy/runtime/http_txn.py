@@ -18,6 +18,8 @@ class HttpTxn:
         "bytes_out",
         "captures_req",
         "captures_res",
+        "ck_cli",
+        "ck_srv",
         "keep_client",
         "log_level",
         "mode_client",
@@ -60,6 +62,8 @@ class HttpTxn:
         self.captures_req: list[str | None] = []
         self.captures_res: list[str | None] = []
         self.log_level: str | None = None
+        self.ck_cli = "-"  # persistence cookie in the request: N none, V valid, I invalid, D down
+        self.ck_srv = "-"  # in the response: N none, I inserted, R rewritten, P prefixed
 
     def ms(self, a: float, b: float) -> int:
         """Milliseconds from `a` to `b`, -1 when either did not happen."""

@@ -247,6 +247,7 @@ class H1Mux:
             return True
         s.http_captured_response()
         txn.bytes_out += response_htx_size(resp)
+        s.http_cookie_response()
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
         self.to_cli += s.http_after_response(serialize_response(resp))

@@ -705,6 +705,15 @@ class Stream:
     def http_captured_response(self) -> None:
         http_ana.capture_response(self)
 
+    def http_cookie_response(self) -> None:
+        http_ana.cookie_response(self)
+
+    @property
+    def cookie_status(self) -> str:
+        """%tsc's last two characters: the persistence cookie in the request and response."""
+        txn = self.http
+        return "--" if txn is None else txn.ck_cli + txn.ck_srv
+
     def tarpit(self, data: bytes, status: int) -> None:
         """`http-request tarpit`: hold the client for `timeout tarpit`, then answer."""
         self._cancel_timer()

@@ -102,6 +102,8 @@ class Txn(Protocol):
     def http_status(self) -> int: ...
     @property
     def request_line(self) -> str: ...
+    @property
+    def cookie_status(self) -> str: ...  # %tsc's persistence cookie flags ("--", "NI", "VN")
 
     def set_log_level(self, level: str) -> None:
         """`set-log-level`: a syslog level name, or "silent" (this stream is not logged)."""

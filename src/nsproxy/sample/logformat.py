@@ -172,7 +172,7 @@ def _var(name: str, opts: int) -> Render:
         if t & HEXA
         else (lambda x: f"{int(x.accept_ts % 1 * 1000):03d}"),
         "ts": lambda x: x.termination,
-        "tsc": lambda x: x.termination + "--",
+        "tsc": lambda x: x.termination + x.cookie_status,
         "B": lambda x: str(x.bytes_out),
         "U": lambda x: str(x.bytes_in),
         "Tw": lambda x: str(x.t_queue),

@@ -3,6 +3,7 @@
 from nsproxy.config.keywords import (
     bind,
     checks,
+    cookie,
     global_,
     http,
     httpcheck,
@@ -19,6 +20,7 @@ from nsproxy.config.keywords import (
 __all__ = [
     "bind",
     "checks",
+    "cookie",
     "global_",
     "http",
     "httpcheck",
