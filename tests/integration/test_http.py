@@ -343,3 +343,24 @@ def test_cookie_insert_persistence_like_haproxy(pair: tuple[Lab, str]) -> None:
     for path in ("/a", "/b", "/c", "/d"):
         ours = _log_line(proxy.wait_output(f"GET {path} "), f"GET {path} ")
         assert comparable(ours) == comparable(haproxy_line(ph, f"GET {path} "))
+
+
+def test_http_buffer_request_lets_rules_read_the_whole_body(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    template = NEUTRON.replace(
+        "    http-request del-header X-Neutron-Router-ID\n",
+        "    option http-buffer-request\n"
+        "    http-request deny if {{ req.body -m sub secret }}\n"
+        "    http-request del-header X-Neutron-Router-ID\n",
+    )
+    _, pn, ph, rec_n, rec_h = _run_both(lab, ns, template)
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 16\r\n\r\n"
+    for port in (pn, ph):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(10)
+            c.connect(("169.254.169.254", port))
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c.sendall(head + b"0123456789")  # the rule must wait for the rest of the body
+            c.sendall(b"secret")
+            assert c.recv(65536).startswith(b"HTTP/1.1 403 Forbidden")
+    assert rec_n.requests == [] and rec_h.requests == []

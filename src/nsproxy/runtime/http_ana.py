@@ -139,9 +139,22 @@ def raw_error(s: Stream, status: int, termination: str) -> None:
 
 # -- analysers -------------------------------------------------------------------------------
 class WaitRequest:
-    """Reads the request head through the connection's H1 reader (pipelined bytes first)."""
+    """Reads the request head through the connection's H1 reader (pipelined bytes first).
+
+    With `option http-buffer-request` it also waits for the whole body (or a full buffer), so
+    rules can read it (`req.body`) and the server gets the request in one piece.
+    """
 
     __slots__ = ()
+
+    @staticmethod
+    def _buffering(s: Stream) -> bool:
+        txn = s.http
+        fe = s.fe_http
+        if txn is None or txn.req_done or fe is None or not fe.http_buffer_request:
+            return False
+        held = sum(len(ev.data) for ev in s.http_body if isinstance(ev, Data))
+        return held < s.rt.config.global_.bufsize - s.rt.h1_limits.maxrewrite
 
     def deadline(self, s: Stream) -> float | None:
         txn = s.http
@@ -180,6 +193,7 @@ class WaitRequest:
                 txn.req = ev
                 txn.t_head = s.clock.time()
                 txn.req_line = request_line(ev)
+                s.fe.stats.http_requests += 1
             elif isinstance(ev, Data):
                 s.http_body.append(ev)
             elif isinstance(ev, EndOfMessage):
@@ -188,7 +202,8 @@ class WaitRequest:
         if txn.req is not None:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
-            s.fe.stats.http_requests += 1
+            if self._buffering(s) and not (expired or s.req_eof or s.req_error):
+                return Verdict.WAIT
             return Verdict.NEXT
         if s.req_eof or s.req_error:
             if txn.t_first < 0 and s.txn_count:
