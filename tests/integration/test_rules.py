@@ -154,3 +154,39 @@ def test_content_reject_and_inspect_delay_like_haproxy(lab: Lab) -> None:
     terms = [ln.split()[6] for ln in out.splitlines() if " l l/" in ln or " l l/<NOSRV>" in ln]
     assert terms.count("PR") == 2
     assert sum(1 for c in sink.wait_conns(2) if bytes(c.data) == b"GOOD and more") == 2
+
+
+def test_runtime_map_change_routes_the_next_connection(lab: Lab) -> None:
+    """`add map` / `del map` through a real stats socket change routing without a reload."""
+    from lab.netlab import cli
+
+    a = lab.sink(None, "127.0.0.1", reply=b"A")
+    b = lab.sink(None, "127.0.0.1", reply=b"B")
+    d = tempfile.mkdtemp()
+    mapfile = os.path.join(d, "src.map")
+    with open(mapfile, "w") as f:
+        f.write("# empty at start\n")
+    sock = os.path.join(d, "admin.sock")
+    port = free_port()
+    lab.proxy(
+        f"global\n  stats socket {sock} level admin\n"
+        + DEFAULTS
+        + f"""frontend fe
+  bind 127.0.0.1:{port}
+  use_backend %[src,map_ip({mapfile},be_a)]
+backend be_a
+  server a 127.0.0.1:{a.port}
+backend be_b
+  server b 127.0.0.1:{b.port}
+"""
+    )
+    assert _route(port, b"x") == b"A"
+    assert cli(sock, f"add map {mapfile} 127.0.0.0/8 be_b") == b"\n"
+    assert b"127.0.0.0/8 be_b" in cli(sock, f"show map {mapfile}")
+    assert _route(port, b"x") == b"B"
+    assert cli(sock, f"del map {mapfile} 127.0.0.0/8") == b"\n"
+    assert _route(port, b"x") == b"A"
+    assert (
+        cli(sock, "add map nosuch.map k v")
+        == b"Unknown map identifier. Please use #<id> or <file>.\n\n"
+    )

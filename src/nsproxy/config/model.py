@@ -14,6 +14,7 @@ from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
 if TYPE_CHECKING:
     from nsproxy.config.model_http import CookieCfg, HttpCfg
+    from nsproxy.sample.patref import PatRefs
 from nsproxy.config.where import Where as Where
 from nsproxy.sample.context import Txn
 
@@ -212,6 +213,8 @@ class GlobalCfg:
     peers: tuple[PeersCfg, ...] = ()
     table_names: tuple[str, ...] = ()  # every stick table's name, in declaration order
     tls: GlobalTls = field(default_factory=GlobalTls)
+    # the map and ACL files the rules refer to: live objects the runtime API changes
+    pattern_refs: PatRefs | None = None
 
 
 @dataclass(frozen=True, slots=True)

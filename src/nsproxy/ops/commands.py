@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nsproxy.ops import (
     frontends_cli,
+    maps_cli,
     metrics,
     process_cli,
     servers_cli,
@@ -18,6 +19,7 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     stats.COMMANDS,  # show info/stat/servers state/sess/netns, server state and weight
     metrics.COMMANDS,  # _metrics, for the master's exporter
     tenants_cli.COMMANDS,  # add/del netns, bind, server
+    maps_cli.COMMANDS,  # show/get/add/set/del/clear/prepare/commit map|acl
     table_cli.COMMANDS,  # show/clear/set table
     process_cli.COMMANDS,  # show version/env/errors, set timeout cli, set maxconn global, ...
     frontends_cli.COMMANDS,  # show backend, enable/disable/shutdown frontend, set maxconn fe

@@ -34,6 +34,7 @@ class Session:
     prompt: bool = False
     end: bool = False
     state: dict[str, object] = field(default_factory=dict)
+    payload: str | None = None  # the lines after `<<` of the command being run, if any
 
     def need(self, level: int) -> None:
         if self.level < level:
