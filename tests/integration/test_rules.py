@@ -12,7 +12,7 @@ import socket
 import ssl
 import tempfile
 
-from lab.netlab import Lab, Proxy, connect, free_port, recv_all
+from lab.netlab import Lab, Proxy, cli, connect, free_port, recv_all
 
 LOG = "global\n  log stdout format raw local0\n"
 DEFAULTS = (
@@ -158,8 +158,6 @@ def test_content_reject_and_inspect_delay_like_haproxy(lab: Lab) -> None:
 
 def test_runtime_map_change_routes_the_next_connection(lab: Lab) -> None:
     """`add map` / `del map` through a real stats socket change routing without a reload."""
-    from lab.netlab import cli
-
     a = lab.sink(None, "127.0.0.1", reply=b"A")
     b = lab.sink(None, "127.0.0.1", reply=b"B")
     d = tempfile.mkdtemp()
