@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, Proxy, free_port, socket_in, wait_until
+from lab.netlab import Lab, Proxy, cli, free_port, socket_in, wait_until
 
 BODY = b"instance-id\nlocal-ipv4\n"
 
@@ -143,6 +143,17 @@ listen listener
 
 
 HAPROXY_LOGS: dict[int, socket.socket] = {}
+STATS: dict[int, str] = {}  # listening port -> that proxy's stats socket
+
+
+def current_sessions(port: int, proxy: str) -> int:
+    """`scur` of frontend `proxy` on the proxy listening on `port` (its `show stat`)."""
+    out = cli(STATS[port], "show stat").decode()
+    for line in out.splitlines():
+        cols = line.split(",")
+        if len(cols) > 4 and cols[0] == proxy and cols[1] == "FRONTEND":
+            return int(cols[4])
+    raise AssertionError(f"no FRONTEND line for {proxy}: {out!r}")
 
 
 def _run_both(
@@ -156,8 +167,13 @@ def _run_both(
     rec_n = Recorder(os.path.join(d, "agent-n.sock"))
     rec_h = Recorder(os.path.join(d, "agent-h.sock"))
     pn, ph = free_port(ns), free_port(ns)
-    proxy = lab.proxy(template.format(stats="", port=pn, ns=ns, server=rec_n.addr, **kw))
-    stats = os.path.join(d, "stats")
+    STATS[pn] = os.path.join(d, "nstats")
+    proxy = lab.proxy(
+        template.format(
+            stats=f"    stats socket {STATS[pn]}", port=pn, ns=ns, server=rec_n.addr, **kw
+        )
+    )
+    stats = STATS[ph] = os.path.join(d, "stats")
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(10)
@@ -364,3 +380,39 @@ def test_http_buffer_request_lets_rules_read_the_whole_body(pair: tuple[Lab, str
             c.sendall(b"secret")
             assert c.recv(65536).startswith(b"HTTP/1.1 403 Forbidden")
     assert rec_n.requests == [] and rec_h.requests == []
+
+
+REUSE = """global
+    log stdout format raw local0
+{stats}
+defaults
+    log global
+    mode http
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+    timeout http-keep-alive 5s
+
+listen web
+    bind 169.254.169.254:{port} namespace {ns}
+    http-reuse {reuse}
+    server s1 {server}
+"""
+
+
+@pytest.mark.parametrize("reuse", ["never", "safe", "always"])
+def test_http_reuse_shares_idle_server_connections_like_haproxy(
+    pair: tuple[Lab, str], reuse: str
+) -> None:
+    """Two clients one after the other, two requests each: how many server connections."""
+    lab, ns = pair
+    _, pn, ph, rec_n, rec_h = _run_both(lab, ns, REUSE, reuse=reuse)
+    two = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    for port, rec in ((pn, rec_n), (ph, rec_h)):
+        for n in (2, 4):
+            assert exchange(ns, ("169.254.169.254", port), two, answers=2).count(BODY) == 2
+            wait_until(lambda rec=rec, n=n: len(rec.requests) == n, what=f"{n} requests")
+            # the client has gone: its server connection is idle before the next one comes
+            wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
+    assert rec_n.conns == rec_h.conns, (reuse, rec_n.conns, rec_h.conns)
+    assert rec_n.conns == {"never": 2, "safe": 2, "always": 1}[reuse]  # HAProxy 2.6 measured

@@ -21,6 +21,7 @@ from nsproxy.runtime.health import HealthChecks
 from nsproxy.runtime.listener import Listener
 from nsproxy.runtime.netns_watch import NetnsWatch
 from nsproxy.runtime.objects import Counters, Frontend
+from nsproxy.runtime.pool import IdlePool
 from nsproxy.runtime.stream import Stream
 from nsproxy.runtime.tables import StickTables
 from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, compile_logformat
@@ -50,6 +51,7 @@ class Runtime:
         self.unknown_netns = 0
         self.stopping = False
         self.proc_vars: dict[str, Sample] = {}
+        self.idle_pool = IdlePool(loop)
         # `http-request use-service NAME`: the body each service answers with (set by ops)
         self.services: dict[str, Callable[[Runtime], bytes]] = {}
         g = config.global_
@@ -370,6 +372,7 @@ class Runtime:
             li.close()
         for s in list(self.streams):
             s.close()
+        self.idle_pool.close()
         for sink in self._sinks.values():
             sink.close()
         self.registry.close()

@@ -29,6 +29,7 @@ from nsproxy.runtime.http_txn import HttpTxn
 from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
+from nsproxy.runtime.pool import may_share
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
@@ -490,18 +491,10 @@ class Stream:
             self.close(termination)
 
     def _connect_to(self, srv: Server) -> None:
-        idle = self.idle_conn
-        if idle is not None:
-            self.idle_conn = None
-            if self.idle_server is srv and self.http is not None:
-                self.poller.clear_reader(idle.fd)
-                self.srv_conn = idle
-                self.tc = 0
-                self._start_mux()
-                return
-            self._drop_idle(idle)
         cfg = srv.cfg
         netns = self.cli.netns if cfg.use_client_netns else srv.netns
+        if self.http is not None and self._reuse(srv, netns):
+            return
         target = self._target(srv)
         if target is None:
             self.log_error(
@@ -794,6 +787,40 @@ class Stream:
             return
         self._analyse(False)
 
+    def _reuse(self, srv: Server, netns: Namespace | None) -> bool:
+        """HTTP: connects through the kept or a pooled idle connection to `srv`, if any."""
+        idle = self.idle_conn
+        reader = self.idle_reader
+        kept = self.idle_server
+        if idle is not None:
+            self.idle_conn = None
+            self.idle_server = None
+            self.poller.clear_reader(idle.fd)
+            if kept is not srv or idle.netns is not netns:
+                self.idle_reader = None
+                if kept is not None and reader is not None:
+                    self.rt.idle_pool.put(kept, idle, reader)
+                else:
+                    self._drop_idle(idle)
+                idle = None
+        if idle is None:
+            reuse = (
+                self.backend.cfg.http.http_reuse
+                if self.backend and self.backend.cfg.http
+                else "safe"
+            )
+            if not may_share(reuse, self.txn_count == 0):
+                return False
+            pooled = self.rt.idle_pool.take(srv, netns)
+            if pooled is None:
+                return False
+            idle, reader = pooled
+        self.srv_conn = idle
+        self.idle_reader = reader
+        self.tc = 0
+        self._start_mux()
+        return True
+
     def _on_idle_server(self, _ev: int = 0) -> None:
         """The kept server connection spoke or closed while idle: it cannot be reused."""
         idle = self.idle_conn
@@ -978,9 +1005,14 @@ class Stream:
         if sc is not None:
             self.poller.forget(sc.fd)
             sc.sock.close()
-        if self.idle_conn is not None:
-            self._drop_idle(self.idle_conn)
+        idle = self.idle_conn
+        if idle is not None:
             self.idle_conn = None
+            if self.idle_server is not None and self.idle_reader is not None:
+                self.poller.clear_reader(idle.fd)
+                self.rt.idle_pool.put(self.idle_server, idle, self.idle_reader)
+            else:
+                self._drop_idle(idle)
         self.rt.stream_closed(self)
 
     def _drain_client(self) -> None:
