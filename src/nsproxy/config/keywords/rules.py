@@ -383,3 +383,7 @@ def _tcp_response(ctx: Ctx, args: list[str]) -> None:
         return
     rule = _tcp_rule(ctx, args, _hooks(ctx, Hook.FE_RES_CNT, Hook.BE_RES_CNT))
     _update(ctx, tcp_response_content=(*_rules(ctx).tcp_response_content, rule))
+    ctx.warn(
+        "'tcp-response content' rules are checked but not applied by nsproxy yet: responses "
+        "are relayed as if no rule matched."
+    )
