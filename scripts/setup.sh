@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what nsproxy's demo and tests need on a Debian machine (run as root): system packages
-# (iproute2, haproxy as the reference, socat, nftables) and a venv in .venv with the package.
+# (iproute2, haproxy as the reference, socat, nftables, hatop, openssl, curl) and a venv in
+# .venv with the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -9,6 +10,9 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v hatop >/dev/null 2>&1 || need+=(hatop)        # tests/ops/test_tools.py
+command -v openssl >/dev/null 2>&1 || need+=(openssl)    # TLS tests (s_client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
