@@ -1,0 +1,294 @@
+"""examples/ovn-metadata.cfg in real namespaces: one nsproxy for every ovnmeta-* network.
+
+A fake metadata agent on a UNIX socket answers each request with the X-OVN-Network-ID it got;
+each client asks for its own network's ID (and forges another one), so a request that reached
+the agent with any ID but its own shows up as a wrong answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.netlab import Lab, cli, sh, socket_in, wait_until
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "ovn-metadata.cfg"
+TIMEOUT = 5.0
+
+
+class Agent:
+    """The agent's side of the UNIX socket: checks the network ID header of every request.
+
+    The client names the network it expects in the path (`/?expect=ID`); the agent answers
+    200 with the ID it was given when the request carries exactly one X-OVN-Network-ID equal
+    to it, 403 otherwise (and counts it as wrong).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(512)
+        self.path = path
+        self.ok = 0
+        self.wrong: list[bytes] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c: socket.socket) -> None:
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head = buf.partition(b"\r\n\r\n")[0]
+            expect = re.search(rb"[?&]expect=([^ &]+)", head)
+            ids = re.findall(rb"(?im)^x-ovn-network-id:[ \t]*(\S*)", head)
+            good = expect is not None and ids == [expect.group(1)]
+            with self.lock:
+                if good:
+                    self.ok += 1
+                else:
+                    self.wrong.append(head)
+            body = ids[0] if good else b"wrong"
+            status = b"200 OK" if good else b"403 Forbidden"
+            c.sendall(
+                b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (status, len(body), body)
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def config(lab: Lab, agent: Agent, extra_global: str = "") -> str:
+    """The example, with the lab's namespace prefix and the test agent's socket."""
+    text = EXAMPLE.read_text()
+    text = text.replace("ovnmeta-*", f"{lab.prefix}ovnmeta-*")
+    text = text.replace("regsub(^ovnmeta-,)", f"regsub(^{lab.prefix}ovnmeta-,)")
+    text = text.replace("/var/lib/neutron/metadata_proxy", agent.path)
+    return text.replace("    maxconn 65536\n", f"    maxconn 65536\n{extra_global}")
+
+
+class Network:
+    """An ovnmeta-<uuid> namespace as the OVN agent makes it: namespace, then tap, then address."""
+
+    def __init__(self, lab: Lab, net_id: str | None = None) -> None:
+        self.id = net_id or str(uuid.uuid4())
+        self.ns = lab.netns(f"ovnmeta-{self.id}")
+        self.tap = "tap" + self.id[:8]
+        sh("ip", "-n", self.ns, "link", "add", self.tap, "type", "veth", "peer", "name", "peer0")
+        sh("ip", "-n", self.ns, "link", "set", self.tap, "up")
+        sh("ip", "-n", self.ns, "link", "set", "peer0", "up")
+
+    def add_address(self, v6: bool = False) -> None:
+        sh("ip", "-n", self.ns, "addr", "add", "169.254.169.254/32", "dev", self.tap)
+        if v6:
+            sh("ip", "-n", self.ns, "addr", "add", "fe80::a9fe:a9fe/64", "dev", self.tap, "nodad")
+
+    def ifindex(self) -> int:
+        out = sh("ip", "-n", self.ns, "-o", "link", "show", "dev", self.tap).stdout
+        return int(out.split(":", 1)[0])
+
+    def ask(self, forged: str = "someone-else", v6: bool = False) -> bytes:
+        """One request from inside the network; the answer's status line and body."""
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        addr: tuple[str, int] | tuple[str, int, int, int] = ("169.254.169.254", 80)
+        if v6:
+            addr = ("fe80::a9fe:a9fe", 80, 0, self.ifindex())
+        with socket_in(self.ns, family) as c:
+            c.settimeout(TIMEOUT)
+            c.connect(addr)
+            c.sendall(
+                f"GET /openstack/latest/meta_data.json?expect={self.id} HTTP/1.1\r\n"
+                f"Host: 169.254.169.254\r\nX-OVN-Network-ID: {forged}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            out = b""
+            while data := c.recv(65536):
+                out += data
+        status = out.split(b"\r\n", 1)[0]
+        return status + b" " + out.partition(b"\r\n\r\n")[2]
+
+    def served(self) -> bool:
+        try:
+            return self.ask() == b"HTTP/1.1 200 OK " + self.id.encode()
+        except OSError:
+            return False
+
+    def delete(self) -> None:
+        sh("ip", "netns", "del", self.ns)
+
+
+@pytest.fixture
+def agent() -> Iterator[Agent]:
+    with tempfile.TemporaryDirectory(prefix="nsp-agent-") as d:
+        a = Agent(os.path.join(d, "metadata_proxy"))
+        try:
+            yield a
+        finally:
+            a.close()
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _fd_list(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return sorted(out)
+
+
+def test_each_network_gets_its_own_id_once_its_address_appears(lab: Lab, agent: Agent) -> None:
+    proxy = lab.proxy(config(lab, agent))
+    nets = [Network(lab) for _ in range(3)]
+    proxy.wait_count("listening for ovn_metadata", 3)
+    for net in nets:
+        assert not net.served()  # no address yet: nothing listens, nothing is served
+    for net in nets:
+        net.add_address(v6=net is nets[0])
+        t0 = time.monotonic()
+        wait_until(net.served, 1.0, f"{net.ns} served")
+        assert time.monotonic() - t0 < 1.0
+    # the VM's forged ID never reaches the agent; each network gets its own
+    for net in nets:
+        assert net.ask(forged=nets[1].id) == b"HTTP/1.1 200 OK " + net.id.encode()
+    assert nets[0].ask(v6=True) == b"HTTP/1.1 200 OK " + nets[0].id.encode()
+    assert agent.wrong == []
+    out = proxy.wait_output(f"netns={nets[2].ns}")
+    line = next(ln for ln in out.splitlines() if f"netns={nets[2].ns}" in ln)
+    assert " ovn_metadata ovn_metadata/metadata " in line
+    assert ' "GET /openstack/latest/meta_data.json?expect=' in line
+
+
+def test_churn_serves_live_networks_releases_gone_ones_and_keeps_counters(
+    lab: Lab, agent: Agent
+) -> None:
+    stats = os.path.join(tempfile.mkdtemp(prefix="nsp-stats-"), "stats")
+    proxy = lab.proxy(config(lab, agent, f"    stats socket {stats} level admin\n"))
+    pid = proxy.proc.pid
+    steady = [Network(lab) for _ in range(4)]
+    for net in steady:
+        net.add_address()
+        wait_until(net.served, 2.0, f"{net.ns} served")
+    baseline = _fds(pid)
+    failed: list[str] = []
+    sent = [0]
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            for net in steady:
+                try:
+                    answer = net.ask()
+                except OSError as exc:
+                    answer = repr(exc).encode()
+                sent[0] += 1
+                if answer != b"HTTP/1.1 200 OK " + net.id.encode():
+                    failed.append(f"{net.ns}: {answer!r}")
+
+    runner = threading.Thread(target=traffic)
+    runner.start()
+    delays: list[float] = []
+    first_id = ""
+    try:
+        deadline = time.monotonic() + 20
+        for i in range(16):
+            assert time.monotonic() < deadline, "churn took too long"
+            net = Network(lab, first_id if i == 8 else None)  # i == 8: a name seen before
+            first_id = first_id or net.id
+            net.add_address()
+            t0 = time.monotonic()
+            wait_until(net.served, 1.0, f"{net.ns} served")
+            delays.append(time.monotonic() - t0)
+            assert net.ask(forged=steady[0].id).endswith(net.id.encode())
+            net.delete()
+            proxy.wait_output(f"Namespace '{net.ns}' removed.")
+            if i == 0:
+                gone = net.ns
+    finally:
+        stop.set()
+        runner.join(30)
+    assert failed == []
+    assert sent[0] > 0
+    assert agent.wrong == []
+    assert max(delays) < 1.0
+    # a deleted network's counters stay listed until `del netns` clears them
+    table = cli(stats, "show netns").decode()
+    row = next(ln.split() for ln in table.splitlines() if ln.startswith(gone + " "))
+    assert row[3] == "4" and row[6] == "0" and row[-1] == "deleted"  # 2 + 2 (same name again)
+    assert cli(stats, f"del netns {gone}") == b"Namespace deleted.\n\n"
+    assert gone not in cli(stats, "show netns").decode()
+    # every namespace fd and listener the churn opened is released
+    wait_until(lambda: _fds(pid) <= baseline, 5.0, f"fds back to {baseline}: {_fd_list(pid)}")
+    for net in steady:
+        net.delete()
+    for net in steady:
+        proxy.wait_output(f"Namespace '{net.ns}' removed.")
+    # and the steady networks' ones: a namespace fd and a listener each
+    left = baseline - 2 * len(steady)
+    wait_until(lambda: _fds(pid) <= left, 5.0, f"fds back to {left}: {_fd_list(pid)}")
+
+
+def test_per_namespace_maxconn_keeps_other_networks_served(lab: Lab, agent: Agent) -> None:
+    stats = os.path.join(tempfile.mkdtemp(prefix="nsp-stats-"), "stats")
+    text = config(lab, agent, f"    stats socket {stats} level admin\n")
+    lab.proxy(text.replace("template ovn_metadata maxconn 1024", "template ovn_metadata maxconn 2"))
+    noisy, quiet = Network(lab), Network(lab)
+    noisy.add_address()
+    quiet.add_address()
+    wait_until(noisy.served, 2.0, "noisy served")
+    wait_until(quiet.served, 2.0, "quiet served")
+    hogs = []
+    for _ in range(2):
+        c = socket_in(noisy.ns)
+        c.connect(("169.254.169.254", 80))
+        c.sendall(b"GET / HTTP/1.1\r\n")  # an unfinished request holds its connection
+        hogs.append(c)
+
+    def cur_conns() -> int:
+        table = cli(stats, "show netns").decode()
+        return int(next(ln.split()[2] for ln in table.splitlines() if ln.startswith(noisy.ns)))
+
+    wait_until(lambda: cur_conns() == 2, 5.0, "the two hogs accepted")
+    # the third connection of the noisy network waits in the kernel's backlog...
+    waiting = socket_in(noisy.ns)
+    waiting.settimeout(TIMEOUT)
+    waiting.connect(("169.254.169.254", 80))
+    waiting.sendall(f"GET /?expect={noisy.id} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+    # ...while another network is served at once
+    assert quiet.ask() == b"HTTP/1.1 200 OK " + quiet.id.encode()
+    waiting.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        waiting.recv(100)
+    assert cur_conns() == 2
+    hogs.pop().close()
+    waiting.settimeout(TIMEOUT)
+    assert waiting.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    waiting.close()
+    for c in hogs:
+        c.close()
