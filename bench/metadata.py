@@ -538,7 +538,7 @@ def print_results(everything: list[dict[str, object]]) -> None:
         ("first_answer_max", "churn: creation->answer max s"),
     ):
         vals = [r["churn"].get(key) if isinstance(r.get("churn"), dict) else None for r in results]
-        print(f"{label:32}" + "".join(f"{str(_short(v)):>16}" for v in vals))
+        print(f"{label:32}" + "".join(f"{_short(v)!s:>16}" for v in vals))
     agent = next(r for r in everything if r["kind"] == "agent")
     print(
         f"agent: {agent['ok']} requests with their own network's ID, {agent['wrong']} with "
