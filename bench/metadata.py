@@ -150,6 +150,7 @@ class Tenant:
     ns: str
     fd: int = -1
     t_created: float = 0.0
+    t_address: float = 0.0
     first_answer: float | None = None
 
     @classmethod
@@ -165,6 +166,7 @@ class Tenant:
             "ip", "-n", self.ns, "-batch", "-",
             stdin=b"link set lo up\naddr add 169.254.169.254/32 dev lo\n",
         )  # fmt: skip
+        self.t_address = time.monotonic()
         self.fd = os.open(f"/var/run/netns/{self.ns}", os.O_RDONLY | os.O_CLOEXEC)
 
     def close_fd(self) -> None:
@@ -425,6 +427,7 @@ async def churn(
     """`rate` namespaces/s created and, one second later, removed, while all live ones ask."""
     tally = Tally()
     delays: list[float] = []
+    after_address: list[float] = []
     stop = asyncio.Event()
     live: list[Tenant] = []
 
@@ -440,6 +443,7 @@ async def churn(
         await t.create()
         await kind.added(t)
         delays.append(await until_served(nsx, t, 10.0))
+        after_address.append(time.monotonic() - t.t_address)
         live.append(t)
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
@@ -469,6 +473,9 @@ async def churn(
         "not_served": len(problems),
         "first_answer_p50": statistics.median(delays) if delays else None,
         "first_answer_max": max(delays) if delays else None,
+        "address_to_answer_p50": statistics.median(after_address) if delays else None,
+        "address_to_answer_max": max(after_address) if delays else None,
+        "first_answers": sorted(round(d, 3) for d in delays),
     }
 
 
@@ -536,6 +543,8 @@ def print_results(everything: list[dict[str, object]]) -> None:
         ("wrong", "churn: wrong network ID"),
         ("first_answer_p50", "churn: creation->answer p50 s"),
         ("first_answer_max", "churn: creation->answer max s"),
+        ("address_to_answer_p50", "churn: address->answer p50 s"),
+        ("address_to_answer_max", "churn: address->answer max s"),
     ):
         vals = [r["churn"].get(key) if isinstance(r.get("churn"), dict) else None for r in results]
         print(f"{label:32}" + "".join(f"{_short(v)!s:>16}" for v in vals))
