@@ -47,6 +47,7 @@ PREFIX = f"nspm{os.getpid()}-"
 META = ("169.254.169.254", 80)
 CLONE_NEWNET = 0x40000000
 MAX_SECONDS = 60.0
+MIN_FREE = 2 << 30  # no HAProxy process is started below this much available memory
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 # the OVN metadata agent's HAProxy template (neutron/agent/ovn/metadata/driver.py), as it runs
@@ -268,6 +269,11 @@ def proc_stat(pid: int) -> tuple[int, float]:
     return (int(m.group(1)) * 1024 if m else 0), cpu_ns / 1e9  # a zombie has no VmRSS
 
 
+def mem_available() -> int:
+    m = re.search(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text())
+    return int(m.group(1)) * 1024 if m else 0
+
+
 class Kind:
     """One way of serving the tenants: start, serve a new namespace, forget one, stop."""
 
@@ -349,6 +355,8 @@ class HaproxyEach(Kind):
         return list(self.pid_of.values())
 
     async def added(self, t: Tenant) -> None:
+        if mem_available() < MIN_FREE:
+            raise RuntimeError(f"stopping: less than {MIN_FREE >> 20} MiB of memory left")
         pidfile = os.path.join(self.work, f"{t.net_id}.pid")
         cfg = os.path.join(self.work, f"{t.net_id}.conf")
         Path(cfg).write_text(
