@@ -292,3 +292,97 @@ def test_per_namespace_maxconn_keeps_other_networks_served(lab: Lab, agent: Agen
     waiting.close()
     for c in hogs:
         c.close()
+
+
+class Named:
+    """An HTTP server on a UNIX socket that answers every request with its own name."""
+
+    def __init__(self, path: str, name: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.name = name.encode()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while b"\r\n\r\n" not in buf and (data := c.recv(65536)):
+                    buf += data
+                c.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                    % (len(self.name), self.name)
+                )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def _doc_blocks() -> list[str]:
+    """The code blocks of docs/many-tenants.md's "Routing by namespace" section."""
+    text = (EXAMPLE.parents[1] / "docs" / "many-tenants.md").read_text()
+    section = text.split("### Routing by namespace", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```\n(.*?)```", section, re.S)
+
+
+def _answer(ns: str) -> bytes:
+    with socket_in(ns) as c:
+        c.settimeout(TIMEOUT)
+        c.connect(("127.0.0.1", 80))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        out = b""
+        while data := c.recv(65536):
+            out += data
+    return out.partition(b"\r\n\r\n")[2]
+
+
+def test_tenant_routing_examples_of_many_tenants_md(lab: Lab) -> None:
+    direct, by_map, map_file = _doc_blocks()[:3]
+    d = tempfile.mkdtemp(prefix="nsp-route-")
+    servers = [
+        Named(os.path.join(d, f"{lab.prefix}tenant-a.sock"), "tenant-a"),
+        Named(os.path.join(d, "shared.sock"), "shared"),
+        Named(os.path.join(d, "gold.sock"), "gold"),
+    ]
+    mapping = os.path.join(d, "tenant-backends.map")
+
+    def adapt(text: str) -> str:
+        text = text.replace("/etc/nsproxy/tenant-backends.map", "MAP")
+        text = text.replace("tenant-", f"{lab.prefix}tenant-").replace("10.0.0.1", "127.0.0.1")
+        return text.replace("unix@/run/", f"unix@{d}/").replace("MAP", mapping)
+
+    head = "defaults\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n"
+    Path(mapping).write_text(adapt(map_file))
+    gold = "\nbackend be_gold\n    mode http\n    server gold unix@/run/gold.sock\n"
+    try:
+        a, b, c = (lab.netns(n) for n in ("tenant-a", "tenant-b", "tenant-c"))
+        proxy = lab.proxy(head + adapt(direct + gold))
+        wait_until(lambda: _ready(a) and _ready(b), 5.0, "tenants served")
+        assert _answer(a) == b"tenant-a"  # its own backend, be_<namespace>
+        assert _answer(b) == b"shared"  # no be_tenant-b: default_backend
+        proxy.stop()
+        backends = "\nbackend " + direct.split("\nbackend ", 1)[1]
+        mapped = direct.split("frontend tenants", 1)[0] + by_map + backends
+        lab.proxy(head + adapt(mapped + gold))
+        wait_until(lambda: _ready(a) and _ready(c), 5.0, "tenants served")
+        assert _answer(a) == b"gold"  # from the map
+        assert _answer(c) == b"gold"
+        assert _answer(b) == b"shared"  # not in the map: its default
+    finally:
+        for s in servers:
+            s.close()
+
+
+def _ready(ns: str) -> bool:
+    try:
+        _answer(ns)
+    except OSError:
+        return False
+    return True
