@@ -15,12 +15,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.netlab import Lab, cli, sh, socket_in, wait_until
+from nsproxy.config.parser import parse_files
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "ovn-metadata.cfg"
 TIMEOUT = 5.0
@@ -34,7 +35,8 @@ class Agent:
     to it, 403 otherwise (and counts it as wrong).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, header: bytes = b"x-ovn-network-id") -> None:
+        self.header = header
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(512)
@@ -62,7 +64,7 @@ class Agent:
                 buf += data
             head = buf.partition(b"\r\n\r\n")[0]
             expect = re.search(rb"[?&]expect=([^ &]+)", head)
-            ids = re.findall(rb"(?im)^x-ovn-network-id:[ \t]*(\S*)", head)
+            ids = re.findall(rb"(?im)^" + self.header + rb":[ \t]*(\S*)", head)
             good = expect is not None and ids == [expect.group(1)]
             with self.lock:
                 if good:
@@ -386,3 +388,74 @@ def _ready(ns: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_neutron_example_sets_router_and_network_ids_from_the_name(lab: Lab) -> None:
+    d = tempfile.mkdtemp(prefix="nsp-neutron-")
+    agent = Agent(os.path.join(d, "metadata_proxy"), b"x-neutron-router-id")
+    dhcp_agent = Agent(os.path.join(d, "metadata_dhcp"), b"x-neutron-network-id")
+    text = (EXAMPLE.parent / "neutron-metadata.cfg").read_text()
+    for kind in ("qrouter-", "qdhcp-"):
+        text = text.replace(f"{kind}*", f"{lab.prefix}{kind}*")
+        text = text.replace(f"regsub(^{kind},)", f"regsub(^{lab.prefix}{kind},)")
+    head, _, dhcp = text.partition("listen network_metadata")
+    text = head.replace("/var/lib/neutron/metadata_proxy", agent.path) + (
+        "listen network_metadata" + dhcp.replace("/var/lib/neutron/metadata_proxy", dhcp_agent.path)
+    )
+    try:
+        lab.proxy(text)
+        router_id, net_id = str(uuid.uuid4()), str(uuid.uuid4())
+        router = lab.netns(f"qrouter-{router_id}")
+        dhcp_ns = lab.netns(f"qdhcp-{net_id}")
+        sh("ip", "-n", dhcp_ns, "addr", "add", "169.254.169.254/32", "dev", "lo")
+        for ns, addr, want in (
+            (router, ("127.0.0.1", 9697), router_id),
+            (dhcp_ns, ("169.254.169.254", 80), net_id),
+        ):
+
+            def ask(ns: str = ns, addr: tuple[str, int] = addr, want: str = want) -> bytes:
+                with socket_in(ns) as c:
+                    c.settimeout(TIMEOUT)
+                    c.connect(addr)
+                    c.sendall(
+                        f"GET /?expect={want} HTTP/1.1\r\nX-Neutron-Router-ID: forged\r\n"
+                        "X-Neutron-Network-ID: forged\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    out = b""
+                    while data := c.recv(65536):
+                        out += data
+                return out
+
+            out = wait_until(lambda ask=ask: _or_none(ask), 5.0, f"{ns} served")
+            assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(want.encode())
+        assert agent.wrong == [] and dhcp_agent.wrong == []
+        assert agent.ok == 1 and dhcp_agent.ok == 1
+    finally:
+        agent.close()
+        dhcp_agent.close()
+
+
+def _or_none(fn: Callable[[], bytes]) -> bytes | None:
+    try:
+        return fn()
+    except OSError:
+        return None
+
+
+def test_namespace_pattern_maxconn_is_checked(tmp_path: Path) -> None:
+    base = "defaults\n  timeout client 1s\nlisten t\n  bind 127.0.0.1:80\nnamespace_list\n"
+    cases = {
+        "namespace-pattern x-* template t maxconn 5": None,
+        "namespace-pattern x-* template t maxconn 0": "between 1 and",
+        "namespace-pattern x-* template t maxconn many": "expects an integer",
+        "namespace-pattern x-* template t limit 5": "[maxconn <number>]",
+    }
+    for line, error in cases.items():
+        cfg = tmp_path / "c.cfg"
+        cfg.write_text(base + f"  {line}\n")
+        config, state = parse_files([str(cfg)])
+        if error is None:
+            assert config is not None, state.errors
+            assert config.namespace_patterns[0].maxconn == 5
+        else:
+            assert config is None and any(error in e for e in state.errors), state.errors
