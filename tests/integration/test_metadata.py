@@ -8,6 +8,7 @@ the agent with any ID but its own shows up as a wrong answer.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netlab import Lab, cli, sh, socket_in, wait_until
+from lab.netlab import Lab, cli, free_port, sh, socket_in, wait_until
 from nsproxy.config.parser import parse_files
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "ovn-metadata.cfg"
@@ -258,7 +259,12 @@ def test_churn_serves_live_networks_releases_gone_ones_and_keeps_counters(
 
 def test_per_namespace_maxconn_keeps_other_networks_served(lab: Lab, agent: Agent) -> None:
     stats = os.path.join(tempfile.mkdtemp(prefix="nsp-stats-"), "stats")
-    text = config(lab, agent, f"    stats socket {stats} level admin\n")
+    mport = free_port()
+    text = config(
+        lab,
+        agent,
+        f"    stats socket {stats} level admin\n    prometheus-exporter 127.0.0.1:{mport}\n",
+    )
     lab.proxy(text.replace("template ovn_metadata maxconn 1024", "template ovn_metadata maxconn 2"))
     noisy, quiet = Network(lab), Network(lab)
     noisy.add_address()
@@ -288,6 +294,10 @@ def test_per_namespace_maxconn_keeps_other_networks_served(lab: Lab, agent: Agen
     with pytest.raises(TimeoutError):
         waiting.recv(100)
     assert cur_conns() == 2
+    got = _metrics(mport)
+    assert got[("nsproxy_netns_max_connections", noisy.ns)] == 2
+    assert got[("nsproxy_netns_current_connections", noisy.ns)] == 2
+    assert got[("nsproxy_netns_current_connections", quiet.ns)] == 0
     hogs.pop().close()
     waiting.settimeout(TIMEOUT)
     assert waiting.recv(65536).startswith(b"HTTP/1.1 200 OK")
@@ -459,3 +469,17 @@ def test_namespace_pattern_maxconn_is_checked(tmp_path: Path) -> None:
             assert config.namespace_patterns[0].maxconn == 5
         else:
             assert config is None and any(error in e for e in state.errors), state.errors
+
+
+def _metrics(port: int) -> dict[tuple[str, str], float]:
+    """The `netns`-labelled samples of nsproxy's Prometheus exporter."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for m in re.finditer(r'^(nsproxy_netns_\w+)\{netns="([^"]*)"\} (\S+)$', text, re.M):
+        out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
