@@ -66,6 +66,7 @@ class Namespace:
     bytes_in: int = 0
     bytes_out: int = 0
     errors: int = 0
+    maxconn: int = 0
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ class NamespaceRegistry:
     run_dir: str = NETNS_RUN_DIR
     _by_name: dict[str, Namespace] = field(default_factory=dict)
     _by_bytes: dict[bytes, Namespace] = field(default_factory=dict)
+    _retired: dict[str, Namespace] = field(default_factory=dict)
     _home_fd: int = -1
     _dir_fd: int = -1  # run_dir, opened before a chroot hides it
 
@@ -112,7 +114,12 @@ class NamespaceRegistry:
             fd = self._open_at(name, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise NetnsError(exc.errno, f"Cannot open namespace '{name}'.") from exc
-        ns = Namespace(name, fd, os.fstat(fd).st_ino)
+        ns = self._retired.pop(name, None)
+        if ns is None:
+            ns = Namespace(name, fd, os.fstat(fd).st_ino)
+        else:
+            # the same name again: its counters go on where the deleted namespace left them
+            ns.fd, ns.inode = fd, os.fstat(fd).st_ino
         self._by_name[name] = ns
         self._by_bytes[name_bytes(name)] = ns
         return ns
@@ -133,7 +140,20 @@ class NamespaceRegistry:
         return self._by_bytes.get(raw)
 
     def __iter__(self) -> Iterator[Namespace]:
-        return iter(self._by_name.values())
+        """The open namespaces, then the closed ones whose counters are kept (`retire`)."""
+        yield from self._by_name.values()
+        yield from self._retired.values()
+
+    def retire(self, name: str) -> None:
+        """Closes NAME's fd but keeps its counters (listed, state 'deleted') until `forget`."""
+        ns = self._by_name.get(name)
+        self.close(name)
+        if ns is not None:
+            self._retired[name] = ns
+
+    def forget(self, name: str) -> bool:
+        """Drops the kept counters of a retired namespace; whether there were any."""
+        return self._retired.pop(name, None) is not None
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -185,6 +205,8 @@ class NamespaceRegistry:
                 self._by_bytes.pop(name_bytes(n), None)
                 os.close(ns.fd)
                 ns.fd = -1
+        if name is None:
+            self._retired.clear()
         if name is None and self._home_fd >= 0:
             os.close(self._home_fd)
             self._home_fd = -1

@@ -219,11 +219,15 @@ class GlobalCfg:
 
 @dataclass(frozen=True, slots=True)
 class NamespacePattern:
-    """`namespace-pattern GLOB template PROXY`: PROXY's binds open in each matching namespace."""
+    """`namespace-pattern GLOB template PROXY [maxconn N]`: PROXY's binds in each match.
+
+    `maxconn` (nsproxy only) caps the client connections of each matching namespace.
+    """
 
     where: Where
     glob: str
     template: str
+    maxconn: int = 0
 
 
 @dataclass(frozen=True, slots=True)

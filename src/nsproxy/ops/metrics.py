@@ -209,14 +209,20 @@ class RuntimeCollector(Collector):
             "connect failure, timeout, reset).",
             labels=labels,
         )
+        limit = GaugeMetricFamily(
+            "nsproxy_netns_max_connections",
+            "The namespace's own connection limit (namespace-pattern maxconn; 0: none).",
+            labels=labels,
+        )
         for ns in self.rt.registry:
+            limit.add_metric([ns.name], ns.maxconn)
             errors.add_metric([ns.name], ns.errors)
             a, b = live.get(ns, (0, 0))
             cur.add_metric([ns.name], ns.conns)
             tot.add_metric([ns.name], ns.total_conns)
             bin_.add_metric([ns.name], ns.bytes_in + a)
             bout.add_metric([ns.name], ns.bytes_out + b)
-        yield from (cur, tot, bin_, bout, errors)
+        yield from (cur, tot, bin_, bout, errors, limit)
 
 
 def exposition(rt: Runtime) -> bytes:

@@ -21,6 +21,10 @@ RUNTIME_WHERE = Where("runtime", 0)
 class DynamicError(Exception):
     """A runtime change that cannot be made; the message is what the runtime API prints."""
 
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno  # the system error behind it (a failed bind), or 0
+
 
 def add_netns(rt: Runtime, name: str) -> Namespace:
     """Opens /var/run/netns/NAME (the registry keeps one fd for it)."""
@@ -32,14 +36,17 @@ def add_netns(rt: Runtime, name: str) -> Namespace:
         raise DynamicError(f"Cannot open namespace '{name}'.") from exc
 
 
-def del_netns(rt: Runtime, name: str, *, kill: bool = False) -> int:
+def del_netns(rt: Runtime, name: str, *, kill: bool = False, keep_counters: bool = False) -> int:
     """Closes NAME's listeners and releases its fd; returns how many listeners were closed.
 
     Established connections are left to finish (their sockets keep the namespace alive in the
     kernel until they end); with `kill` they are closed at once. Servers that live in NAME
-    must be deleted first.
+    must be deleted first. `keep_counters` keeps NAME listed with its counters
+    (`NamespaceRegistry.retire`); for a name kept that way, it clears those counters.
     """
     ns = rt.registry.get(name)
+    if ns is None and rt.registry.forget(name):
+        return 0
     if ns is None:
         raise DynamicError(f"No such namespace '{name}'.")
     users = [
@@ -51,7 +58,10 @@ def del_netns(rt: Runtime, name: str, *, kill: bool = False) -> int:
     if kill:
         for stream in [s for s in rt.streams if s.netns is ns]:
             stream.close()
-    rt.registry.close(name)
+    if keep_counters:
+        rt.registry.retire(name)
+    else:
+        rt.registry.close(name)
     return closed
 
 
@@ -114,7 +124,10 @@ def add_bind(
             li.close()
         if opened and netns is not None:
             rt.registry.close(netns)
-        raise DynamicError(f"Cannot bind socket ({exc.strerror}) for [{addr_text}]") from None
+        where = addr_text or ",".join(str(a) for a in addrs)
+        raise DynamicError(
+            f"Cannot bind socket ({exc.strerror}) for [{where}]", exc.errno or 0
+        ) from None
     fe.listeners.extend(new)
     rt.listeners.extend(new)
     if not rt.stopping:

@@ -98,7 +98,9 @@ class Listener:
                     sock.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
                 if b.interface:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b.interface.encode())
-                sock.bind(a.sockaddr())
+                host, _, scope = a.host.partition("%")
+                # an IPv6 link-local address carries its interface index (bind_wait.py)
+                sock.bind((host, a.port, 0, int(scope)) if scope else a.sockaddr())
             fe = self.frontend.cfg
             backlog = b.backlog or fe.backlog or fe.maxconn or self.rt.config.global_.maxconn
             sock.listen(backlog)
@@ -145,8 +147,9 @@ class Listener:
         assert self.sock is not None
         # socket.accept() converts family and type to enums for every socket: done once here
         accept, family = self.sock._accept, self.family  # type: ignore[attr-defined]
+        ns = self.netns
         for _ in range(_ACCEPT_BATCH):
-            if rt.full(self.frontend):
+            if rt.full(self.frontend) or (ns is not None and 0 < ns.maxconn <= ns.conns):
                 rt.pause_for_limit(self)
                 return
             try:

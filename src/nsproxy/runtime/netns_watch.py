@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
+import errno
 import fnmatch
 import os
 import struct
 from typing import TYPE_CHECKING
 
+from nsproxy.config.model import BindCfg, NamespacePattern
 from nsproxy.netns import check_name
 from nsproxy.ops import log
 from nsproxy.runtime import dynamic
+from nsproxy.runtime.bind_wait import BindWait, needs_scope
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -56,11 +60,16 @@ class NetnsWatch:
         self.patterns = rt.config.namespace_patterns
         self.fd = -1
         self.active: dict[str, int] = {}
+        self.waits: dict[str, BindWait] = {}
         self._nsfs_dev = os.stat("/proc/self/ns/net").st_dev
+
+    def matching(self, name: str) -> list[NamespacePattern]:
+        """The patterns namespace `name` matches."""
+        return [p for p in self.patterns if fnmatch.fnmatchcase(name, p.glob)]
 
     def matches(self, name: str) -> list[str]:
         """The template frontends to instantiate in namespace `name`."""
-        return [p.template for p in self.patterns if fnmatch.fnmatchcase(name, p.glob)]
+        return [p.template for p in self.matching(name)]
 
     def start(self) -> None:
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
@@ -70,6 +79,9 @@ class NetnsWatch:
         self._rescan()
 
     def stop(self) -> None:
+        for wait in list(self.waits.values()):
+            wait.close()
+        self.waits.clear()
         if self.fd >= 0:
             self.rt.loop.remove_reader(self.fd)
             os.close(self.fd)
@@ -141,11 +153,21 @@ class NetnsWatch:
             ns = self.rt.registry.open(name)
             if ns.inode != inode:
                 # the registry held a namespace by this name from before: re-open it
-                dynamic.del_netns(self.rt, name)
+                dynamic.del_netns(self.rt, name, keep_counters=True)
                 ns = self.rt.registry.open(name)
+            limits = [p.maxconn for p in self.matching(name) if p.maxconn]
+            ns.maxconn = min(limits, default=0)
+            pending: list[tuple[str, BindCfg]] = []
             for template in self.matches(name):
                 for bind in self.rt.frontends[template].cfg.binds:
-                    dynamic.add_bind(self.rt, template, "", name, template=bind)
+                    for addr in bind.addrs:
+                        one = dataclasses.replace(bind, addrs=(addr,))
+                        if needs_scope(one) or not self._bind(name, template, one):
+                            pending.append((template, one))
+            if pending:
+                wait = BindWait(self.rt, ns, pending, self._waited)
+                wait.start()
+                self.waits[name] = wait
         except (OSError, dynamic.DynamicError) as exc:
             log.alert(f"namespace-pattern: cannot serve namespace '{name}': {exc}")
             self.active[name] = -1
@@ -154,12 +176,33 @@ class NetnsWatch:
         self.active[name] = ns.inode
         log.notice(f"Namespace '{name}' added: listening for {', '.join(self.matches(name))}.")
 
+    def _bind(self, name: str, template: str, bind: BindCfg) -> bool:
+        """Opens one address of a template bind in NAME; False while the address is missing."""
+        try:
+            dynamic.add_bind(self.rt, template, "", name, template=bind)
+        except dynamic.DynamicError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return False
+            raise
+        return True
+
+    def _waited(self, wait: BindWait) -> None:
+        if self.waits.get(wait.ns.name) is wait:
+            del self.waits[wait.ns.name]
+
     def release(self, name: str) -> None:
-        """Closes NAME's listeners and its fd; its established connections finish on their own."""
+        """Closes NAME's listeners and its fd; its established connections finish on their own.
+
+        Its counters stay listed (`show netns`, metrics) until `del netns NAME` or until a
+        namespace of the same name comes back and carries them on.
+        """
+        wait = self.waits.pop(name, None)
+        if wait is not None:
+            wait.close()
         if self.active.pop(name, None) is None or self.rt.registry.get(name) is None:
             return
         try:
-            dynamic.del_netns(self.rt, name)
+            dynamic.del_netns(self.rt, name, keep_counters=True)
         except dynamic.DynamicError as exc:
             log.warning(f"namespace-pattern: namespace '{name}' kept: {exc}")
             return

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from nsproxy.config.model import Config, NamespacePattern
-from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx, post_check
+from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx, parse_int, post_check
 from nsproxy.netns import check_name
 
 _ALLOWED = re.compile(r"[^A-Za-z0-9._:-]")
@@ -41,11 +41,14 @@ def netns_exists(ctx: Ctx, name: str) -> bool:
 
 @KEYWORDS.register("namespace-pattern", "namespace_list")
 def _namespace_pattern(ctx: Ctx, args: list[str]) -> None:
-    if len(args) != 4 or args[2] != "template":
-        raise ConfigError("'namespace-pattern' expects <glob> template <frontend>.")
+    if len(args) not in (4, 6) or args[2] != "template" or args[4:5] not in ([], ["maxconn"]):
+        raise ConfigError(
+            "'namespace-pattern' expects <glob> template <frontend> [maxconn <number>]."
+        )
     if "/" in args[1]:
         raise ConfigError(f"character '/' is not permitted in 'namespace-pattern' '{args[1]}'.")
-    ctx.state.namespace_patterns.append(NamespacePattern(ctx.where, args[1], args[3]))
+    maxconn = parse_int(args[5], "'namespace-pattern' maxconn", 1) if len(args) == 6 else 0
+    ctx.state.namespace_patterns.append(NamespacePattern(ctx.where, args[1], args[3], maxconn))
 
 
 @post_check
