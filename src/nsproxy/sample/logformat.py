@@ -18,6 +18,7 @@ from nsproxy.sample.context import Addr, Txn
 from nsproxy.sample.expr import parse_expr
 from nsproxy.sample.patref import CompileEnv
 from nsproxy.sample.places import Hook, use_names
+from nsproxy.sample.tls_fetch import sslc_of, sslv_of
 from nsproxy.sample.types import Sample, SampleError, text_of
 
 MANDATORY, QUOTE, HEXA, ESC = 1, 2, 4, 8
@@ -202,8 +203,8 @@ def _var(name: str, opts: int) -> Render:
         "hrl": _captured(True, False),
         "hs": _captured(False, True),
         "hsl": _captured(False, False),
-        "sslc": lambda x: _text(None, t),
-        "sslv": lambda x: _text(None, t),
+        "sslc": lambda x: _text(sslc_of(x), t),
+        "sslv": lambda x: _text(sslv_of(x), t),
     }
     return fixed[name]
 
