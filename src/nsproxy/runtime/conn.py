@@ -32,6 +32,7 @@ class Connection:
         "dst",
         "facts",
         "fd",
+        "hs_ms",
         "netns",
         "proxied",
         "sessions",
@@ -53,6 +54,7 @@ class Connection:
         self.tls: TlsTransport | None = None
         self.facts: HandshakeFacts | None = None
         self.sessions: SessionCache | None = None
+        self.hs_ms = 0  # the TLS handshake's end, in ms after the accept (%Th)
 
     def local_addr(self) -> Addr:
         """The client connection's destination: the PROXY header's, else the socket's own."""

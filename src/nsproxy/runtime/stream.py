@@ -429,6 +429,11 @@ class Stream:
         return self.cli.facts
 
     @property
+    def t_handshake(self) -> int:
+        """%Th: ms from the accept to the end of the TLS handshake (0 without TLS)."""
+        return self.cli.hs_ms
+
+    @property
     def bc_tls(self) -> HandshakeFacts | None:
         sc = self.srv_conn
         return sc.facts if sc is not None else None

@@ -142,6 +142,7 @@ class TlsHandshake:
             return _failed(s, exc.reason)
         if want is Want.DONE:
             s.poller.clear_writer(cli.fd)
+            handshake_done(s)
             facts = cli.facts = facts_of(tx.obj, tx.sni)
             c = state(s.rt).counters_of(s.fe.name)
             c.sessions += 1
@@ -155,6 +156,19 @@ class TlsHandshake:
         else:
             s.poller.clear_writer(cli.fd)
         return Verdict.WAIT
+
+
+def handshake_done(s: Stream) -> None:
+    """Times as HAProxy counts them: %Th is the handshake, and it counts in %Tw; in HTTP mode
+    the first request's idle time (%Ti) and date (%tr) start after it."""
+    now = s.clock.time()
+    ms = int((now - s.t0) * 1000)
+    s.cli.hs_ms = ms
+    s.tw = ms
+    txn = s.http
+    if txn is not None and not s.txn_count:
+        txn.start_ts += now - txn.start
+        txn.start = now
 
 
 def _failed(s: Stream, reason: str) -> Verdict:

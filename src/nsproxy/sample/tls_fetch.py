@@ -125,3 +125,13 @@ def sslc_of(txn: Txn) -> str | None:
     """`%sslc`: the client connection's cipher, None without TLS."""
     facts = _fc(txn)
     return None if facts is None else facts.cipher
+
+
+def frontend_transport(txn: Txn) -> str:
+    """`%ft`: the frontend's name, followed by `~` when the client connection is TLS."""
+    return txn.frontend_name + ("~" if _fc(txn) is not None else "")
+
+
+def handshake_ms(txn: Txn) -> int:
+    """`%Th`: the connection's handshakes (PROXY header, TLS) in ms from the accept."""
+    return int(getattr(txn, "t_handshake", 0))
