@@ -706,10 +706,12 @@ class Stream:
             if self.phase is not Phase.MUX:
                 return
         else:
+            analysed = len(self.req)
             if self.req:
                 head += self.req
                 self.req = _NO_DATA
             pt = PassThroughMux(self, self.cli, sc, head, up, down)
+            pt.c2s.nbytes = analysed  # bytes read by the analysers count in %U
             self.mux = pt
             pt.start()
         timer = self.timer

@@ -165,6 +165,7 @@ def handshake_done(s: Stream) -> None:
     ms = int((now - s.t0) * 1000)
     s.cli.hs_ms = ms
     s.tw = ms
+    s.rt.log_connect(s)
     txn = s.http
     if txn is not None and not s.txn_count:
         txn.start_ts += now - txn.start
@@ -172,9 +173,15 @@ def handshake_done(s: Stream) -> None:
 
 
 def _failed(s: Stream, reason: str) -> Verdict:
+    """As HAProxy's embryonic sessions: one line, only with a log format (tcplog, httplog,
+    log-format), not with `dontlognull` for a client that left without a word."""
     state(s.rt).counters_of(s.fe.name).failed += 1
     s.fe.stats.failed_headers += 1
-    if not (s.fe.cfg.dontlognull and reason in (ERR_EMPTY, ERR_ABORT)):
+    cfg = s.fe.cfg
+    formatted = (
+        cfg.tcplog or cfg.log_format is not None or (cfg.http is not None and cfg.http.httplog)
+    )
+    if formatted and not (cfg.dontlognull and reason in (ERR_EMPTY, ERR_ABORT)):
         s.log_error(reason)
     s.finish_early()
     return Verdict.STOP
