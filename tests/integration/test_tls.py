@@ -14,7 +14,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,7 +130,8 @@ def talk(
             if left <= 0:
                 raise TimeoutError("handshake")
             fds = [tx.fd]
-            select.select(fds if want is Want.READ else [], fds if want is Want.WRITE else [], [], left)
+            rd, wr = (fds, []) if want is Want.READ else ([], fds)
+            select.select(rd, wr, [], left)
     except TlsError as exc:
         tx.close()
         return Outcome(error=exc.reason)
@@ -366,7 +367,7 @@ class Both:
         d = tempfile.mkdtemp(prefix="nsp-tls-")
         for name in ("nsproxy", "haproxy"):
             logs = Logs()
-            lab._closers.append(logs.close)  # noqa: SLF001 - closed with the lab
+            CLOSERS.append(logs.close)
             port = free_port(ns)
             stats = os.path.join(d, f"{name}.sock")
             text = template.format(
@@ -401,9 +402,17 @@ def strip(line: str) -> str:
     return line
 
 
+CLOSERS: list[Callable[[], object]] = []  # servers and log sinks of the running test
+
+
 @pytest.fixture
 def tenant(lab: Lab) -> Iterator[tuple[Lab, str]]:
-    yield lab, lab.netns("tls")
+    try:
+        yield lab, lab.netns("tls")
+    finally:
+        while CLOSERS:
+            with contextlib.suppress(Exception):
+                CLOSERS.pop()()
 
 
 HEAD = """global
@@ -426,7 +435,7 @@ SNI_CFG = (
     + """
 frontend f
   bind 127.0.0.1:{port} namespace {ns} ssl crt {www} crt {api}
-  log-format "%ci %ft %b/%s %sslv %sslc [%[ssl_fc_sni]] %[ssl_fc] %[ssl_fc_protocol] %[ssl_c_used] %B %U"
+  log-format "%ci %ft %b/%s %sslv %sslc [%[ssl_fc_sni]] %[ssl_fc] %[ssl_fc_protocol] {more}"
   default_backend be
 backend be
   server echo 127.0.0.1:{echo} namespace {ns}
@@ -434,13 +443,12 @@ backend be
 )
 
 
-def test_certificate_by_sni_relay_and_logs_like_haproxy(
-    tenant: tuple[Lab, str], pki: Pki
-) -> None:
+def test_certificate_by_sni_relay_and_logs_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
     lab, ns = tenant
     origin = Origin(ns, None)
-    lab._closers.append(origin.close)  # noqa: SLF001
-    both = Both(lab, ns, SNI_CFG, www=pki.www, api=pki.api, echo=str(origin.port))
+    CLOSERS.append(origin.close)
+    more = "%[ssl_c_used] %B %U"
+    both = Both(lab, ns, SNI_CFG, www=pki.www, api=pki.api, echo=str(origin.port), more=more)
     blob = os.urandom(1 << 20)
     cases = ["www.example.com", "api.example.com", "a.example.org", None, "unknown.test"]
     results: dict[str, list[Outcome]] = {}
@@ -467,7 +475,7 @@ CLIENT_CERT_CFG = (
     + """
 frontend f
   bind 127.0.0.1:{port} namespace {ns} ssl crt {www} verify optional ca-file {ca}
-  log-format "%ft %[ssl_c_used] %[ssl_c_verify] %[ssl_c_s_dn] %[ssl_c_i_dn] %[ssl_c_s_dn(CN)] %[ssl_c_serial,hex] %[ssl_c_sha1,hex] %[ssl_c_notafter] %[ssl_fc_has_crt] %B"
+  log-format "%ft %[ssl_c_used] %[ssl_c_verify] %[ssl_c_s_dn] %[ssl_c_i_dn] {more}"
   default_backend be
 backend be
   server echo 127.0.0.1:{echo} namespace {ns}
@@ -478,10 +486,13 @@ backend be
 def test_client_certificate_outcomes_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
     lab, ns = tenant
     origin = Origin(ns, None)
-    lab._closers.append(origin.close)  # noqa: SLF001
-    both = Both(
-        lab, ns, CLIENT_CERT_CFG, www=pki.www, ca=pki.ca_file, echo=str(origin.port)
+    CLOSERS.append(origin.close)
+    more = (
+        "%[ssl_c_s_dn(CN)] %[ssl_c_serial,hex] %[ssl_c_sha1,hex] %[ssl_c_notafter] "
+        "%[ssl_fc_has_crt] %B"
     )
+    echo = str(origin.port)
+    both = Both(lab, ns, CLIENT_CERT_CFG, www=pki.www, ca=pki.ca_file, echo=echo, more=more)
     clients = [None, pki.client, pki.stranger]
     seen: dict[str, list[Outcome]] = {}
     for side in both.sides:
@@ -518,7 +529,7 @@ backend be
 def test_bad_clients_are_closed_and_logged_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
     lab, ns = tenant
     origin = Origin(ns, None)
-    lab._closers.append(origin.close)  # noqa: SLF001
+    CLOSERS.append(origin.close)
     both = Both(lab, ns, BAD_CFG, www=pki.www, echo=str(origin.port))
     hello_start = bytes.fromhex("160301")  # a record header and nothing more
     for side in both.sides:
@@ -548,8 +559,9 @@ def test_without_log_format_only_finished_handshakes_say_connect_from(
 ) -> None:
     lab, ns = tenant
     origin = Origin(ns, None)
-    lab._closers.append(origin.close)  # noqa: SLF001
-    both = Both(lab, ns, BAD_CFG.replace("  option tcplog\n", ""), www=pki.www, echo=str(origin.port))
+    CLOSERS.append(origin.close)
+    cfg = BAD_CFG.replace("  option tcplog\n", "")
+    both = Both(lab, ns, cfg, www=pki.www, echo=str(origin.port))
     for side in both.sides:
         raw_talk(ns, side.port, b"GET / HTTP/1.0\r\n\r\n")
         assert talk(ns, side.port, client_ctx(pki), "www.example.com", b"ok").data == b"ok"
@@ -567,7 +579,7 @@ frontend f
   bind 127.0.0.1:{port} namespace {ns} ssl crt {www} verify optional ca-file {ca}
   default_backend be
 backend be
-  server member-1 127.0.0.1:{origin} namespace {ns} ssl verify required ca-file {ca} crt {lb} sni ssl_fc_sni alpn http/1.1 send-proxy-v2-ssl-cn
+  server member-1 127.0.0.1:{origin} namespace {ns} {tls}
 """
 )
 
@@ -591,7 +603,7 @@ def test_ssl_to_the_server_sni_alpn_proxy_v2_tlv_and_reuse_like_haproxy(
     sides = []
     for _ in range(2):
         o = Origin(ns, pki.member, proxy=True, ca_file=pki.ca_file)
-        lab._closers.append(o.close)  # noqa: SLF001
+        CLOSERS.append(o.close)
         origins.append(o)
     # one origin per proxy: each sees only its own connections
     for i, name in enumerate(("nsproxy", "haproxy")):
@@ -602,7 +614,8 @@ def test_ssl_to_the_server_sni_alpn_proxy_v2_tlv_and_reuse_like_haproxy(
             stats="{stats}",
             www=pki.www,
             ca=pki.ca_file,
-            lb=pki.proxy_client,
+            tls=f"ssl verify required ca-file {pki.ca_file} crt {pki.proxy_client} "
+            "sni ssl_fc_sni alpn http/1.1 send-proxy-v2-ssl-cn",
             origin=origins[i].port,
         )
         sides.append((name, cfg))
@@ -612,7 +625,7 @@ def test_ssl_to_the_server_sni_alpn_proxy_v2_tlv_and_reuse_like_haproxy(
         both.sides = []
         port = free_port(ns)
         logs = Logs()
-        lab._closers.append(logs.close)  # noqa: SLF001
+        CLOSERS.append(logs.close)
         d = tempfile.mkdtemp(prefix="nsp-tls-")
         stats = os.path.join(d, "stats.sock")
         text = cfg.format(port=port, ns=ns, log=logs.port, stats=f"  stats socket {stats}")

@@ -375,12 +375,7 @@ class TlsHalf:
         """A read may have made the source's TLS layer write (a KeyUpdate answer): the other
         direction, which writes to that socket, flushes it."""
         peer = self.peer
-        if (
-            self.src.want_write
-            and isinstance(peer, TlsHalf)
-            and not peer.writing
-            and not peer.shut
-        ):
+        if self.src.want_write and isinstance(peer, TlsHalf) and not peer.writing and not peer.shut:
             peer._wait_writable()
 
     def _wait_writable(self) -> None:
