@@ -22,7 +22,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from lab.netlab import Lab, Proxy, free_port, socket_in, wait_until
+from lab.netlab import Lab, Proxy, cli, free_port, socket_in, wait_until
 from nsproxy import proxy_protocol as pp
 from nsproxy.runtime.xprt_tls import TlsError, TlsTransport, Want
 
@@ -354,6 +354,7 @@ class Side:
     name: str
     port: int
     logs: Logs
+    stats: str
     proxy: Proxy | None = None
 
 
@@ -371,9 +372,9 @@ class Both:
             port = free_port(ns)
             stats = os.path.join(d, f"{name}.sock")
             text = template.format(
-                port=port, ns=ns, log=logs.port, stats=f"  stats socket {stats}", **kw
+                port=port, ns=ns, log=logs.port, stats=f"  stats socket {stats} level admin", **kw
             )
-            side = Side(name, port, logs)
+            side = Side(name, port, logs, stats)
             if name == "nsproxy":
                 side.proxy = lab.proxy(text)
             else:
@@ -650,3 +651,49 @@ def test_ssl_to_the_server_sni_alpn_proxy_v2_tlv_and_reuse_like_haproxy(
     # the second connection resumes the first one's session (one thread: HAProxy keeps the
     # session per thread)
     assert [s.resumed for s in seen1] == [s.resumed for s in seen2] == [False, True]
+
+
+# ---- runtime API -----------------------------------------------------------------------------
+
+API_CFG = (
+    HEAD
+    + """
+frontend f
+  option tcplog
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www}
+  default_backend be
+backend be
+  server echo 127.0.0.1:{echo} namespace {ns}
+"""
+)
+
+
+def test_set_and_commit_ssl_cert_change_new_handshakes_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki, tmp_path: Path
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, None)
+    CLOSERS.append(origin.close)
+    site = tmp_path / "site.pem"  # a file of its own: the commit changes the store, not it
+    site.write_bytes(Path(pki.www).read_bytes())
+    renewed = pki.ca.issue_cert("www.example.com", "renewed.example.com")
+    pem = renewed.private_key_and_cert_chain_pem.bytes().decode()
+    both = Both(lab, ns, API_CFG, www=str(site), echo=str(origin.port))
+    answers = []
+    for side in both.sides:
+        before = talk(ns, side.port, client_ctx(pki), "www.example.com", b"a")
+        steps = [
+            cli(side.stats, "show ssl cert"),
+            cli(side.stats, f"set ssl cert {site} <<\n{pem}"),
+            cli(side.stats, "show ssl cert"),
+            cli(side.stats, f"commit ssl cert {site}"),
+            cli(side.stats, "show ssl cert"),
+        ]
+        after = talk(ns, side.port, client_ctx(pki), "www.example.com", b"b")
+        answers.append((before.names, after.names, steps))
+    assert answers[0] == answers[1]
+    names_before, names_after, steps = answers[0]
+    assert names_before == ("www.example.com", "*.example.org")
+    assert names_after == ("www.example.com", "renewed.example.com")
+    assert steps[1] == f"Transaction created for certificate {site}!\n\n".encode()
+    assert steps[3] == f"Committing {site}.\nSuccess!\n\n".encode()

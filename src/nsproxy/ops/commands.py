@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nsproxy.ops import metrics, stats, table_cli, tenants_cli
+from nsproxy.ops import metrics, ssl_cli, stats, table_cli, tenants_cli
 from nsproxy.ops.runtime_api import SESSION, CommandSet, CommandTable, Session
 
 COMMAND_SETS: tuple[CommandSet, ...] = (
@@ -11,6 +11,7 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     metrics.COMMANDS,  # _metrics, for the master's exporter
     tenants_cli.COMMANDS,  # add/del netns, bind, server
     table_cli.COMMANDS,  # show/clear/set table
+    ssl_cli.COMMANDS,  # show/set/commit/abort/new/del ssl cert, add/show ssl crt-list
 )
 
 

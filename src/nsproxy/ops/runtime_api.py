@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 USER, OPERATOR, ADMIN = 1, 2, 3
 LEVEL_NAMES = {"user": USER, "operator": OPERATOR, "admin": ADMIN}
 PERMISSION_DENIED = "Permission denied\n"
+PAYLOAD = "payload"  # Session.state: the `<<` payload of the command being run (stats socket)
 
 
 class CliError(Exception):

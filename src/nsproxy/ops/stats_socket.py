@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from nsproxy.config.model import StatsSocketCfg
 from nsproxy.ops.commands import TABLE
-from nsproxy.ops.runtime_api import LEVEL_NAMES, CommandTable, Session
+from nsproxy.ops.runtime_api import LEVEL_NAMES, PAYLOAD, CommandTable, Session
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
 _MAX_LINE = 65536
+_MAX_PAYLOAD = 1 << 20
 
 
 class CliConn:
@@ -63,8 +64,20 @@ class CliConn:
                     self.close()
                 return
             line = self.inbuf[:nl].decode("utf-8", "replace").rstrip("\r")
-            del self.inbuf[: nl + 1]
+            if line.endswith("<<"):  # a payload follows, up to an empty line
+                end = self.inbuf.find(b"\n\n", nl)
+                if end < 0:
+                    if len(self.inbuf) > _MAX_PAYLOAD:
+                        self.close()
+                    return
+                payload = self.inbuf[nl + 1 : end + 1]
+                self.session.state[PAYLOAD] = payload.decode("utf-8", "replace")
+                line = line[:-2]
+                del self.inbuf[: end + 2]
+            else:
+                del self.inbuf[: nl + 1]
             self._run_line(line)
+            self.session.state.pop(PAYLOAD, None)
             if not self.session.prompt:
                 self.closing = True
             elif not self.session.end:

@@ -50,6 +50,11 @@ class TlsState:
 
     def __post_init__(self) -> None:
         self.api = CertApi(self.store)
+        for be in self.rt.backends.values():  # their `crt` files are in the store, as HAProxy
+            for srv in be.servers:
+                tls = srv.cfg.tls
+                if tls is not None and (tls.enabled or tls.check_ssl):
+                    self.server_client(srv)
 
     def bind_store(self, bind: BindCfg) -> SniStore:
         """The SNI store of a bind line (all its addresses share it); raises PemError /
