@@ -697,3 +697,114 @@ def test_set_and_commit_ssl_cert_change_new_handshakes_like_haproxy(
     assert names_after == ("www.example.com", "renewed.example.com")
     assert steps[1] == f"Transaction created for certificate {site}!\n\n".encode()
     assert steps[3] == f"Committing {site}.\nSuccess!\n\n".encode()
+
+
+# ---- HTTP over TLS: Octavia's TERMINATED_HTTPS listener shape --------------------------------
+
+OCTAVIA_CFG = (
+    HEAD
+    + """
+frontend 7e1c5d9a-listener
+  maxconn 50000
+  redirect scheme https if !{{ ssl_fc }}
+  http-response set-header Strict-Transport-Security "max-age=10000000; includeSubDomains; preload;"
+  bind 127.0.0.1:{port} namespace {ns} ssl crt-list {crt_list} ca-file {ca} verify optional
+  mode http
+  http-request set-header X-Forwarded-For %[src]
+  http-request set-header X-Forwarded-Port %[dst_port]
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-SSL-Client-Verify %[ssl_c_verify]
+  http-request set-header X-SSL-Client-Has-Cert %[ssl_c_used]
+  http-request set-header X-SSL-Client-DN %{{+Q}}[ssl_c_s_dn]
+  http-request set-header X-SSL-Client-CN %{{+Q}}[ssl_c_s_dn(cn)]
+  http-request set-header X-SSL-Issuer %{{+Q}}[ssl_c_i_dn]
+  http-request set-header X-SSL-Client-SHA1 %{{+Q}}[ssl_c_sha1,hex]
+  http-request set-header X-SSL-Client-Not-Before %{{+Q}}[ssl_c_notbefore]
+  http-request set-header X-SSL-Client-Not-After %{{+Q}}[ssl_c_notafter]
+  option httplog
+  default_backend 2b8f6c3e-pool
+  timeout client 50000
+backend 2b8f6c3e-pool
+  mode http
+  balance roundrobin
+  option allbackups
+  timeout connect 5000
+  timeout server 50000
+  server 9d3a-member {member} weight 1 {member_tls}
+"""
+)
+
+
+def test_octavia_terminated_https_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki, tmp_path: Path
+) -> None:
+    """HTTP mode over TLS with client certificates, the client's facts in headers, and
+    re-encryption to the member: what the client reads, what the member receives, the logs."""
+    lab, ns = tenant
+    crt_list = tmp_path / "listener.lst"
+    crt_list.write_text(f"{pki.www}\n{pki.api} api.example.com\n")
+    origins = [Origin(ns, pki.member, http=True) for _ in range(2)]
+    CLOSERS.extend(o.close for o in origins)
+    requests = (
+        b"GET /a HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /c HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n"
+    )
+    got = []
+    for name, origin in zip(("nsproxy", "haproxy"), origins, strict=True):
+        logs = Logs()
+        CLOSERS.append(logs.close)
+        port = free_port(ns)
+        stats = os.path.join(tempfile.mkdtemp(prefix="nsp-tls-"), "stats.sock")
+        text = OCTAVIA_CFG.format(
+            port=port,
+            ns=ns,
+            log=logs.port,
+            stats=f"  stats socket {stats}",
+            crt_list=crt_list,
+            ca=pki.ca_file,
+            member=f"127.0.0.1:{origin.port} namespace {ns}",
+            member_tls=f"ssl verify required ca-file {pki.ca_file} sni str(member-1.example.com)",
+        )
+        if name == "nsproxy":
+            lab.proxy(text)
+        else:
+            lab.haproxy(text, stats)
+        wait_until(lambda p=port: _listening(ns, p), 10, f"{name} listening")
+        with_cert = talk(
+            ns, port, client_ctx(pki, pki.client), "www.example.com", requests, shut=False
+        )
+        without = talk(ns, port, client_ctx(pki), "api.example.com", requests, shut=False)
+        seen = origin.wait(2)
+        lines = [strip(ln) for ln in logs.wait(7)]  # 6 requests and the probe
+        got.append((with_cert, without, seen, lines))
+    (c1, n1, seen1, lines1), (c2, n2, seen2, lines2) = got
+    assert (c1.data, n1.data) == (c2.data, n2.data)
+    assert c1.data.count(b"HTTP/1.1 200 OK") == 3
+    assert b"strict-transport-security: max-age=10000000" in c1.data.lower()
+    assert n1.names == ("api.example.com",)
+    port = re.compile(rb"(?im)^(x-forwarded-port: )\d+")  # each proxy has its own port
+    # (HAProxy may send a later request over another client's idle server connection: the
+    # requests are compared, not how they were spread over connections)
+    split = re.compile(rb"(?=(?:GET|POST) /)")
+
+    def reqs(seen: list[Seen]) -> list[bytes]:
+        return sorted(r for s in seen for r in split.split(port.sub(rb"\1P", s.data)) if r)
+
+    assert reqs(seen1) == reqs(seen2)
+    assert len(reqs(seen1)) == 6
+    assert [s.sni for s in seen1] == ["member-1.example.com"] * 2
+    member = bytes(seen1[0].data)
+    assert b"x-ssl-client-has-cert: 1" in member and b"/CN=alice" in member
+    assert b"x-forwarded-proto: https" in member
+    timers = re.compile(r" \d+/\d+/\d+/\d+/\d+ ")  # %TR/%Tw/%Tc/%Tr/%Ta vary
+    assert sorted(map(_http_fields, lines1)) == sorted(map(_http_fields, lines2))
+    assert lines1[0].endswith("7e1c5d9a-listener/1: Connection closed during SSL handshake")
+
+
+def _http_fields(line: str) -> str:
+    """An httplog line without its timers and %B (HAProxy 2.6 counts HTX bytes there)."""
+    fields = line.split()
+    if len(fields) > 6 and fields[4].count("/") == 4:
+        fields[4] = fields[6] = "-"
+    return " ".join(fields)

@@ -195,7 +195,8 @@ class Runtime:
     def log_connect(self, stream: Stream) -> None:
         """`Connect from` of a frontend without a log format, as HAProxy logs a new stream."""
         fe = stream.fe
-        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
+        httplog = fe.cfg.http is not None and fe.cfg.http.httplog
+        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None and not httplog:
             ci, cp = addr_text(stream.src)
             fi, fp = addr_text(stream.local_addr())
             fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")

@@ -164,15 +164,16 @@ class TlsHandshake:
 
 
 def handshake_done(s: Stream) -> None:
-    """Times as HAProxy counts them: %Th is the handshake, and it counts in %Tw; in HTTP mode
-    the first request's idle time (%Ti) and date (%tr) start after it."""
+    """Times as HAProxy counts them: %Th is the handshake; in TCP mode it counts in %Tw; in
+    HTTP mode the first request's idle time (%Ti) and date (%tr) start after it."""
     now = s.clock.time()
     ms = int((now - s.t0) * 1000)
     s.cli.hs_ms = ms
-    s.tw = ms
     s.rt.log_connect(s)
     txn = s.http
-    if txn is not None and not s.txn_count:
+    if txn is None:
+        s.tw = ms
+    elif not s.txn_count:
         txn.start_ts += now - txn.start
         txn.start = now
 
@@ -262,6 +263,7 @@ class ServerHandshake:
             sc = s.srv_conn
             assert sc is not None
             facts = sc.facts = facts_of(tx.obj)
+            s.tc = int((s.clock.time() - s.connect_ts) * 1000)  # %Tc: TCP and TLS, as HAProxy
             c = state(s.rt).counters_of(be)
             c.sessions += 1
             c.reused += facts.resumed

@@ -54,9 +54,22 @@ def _present(side: Callable[[Txn], tf.HandshakeFacts | None]) -> FetchFn:
     return fetch
 
 
+# long names OpenSSL also accepts for a DN entry
+_LONG = {
+    "COMMONNAME": "CN",
+    "COUNTRYNAME": "C",
+    "LOCALITYNAME": "L",
+    "STATEORPROVINCENAME": "ST",
+    "ORGANIZATIONNAME": "O",
+    "ORGANIZATIONALUNITNAME": "OU",
+    "EMAILADDRESS": "EMAILADDRESS",
+}
+
+
 def _dn(issuer: bool) -> FetchFn:
     """ssl_c_s_dn / ssl_c_i_dn `([entry[,occ]])`: the whole DN, or one entry's value (the
-    first found, or the occ-th from the start, negative from the end)."""
+    first found, or the occ-th from the start, negative from the end); the entry is a short
+    or long name in any case (`cn`, `CN`, `commonName`), as HAProxy 2.6 with OpenSSL 3."""
 
     def fetch(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
         facts = _fc(txn)
@@ -66,11 +79,12 @@ def _dn(issuer: bool) -> FetchFn:
         name = cert.issuer if issuer else cert.subject
         if not args or not str(args[0]):
             return Sample(SmpType.STR, tf.format_dn(name))
-        wanted = str(args[0])
+        wanted = str(args[0]).upper()
+        wanted = _LONG.get(wanted, wanted)
         values = []
         for part in tf.format_dn(name).split("/")[1:]:
             key, _, value = part.partition("=")
-            if key == wanted:
+            if key.upper() == wanted:
                 values.append(value)
         occ = int(args[1]) if len(args) > 1 else 1
         try:
