@@ -807,3 +807,58 @@ def _http_fields(line: str) -> str:
     if len(fields) > 6 and fields[4].count("/") == 4:
         fields[4] = fields[6] = "-"
     return " ".join(fields)
+
+
+# ---- kubespray's API-server balancer: TCP passthrough, check-ssl health checks ---------------
+
+KUBE_CFG = (
+    HEAD
+    + """
+  option log-health-checks
+frontend kube_api_frontend
+  bind 127.0.0.1:{port} namespace {ns}
+  mode tcp
+  option tcplog
+  default_backend kube_api_backend
+backend kube_api_backend
+  mode tcp
+  balance leastconn
+  default-server inter 300ms downinter 300ms rise 2 fall 1 maxconn 1000 maxqueue 256 weight 100
+  server node1 127.0.0.1:{good} namespace {ns} check check-ssl verify none
+  server node2 127.0.0.1:{clear} namespace {ns} check check-ssl verify none
+  server node3 127.0.0.1:{dead} namespace {ns} check check-ssl verify none
+"""
+)
+
+
+def test_kubespray_api_balancer_passthrough_and_check_ssl_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    """kubespray's shape without its HTTP check (`option httpchk GET /healthz` and
+    `http-check expect status 200`: nsproxy has no HTTP checks yet, its checks stay layer 6):
+    TLS to the API servers passes through untouched; `check-ssl` checks each node in TLS:
+    a TLS node passes (L6OK), a clear one fails the handshake (L6RSP), a closed port L4CON."""
+    lab, ns = tenant
+    good = Origin(ns, pki.member)
+    clear = Origin(ns, None)
+    CLOSERS.extend((good.close, clear.close))
+    dead = free_port(ns)
+    both = Both(lab, ns, KUBE_CFG, good=str(good.port), clear=str(clear.port), dead=str(dead))
+    lines = []
+    for side in both.sides:
+
+        def downs(side: Side = side) -> list[str] | None:
+            with contextlib.suppress(TimeoutError):
+                side.logs.wait(len(side.logs.lines) + 1, timeout=0.3)
+            found = [ln for ln in side.logs.lines if " is DOWN" in ln]
+            return side.logs.lines if len(found) >= 2 else None
+
+        found = wait_until(downs, 15, "two servers DOWN")
+        first = [ln for ln in found if "Health check" in ln or " is DOWN" in ln][:4]
+        lines.append(sorted(re.sub(r"check duration: \d+ms", "D", ln) for ln in first))
+    assert lines[0] == lines[1]
+    assert any("node2 failed, reason: Layer6 invalid response" in ln for ln in lines[0])
+    assert any("node3 failed, reason: Layer4 connection problem" in ln for ln in lines[0])
+    for side in both.sides:  # the client's TLS reaches the API server untouched
+        out = talk(ns, side.port, client_ctx(pki), "member-1.example.com", b"kubectl")
+        assert out.names == ("member-1.example.com",) and out.data == b"kubectl"
