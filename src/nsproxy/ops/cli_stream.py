@@ -11,6 +11,7 @@ import collections
 from nsproxy.ops.runtime_api import CommandTable, Session, split_commands
 
 MAX_LINE = 65536
+MAX_PAYLOAD = 1 << 20  # `cmd <<` then lines up to an empty one: a certificate, map entries
 # Answers held for one client before it must read them: past this, its commands wait and its
 # input is not read (HAProxy's CLI stops as its output buffer fills).
 OUTPUT_CAP = 65536
@@ -24,7 +25,7 @@ class CliStream:
         self.session = session
         self.inbuf = bytearray()
         self.outbuf = bytearray()
-        self.pending: collections.deque[str] = collections.deque()
+        self.pending: collections.deque[tuple[str, str | None]] = collections.deque()
         self.eof = False
         self.closing = False
         self.ran_any = False
@@ -35,13 +36,37 @@ class CliStream:
             self.eof = True
             return True
         self.inbuf += data
+        if self._line_end() is None and self._payload_start() is not None:
+            return len(self.inbuf) <= MAX_PAYLOAD
         return b"\n" in self.inbuf or len(self.inbuf) <= MAX_LINE
 
     def room(self) -> bool:
         return len(self.outbuf) <= OUTPUT_CAP
 
     def has_line(self) -> bool:
-        return not self.closing and (b"\n" in self.inbuf or (self.eof and bool(self.inbuf)))
+        if self.closing:
+            return False
+        return self._line_end() is not None or (self.eof and bool(self.inbuf))
+
+    def _payload_start(self) -> int | None:
+        """Where the payload begins when the first line ends with `<<` (else None)."""
+        nl = self.inbuf.find(b"\n")
+        if nl >= 0 and self.inbuf[:nl].rstrip(b"\r").endswith(b"<<"):
+            return nl + 1
+        return None
+
+    def _line_end(self) -> int | None:
+        """The end of the next complete command line, its payload included (None: not yet)."""
+        nl = self.inbuf.find(b"\n")
+        if nl < 0:
+            return None
+        start = self._payload_start()
+        if start is None:
+            return nl + 1
+        if self.inbuf[start : start + 1] == b"\n":
+            return start + 1
+        end = self.inbuf.find(b"\n\n", start - 1)
+        return None if end < 0 else end + 2
 
     def runnable(self) -> bool:
         """A command can run now: one is waiting and the client has room for its answer."""
@@ -74,7 +99,10 @@ class CliStream:
         if self.pending and self.room():
             ran = True
             self.ran_any = True
-            answer = self.table.execute(self.session, self.pending.popleft())
+            command, payload = self.pending.popleft()
+            self.session.payload = payload
+            answer = self.table.execute(self.session, command)
+            self.session.payload = None
             if self.session.end:
                 self.pending.clear()
                 self.closing = True
@@ -87,19 +115,32 @@ class CliStream:
             self.closing = True
         return ran
 
-    def _next_line(self) -> list[str] | None:
-        """The commands of the next complete line (or of the rest of the input at its end)."""
+    def _next_line(self) -> list[tuple[str, str | None]] | None:
+        """The commands of the next complete line (or of the rest of the input at its end).
+
+        A line ending with `<<` carries a payload, the lines up to an empty one, for its last
+        command (HAProxy's `set ssl cert NAME <<`, `add map NAME <<`).
+        """
         if self.closing:
             return None
-        nl = self.inbuf.find(b"\n")
-        if nl >= 0:
+        end = self._line_end()
+        if end is not None:
+            nl = self.inbuf.find(b"\n")
             line = self.inbuf[:nl].decode("utf-8", "surrogateescape").rstrip("\r")
-            del self.inbuf[: nl + 1]
-            return split_commands(line)
+            payload = None
+            if line.endswith("<<"):
+                line = line[:-2].rstrip()
+                payload = self.inbuf[nl + 1 : end - 1].decode("utf-8", "surrogateescape")
+            del self.inbuf[:end]
+            commands = split_commands(line)
+            out: list[tuple[str, str | None]] = [(c, None) for c in commands]
+            if payload is not None and out:
+                out[-1] = (out[-1][0], payload)
+            return out
         if self.eof and self.inbuf:
             line = self.inbuf.decode("utf-8", "surrogateescape")
             self.inbuf.clear()
-            return split_commands(line)[:-1]  # the last one has no terminator
+            return [(c, None) for c in split_commands(line)[:-1]]  # the last has no terminator
         return None
 
 

@@ -8,6 +8,7 @@ from nsproxy.ops import (
     metrics,
     process_cli,
     servers_cli,
+    ssl_cli,
     stats,
     table_cli,
     tenants_cli,
@@ -24,6 +25,7 @@ COMMAND_SETS: tuple[CommandSet, ...] = (
     process_cli.COMMANDS,  # show version/env/errors, set timeout cli, set maxconn global, ...
     frontends_cli.COMMANDS,  # show backend, enable/disable/shutdown frontend, set maxconn fe
     servers_cli.COMMANDS,  # show servers conn, shutdown sessions server, agent, get var
+    ssl_cli.COMMANDS,  # show/set/commit/abort/new/del ssl cert, add/show ssl crt-list
 )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import SourceCfg
 from nsproxy.netns import Namespace, NamespaceRegistry, name_bytes
+from nsproxy.tls.fetches import pp2_ssl_tlv
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
@@ -144,8 +145,8 @@ def proxy_header(rt: Runtime, stream: Stream, srv: Server) -> bytes:
         tlvs.append(pp.Tlv(pp.TlvType.AUTHORITY, cli.authority))
     if "unique-id" in opts:
         tlvs.append(pp.Tlv(pp.TlvType.UNIQUE_ID, (stream.unique_id or "").encode()))
-    if "ssl" in opts:
-        tlvs.append(pp.ssl_tlv())
+    if "ssl" in opts:  # the client connection's real handshake (client 0: clear)
+        tlvs.append(pp2_ssl_tlv(cli.facts, "cert-cn" in opts, "ssl-cipher" in opts))
     if cli.netns is not None:
         tlvs.append(pp.Tlv(pp.TlvType.NETNS, name_bytes(cli.netns.name)))
     return pp.encode_v2(src, dst, tlvs=tlvs, crc32c="crc32c" in opts)

@@ -1,4 +1,5 @@
-"""Server health checks: TCP connect or `tcp-check` rules, run from the server's namespace."""
+"""Server health checks: TCP connect or `tcp-check` rules, run from the server's namespace,
+in TLS with `check-ssl` (or `ssl` on a server checked on its own address and port)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import TcpCheckRule
 from nsproxy.config.model_check import HttpCheckCfg
 from nsproxy.ops import log
-from nsproxy.runtime import connect
+from nsproxy.runtime import connect, tls_wire
+from nsproxy.runtime.xprt_tls import TlsError, TlsTransport, Want
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Backend, Server
@@ -33,6 +35,9 @@ STATUSES = {
     "L4OK": ("Layer4 check passed", True, False),
     "L4TOUT": ("Layer4 timeout", False, False),
     "L4CON": ("Layer4 connection problem", False, False),
+    "L6OK": ("Layer6 check passed", True, False),
+    "L6TOUT": ("Layer6 timeout", False, False),
+    "L6RSP": ("Layer6 invalid response", False, False),
     "L7TOUT": ("Layer7 timeout", False, False),
     "L7RSP": ("Layer7 invalid response", False, False),
     "L7OK": ("Layer7 check passed", True, True),
@@ -88,6 +93,11 @@ class ServerCheck:
         # HAProxy starts a checked server UP, one failure away from DOWN
         self.health = 0 if srv.admin_maint else self.rise
         self.family, self.host, self.port = self._target()
+        tls = srv.cfg.tls
+        # as HAProxy: `check-ssl`, or `ssl` when the check goes to the server's own address
+        self.use_ssl = tls is not None and (
+            tls.check_ssl or (tls.enabled and self.cfg.port is None and self.cfg.addr is None)
+        )
         self.task: asyncio.Task[None] | None = None
         self.last: Result | None = None
 
@@ -264,6 +274,7 @@ class _Run:
         self.read_timeout = read
         self.read_deadline: float | None = None
         self.sock: socket.socket | None = None
+        self.tls: TlsTransport | None = None
         self.buf = bytearray()
         self.eof = False
         self.step = 0
@@ -274,7 +285,11 @@ class _Run:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-            self.sock.close()
+            if self.tls is not None:
+                self.tls.close()
+                self.tls = None
+            else:
+                self.sock.close()
             self.sock = None
 
     def _where(self) -> str:
@@ -314,7 +329,7 @@ class _Run:
             else:
                 await self._expect(rule)
         if not rules:
-            return "L4OK", ""
+            return ("L6OK" if self.tls is not None else "L4OK"), ""
         last = rules[-1]
         if last.action == "connect":
             return "L4OK", "(tcp-check)"
@@ -396,6 +411,49 @@ class _Run:
         head = self._proxy_header(sock)
         if head:
             await self._send(head)
+        if chk.use_ssl:
+            await self._handshake(sock)
+
+    async def _wait_io(self, fd: int, write: bool, timeout: float | None) -> None:
+        """Until `fd` is readable (writable); raises TimeoutError."""
+        fut: asyncio.Future[None] = self.loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        if write:
+            self.loop.add_writer(fd, ready)
+        else:
+            self.loop.add_reader(fd, ready)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            if write:
+                self.loop.remove_writer(fd)
+            else:
+                self.loop.remove_reader(fd)
+
+    async def _handshake(self, sock: socket.socket) -> None:
+        """The TLS handshake of a check, within the connect timeout: L6TOUT, L6RSP."""
+        chk = self.chk
+        client = tls_wire.state(chk.rt).server_client(chk.srv)
+        ctx, name, session = client.connect_params(None)
+        tx = TlsTransport(sock, ctx, False, name, session)
+        self.tls = tx
+        while True:
+            try:
+                want = tx.handshake()
+            except TlsError as exc:
+                client.sessions.forget()
+                raise self._fail("L6RSP", exc.reason + self._where()) from None
+            if want is Want.DONE:
+                client.sessions.keep(tx.obj)
+                return
+            try:
+                await self._wait_io(tx.fd, want is Want.WRITE, self._left(self.conn_timeout))
+            except TimeoutError:
+                raise self._fail("L6TOUT", self._where()) from None
 
     def _proxy_header(self, sock: socket.socket) -> bytes:
         c = self.chk
@@ -417,10 +475,37 @@ class _Run:
         ends = [t for t in (self.deadline, self.read_deadline) if t is not None]
         return max(0.0, min(ends) - self.loop.time()) if ends else None
 
+    async def _tls_send(self, tx: TlsTransport, data: bytes) -> None:
+        view = memoryview(data)
+        while view or tx.want_write:
+            if tx.want_write and not tx.flush():
+                await self._wait_io(tx.fd, True, self._timeout_left())
+                continue
+            if view:
+                try:
+                    view = view[tx.send(view) :]
+                except BlockingIOError:
+                    await self._wait_io(tx.fd, True, self._timeout_left())
+
+    async def _tls_recv(self, tx: TlsTransport, size: int) -> bytes:
+        buf = bytearray(size)
+        while True:
+            try:
+                n = tx.recv_into(buf)
+            except BlockingIOError:
+                await self._wait_io(tx.fd, False, self._timeout_left())
+                continue
+            return bytes(buf[:n])
+
     async def _send(self, data: bytes) -> None:
         assert self.sock is not None
         try:
-            await asyncio.wait_for(self.loop.sock_sendall(self.sock, data), self._timeout_left())
+            if self.tls is not None and self.tls.done:
+                await self._tls_send(self.tls, data)
+            else:
+                await asyncio.wait_for(
+                    self.loop.sock_sendall(self.sock, data), self._timeout_left()
+                )
         except TimeoutError:
             raise self._fail("L7TOUT", self._where()) from None
         except OSError as exc:
@@ -432,9 +517,12 @@ class _Run:
         assert self.sock is not None
         room = self.chk.rt.config.global_.bufsize - len(self.buf)
         try:
-            data = await asyncio.wait_for(
-                self.loop.sock_recv(self.sock, max(room, 1)), self._timeout_left()
-            )
+            if self.tls is not None:
+                data = await self._tls_recv(self.tls, max(room, 1))
+            else:
+                data = await asyncio.wait_for(
+                    self.loop.sock_recv(self.sock, max(room, 1)), self._timeout_left()
+                )
         except TimeoutError:
             raise self._fail("L7TOUT", self._where()) from None
         except OSError as exc:

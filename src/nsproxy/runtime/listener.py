@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
-from nsproxy.runtime import analysers, http_ana, poller
+from nsproxy.runtime import analysers, http_ana, poller, tls_wire
 from nsproxy.runtime.connect import IP_TRANSPARENT, IPV6_TRANSPARENT
 
 if TYPE_CHECKING:
@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
 
 _ACCEPT_BATCH = 64
+
+
+def _with_handshake(
+    steps: tuple[analysers.Analyser, ...], tls: tls_wire.TlsHandshake
+) -> tuple[analysers.Analyser, ...]:
+    """`steps` with the TLS handshake after the layer-4 steps (connection rules, the PROXY
+    header, read in clear as HAProxy does) and before everything reading the payload."""
+    at = 0
+    for i, step in enumerate(steps):
+        if isinstance(step, analysers.ConnectionRules | analysers.ProxyHeader):
+            at = i + 1
+    return (*steps[:at], tls, *steps[at:])
 
 
 class Listener:
@@ -68,6 +80,11 @@ class Listener:
         else:
             self.analysers = analysers.build(px, bind, rt.backend_rules)
             self.an_http = -1
+        tls = tls_wire.handshake_step(rt, bind)
+        if tls is not None:
+            self.analysers = _with_handshake(self.analysers, tls)
+            if self.an_http >= 0:
+                self.an_http += 1
 
     def open(self, inherited: socket.socket | None = None) -> None:
         """Creates, binds and listens (or adopts an inherited listening socket)."""

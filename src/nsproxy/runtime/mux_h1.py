@@ -9,6 +9,7 @@ read (back-pressure), so a large body never sits in memory whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsproxy.proto.h1 import connection as h1conn
@@ -21,12 +22,36 @@ from nsproxy.proto.h1.head import (
 )
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event, ResponseReader, Tunnel
 from nsproxy.proto.h1.writer import encode_data, encode_end
+from nsproxy.runtime import relay
 
 if TYPE_CHECKING:
+    from nsproxy.runtime.conn import Connection
     from nsproxy.runtime.stream import Stream
+    from nsproxy.runtime.xprt_tls import TlsTransport
 
 _RETRY = (BlockingIOError, InterruptedError)
 _READ = 65536
+
+Recv = Callable[[int], bytes]
+Send = Callable[[bytes | bytearray], int]
+
+
+def _tls_recv(tx: TlsTransport) -> Recv:
+    def recv(size: int) -> bytes:
+        view = relay.VIEW[: min(size, len(relay.VIEW))]
+        n = tx.recv_into(view)
+        return bytes(view[:n])
+
+    return recv
+
+
+def io_of(conn: Connection) -> tuple[Recv, Send, TlsTransport | None]:
+    """recv/send of a connection: the socket's own, or its TLS transport's (then returned
+    too: the mux must honour `pending()` after reads and `want_write` after sends)."""
+    tls = conn.tls
+    if tls is None:
+        return conn.sock.recv, conn.sock.send, None
+    return _tls_recv(tls), tls.send, tls
 
 
 class H1Mux:
@@ -35,13 +60,17 @@ class H1Mux:
     __slots__ = (
         "cfd",
         "clock",
-        "csock",
+        "crecv",
+        "csend",
+        "ctls",
         "poller",
         "reader",
         "req",
         "resp",
         "sfd",
-        "ssock",
+        "srecv",
+        "ssend",
+        "stls",
         "stream",
         "to_cli",
         "to_srv",
@@ -54,7 +83,8 @@ class H1Mux:
         self.poller = stream.poller
         cli, srv = stream.cli, stream.srv_conn
         assert srv is not None
-        self.csock, self.ssock = cli.sock, srv.sock
+        self.crecv, self.csend, self.ctls = io_of(cli)
+        self.srecv, self.ssend, self.stls = io_of(srv)
         self.cfd, self.sfd = cli.fd, srv.fd
         self.reader = reader
         self.req = req
@@ -112,13 +142,16 @@ class H1Mux:
         txn = self.stream.http
         if txn is not None and not txn.req_done and not self.to_srv:
             self.poller.set_reader(self.cfd, self._on_client)
+            tls = self.ctls
+            if tls is not None and tls.pending():  # plaintext epoll cannot see
+                self.poller.loop.call_soon(self._client_again)
         else:
             self.poller.clear_reader(self.cfd)
 
     def _on_client(self, _ev: int = 0) -> None:
         s = self.stream
         try:
-            data = self.csock.recv(_READ)
+            data = self.crecv(_READ)
         except _RETRY:
             return
         except OSError:
@@ -140,6 +173,12 @@ class H1Mux:
         if not s.closed:
             self._resume_client()
 
+    def _client_again(self) -> None:
+        s = self.stream
+        live = not s.closed and s.mux is self and not self.to_srv
+        if live and s.http is not None and not s.http.req_done:
+            self._on_client()
+
     def _request_events(self, events: list[Event]) -> None:
         txn = self.stream.http
         assert txn is not None
@@ -153,17 +192,21 @@ class H1Mux:
                 txn.req_done = True
 
     def _flush_srv(self) -> None:
-        if not self.to_srv:
+        tls = self.stls
+        if not self.to_srv and (tls is None or not tls.want_write):
             return
         try:
-            sent = self.ssock.send(self.to_srv)
+            if tls is not None and tls.want_write and not tls.flush():
+                sent = 0
+            else:
+                sent = self.ssend(self.to_srv) if self.to_srv else 0
         except _RETRY:
             sent = 0
         except OSError:
             self._server_failed()
             return
         del self.to_srv[:sent]
-        if self.to_srv:
+        if self.to_srv or (tls is not None and tls.want_write):
             self.poller.clear_reader(self.cfd)
             self.poller.set_writer(self.sfd, self._on_server_writable)
         else:
@@ -171,7 +214,8 @@ class H1Mux:
 
     def _on_server_writable(self, _ev: int = 0) -> None:
         self._flush_srv()
-        if not self.stream.closed and not self.to_srv:
+        tls = self.stls
+        if not self.stream.closed and not self.to_srv and (tls is None or not tls.want_write):
             self.stream.last_s = self.clock.time()
             self._resume_client()
 
@@ -179,7 +223,7 @@ class H1Mux:
     def _on_server(self, _ev: int = 0) -> None:
         s = self.stream
         try:
-            data = self.ssock.recv(_READ)
+            data = self.srecv(_READ)
         except _RETRY:
             return
         except OSError:
@@ -202,6 +246,10 @@ class H1Mux:
                 s.close("SD")
                 return
             self.poller.clear_reader(self.sfd, sync=True)
+
+    def _server_again(self) -> None:
+        if not self.stream.closed and self.stream.mux is self and not self.to_cli:
+            self._on_server()
 
     def _response_events(self, events: list[Event]) -> None:
         s = self.stream
@@ -257,16 +305,20 @@ class H1Mux:
 
     def _flush_cli(self) -> None:
         s = self.stream
-        if self.to_cli:
+        tls = self.ctls
+        if self.to_cli or (tls is not None and tls.want_write):
             try:
-                sent = self.csock.send(self.to_cli)
+                if tls is not None and tls.want_write and not tls.flush():
+                    sent = 0
+                else:
+                    sent = self.csend(self.to_cli) if self.to_cli else 0
             except _RETRY:
                 sent = 0
             except OSError:
                 s.close("CD")
                 return
             del self.to_cli[:sent]
-            if self.to_cli:
+            if self.to_cli or (tls is not None and tls.want_write):
                 self.poller.clear_reader(self.sfd)
                 self.poller.set_writer(self.cfd, self._on_client_writable)
                 return
@@ -282,6 +334,9 @@ class H1Mux:
             s.txn_end()
         else:
             self.poller.set_reader(self.sfd, self._on_server)
+            tls = self.stls
+            if tls is not None and tls.pending():  # plaintext epoll cannot see
+                self.poller.loop.call_soon(self._server_again)
 
     def _on_client_writable(self, _ev: int = 0) -> None:
         self.stream.last_c = self.clock.time()
@@ -315,7 +370,7 @@ class H1Mux:
 class AnswerMux:
     """Sends the proxy's own answer to the client, then ends the transaction."""
 
-    __slots__ = ("data", "fd", "poller", "sock", "stream")
+    __slots__ = ("data", "fd", "poller", "send", "stream", "tls")
 
     client_eof = False
     server_eof = False
@@ -324,7 +379,7 @@ class AnswerMux:
     def __init__(self, stream: Stream, data: bytes) -> None:
         self.stream = stream
         self.poller = stream.poller
-        self.sock = stream.cli.sock
+        _, self.send, self.tls = io_of(stream.cli)
         self.fd = stream.cli.fd
         self.data = data
 
@@ -347,15 +402,19 @@ class AnswerMux:
         self._flush()
 
     def _flush(self, _ev: int = 0) -> None:
+        tls = self.tls
         try:
-            sent = self.sock.send(self.data)
+            if tls is not None and tls.want_write and not tls.flush():
+                sent = 0
+            else:
+                sent = self.send(self.data) if self.data else 0
         except _RETRY:
             sent = 0
         except OSError:
             self.stream.close("CD")
             return
         self.data = self.data[sent:]
-        if self.data:
+        if self.data or (tls is not None and tls.want_write):
             self.poller.set_writer(self.fd, self._flush)
             return
         self.poller.clear_writer(self.fd)

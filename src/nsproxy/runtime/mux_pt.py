@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING
 
-from nsproxy.runtime.relay import Half
+from nsproxy.runtime.relay import AnyHalf, Half, TlsHalf
 
 if TYPE_CHECKING:
+    from nsproxy.runtime.conn import Connection
     from nsproxy.runtime.stream import Stream
 
 
@@ -16,7 +16,9 @@ class PassThroughMux:
 
     It is the relay halves' owner: reads tell the stream the side was active (its idle
     timer), a finished direction may change the stream's limits (`timeout client-fin`), an
-    error ends the stream with the side that failed.
+    error ends the stream with the side that failed. The halves are chosen once, here: plain
+    socket halves (splice allowed) when both sides are raw TCP, transport halves when one side
+    is TLS, so the raw path pays nothing for TLS.
     """
 
     __slots__ = ("c2s", "clock", "poller", "s2c", "stream")
@@ -24,8 +26,8 @@ class PassThroughMux:
     def __init__(
         self,
         stream: Stream,
-        csock: socket.socket,
-        ssock: socket.socket,
+        cli: Connection,
+        srv: Connection,
         head: bytes,
         splice_up: bool,
         splice_down: bool,
@@ -33,8 +35,15 @@ class PassThroughMux:
         self.stream = stream
         self.clock = stream.clock
         self.poller = stream.poller
-        self.c2s = Half(self, csock, ssock, head, splice_up)
-        self.s2c = Half(self, ssock, csock, b"", splice_down)
+        self.c2s: AnyHalf
+        self.s2c: AnyHalf
+        if cli.tls is None and srv.tls is None:
+            self.c2s = Half(self, cli.sock, srv.sock, head, splice_up)
+            self.s2c = Half(self, srv.sock, cli.sock, b"", splice_down)
+        else:
+            ct, st = cli.transport(), srv.transport()
+            self.c2s = TlsHalf(self, ct, st, head)
+            self.s2c = TlsHalf(self, st, ct, b"")
         Half.link(self.c2s, self.s2c)
 
     def start(self) -> None:
@@ -70,7 +79,7 @@ class PassThroughMux:
         return self.s2c.nbytes
 
     # -- relay.Owner ------------------------------------------------------------------------
-    def activity(self, half: Half) -> None:
+    def activity(self, half: AnyHalf) -> None:
         s = self.stream
         if half is self.c2s:
             s.last_c = self.clock.time()
@@ -79,12 +88,12 @@ class PassThroughMux:
         if s.timer is None:
             s.arm_idle()
 
-    def half_done(self, half: Half) -> None:
+    def half_done(self, half: AnyHalf) -> None:
         if self.c2s.shut and self.s2c.shut:
             self.stream.close()
         else:
             self.stream.limits_changed()
 
-    def half_error(self, half: Half, on_read: bool) -> None:
+    def half_error(self, half: AnyHalf, on_read: bool) -> None:
         client_side = (half is self.c2s) == on_read
         self.stream.close("CD" if client_side else "SD")

@@ -75,7 +75,7 @@ class IdlePool:
 
     def _close(self, conn: Connection) -> None:
         self.poller.forget(conn.fd)
-        conn.sock.close()
+        conn.close()
 
     def close(self) -> None:
         for queue in self.conns.values():

@@ -192,11 +192,18 @@ class Runtime:
         if ns is not None:
             ns.conns += 1
             ns.total_conns += 1
-        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
-            ci, cp = addr_text(src)
+        if li.bind.tls is None or not li.bind.tls.enabled:  # TLS: after the handshake
+            self.log_connect(stream)
+        stream.start()
+
+    def log_connect(self, stream: Stream) -> None:
+        """`Connect from` of a frontend without a log format, as HAProxy logs a new stream."""
+        fe = stream.fe
+        httplog = fe.cfg.http is not None and fe.cfg.http.httplog
+        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None and not httplog:
+            ci, cp = addr_text(stream.src)
             fi, fp = addr_text(stream.local_addr())
             fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")
-        stream.start()
 
     # -- end of a stream ------------------------------------------------------------------
     def stream_closed(self, stream: Stream) -> None:

@@ -1,4 +1,5 @@
-"""Moves bytes one way between two non-blocking sockets, with half-close and back-pressure."""
+"""Moves bytes one way between two non-blocking sockets (Half) or two transports, one of them
+TLS at least (TlsHalf), with half-close and back-pressure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from nsproxy.runtime.poller import Poller
+    from nsproxy.runtime.xprt_tls import RawTransport, TlsTransport
+
+    Transport = TlsTransport | RawTransport
 
 _SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _RETRY = (BlockingIOError, InterruptedError)
@@ -21,11 +25,11 @@ class Owner(Protocol):
 
     poller: Poller
 
-    def half_done(self, half: Half) -> None: ...
+    def half_done(self, half: AnyHalf) -> None: ...
 
-    def half_error(self, half: Half, on_read: bool) -> None: ...
+    def half_error(self, half: AnyHalf, on_read: bool) -> None: ...
 
-    def activity(self, half: Half) -> None: ...
+    def activity(self, half: AnyHalf) -> None: ...
 
 
 class PipePool:
@@ -119,10 +123,12 @@ class Half:
         self.splice = splice
         self.pipe: tuple[int, int] | None = None
         self.inpipe = 0
-        self.peer: Half | None = None
+        self.peer: AnyHalf | None = None
+
+    writing = False
 
     @staticmethod
-    def link(a: Half, b: Half) -> None:
+    def link(a: AnyHalf, b: AnyHalf) -> None:
         """Makes `a` and `b` the two directions of one stream."""
         a.peer, b.peer = b, a
 
@@ -265,6 +271,164 @@ class Half:
             self.pipe = None
         self.owner.half_done(self)
 
+
+class TlsHalf:
+    """One direction of a relay where a side is TLS: reads and writes go through transports.
+
+    The three rules of a transport: after a send, ciphertext may wait inside the transport
+    (`want_write`): wait for the socket to be writable and `flush()` before reading more;
+    after a read, plaintext may wait inside OpenSSL (`pending()`) where epoll cannot see it:
+    read again without waiting; and the owner closes through the transport. No splice.
+    """
+
+    __slots__ = (
+        "dst",
+        "dstfd",
+        "eof",
+        "nbytes",
+        "owner",
+        "peer",
+        "pending",
+        "reading",
+        "shut",
+        "src",
+        "srcfd",
+        "writing",
+    )
+
+    splice = False
+    inpipe = 0
+
+    def __init__(self, owner: Owner, src: Transport, dst: Transport, pending: bytes) -> None:
+        self.owner = owner
+        self.src = src
+        self.dst = dst
+        self.srcfd = src.fileno()
+        self.dstfd = dst.fileno()
+        self.pending = pending
+        self.nbytes = 0
+        self.eof = False
+        self.shut = False
+        self.reading = False
+        self.writing = False
+        self.peer: AnyHalf | None = None
+
+    def start(self) -> None:
+        if self.pending:
+            self._wait_writable()
+        else:
+            self._resume_reading()
+
+    def stop(self) -> None:
+        self.peer = None
+        poller = self.owner.poller
+        if self.reading:
+            poller.clear_reader(self.srcfd)
+            self.reading = False
+        if self.writing:
+            poller.clear_writer(self.dstfd)
+            self.writing = False
+        self.pending = b""
+
+    def _resume_reading(self) -> None:
+        self.reading = True
+        self.owner.poller.set_reader(self.srcfd, self._on_readable)
+        if self.src.pending():  # plaintext epoll will not announce
+            self.owner.poller.loop.call_soon(self._again)
+
+    def _again(self) -> None:
+        if self.reading:
+            self._on_readable()
+
+    def _on_readable(self, _ev: int = 0) -> None:
+        src, dst = self.src, self.dst
+        for _ in range(_READS_PER_WAKEUP):
+            try:
+                n = src.recv_into(BUFFER)
+            except _RETRY:
+                self._answer_peer()
+                return
+            except OSError:
+                self.owner.half_error(self, True)
+                return
+            if n == 0:
+                self._at_eof()
+                return
+            self.nbytes += n
+            self.owner.activity(self)
+            try:
+                sent = dst.send(VIEW[:n])
+            except _RETRY:
+                sent = 0
+            except OSError:
+                self.owner.half_error(self, False)
+                return
+            if sent < n or dst.want_write:
+                self.pending = bytes(VIEW[sent:n])
+                self._wait_writable()
+                return
+        self._answer_peer()
+        if src.pending():
+            self.owner.poller.loop.call_soon(self._again)
+
+    def _answer_peer(self) -> None:
+        """A read may have made the source's TLS layer write (a KeyUpdate answer): the other
+        direction, which writes to that socket, flushes it."""
+        peer = self.peer
+        if self.src.want_write and isinstance(peer, TlsHalf) and not peer.writing and not peer.shut:
+            peer._wait_writable()
+
+    def _wait_writable(self) -> None:
+        poller = self.owner.poller
+        if self.reading:
+            poller.clear_reader(self.srcfd)
+            self.reading = False
+        self.writing = True
+        poller.set_writer(self.dstfd, self._on_writable)
+
+    def _on_writable(self, _ev: int = 0) -> None:
+        dst = self.dst
+        try:
+            if dst.want_write and not dst.flush():
+                return
+            if self.pending:
+                try:
+                    sent = dst.send(self.pending)
+                except _RETRY:
+                    return
+                self.pending = self.pending[sent:]
+                if self.pending or dst.want_write:
+                    return
+        except OSError:
+            self.owner.half_error(self, False)
+            return
+        self.owner.activity(self)
+        self.writing = False
+        poller = self.owner.poller
+        poller.clear_writer(self.dstfd, sync=True)
+        if self.eof:
+            self._shutdown()
+        else:
+            self._resume_reading()
+
+    def _at_eof(self) -> None:
+        peer = self.peer
+        self.owner.poller.clear_reader(self.srcfd, sync=peer is not None and not peer.shut)
+        self.reading = False
+        self.eof = True
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.pending or self.dst.want_write:
+            if not self.writing:
+                self._wait_writable()
+            return
+        self.dst.shutdown()  # close_notify, then FIN
+        self.shut = True
+        self.owner.half_done(self)
+
+
+AnyHalf = Half | TlsHalf
 
 BUFFER = bytearray(65536)
 VIEW = memoryview(BUFFER)

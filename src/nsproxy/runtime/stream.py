@@ -22,7 +22,7 @@ from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, a
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
-from nsproxy.runtime import connect, http_ana, poller, relay
+from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
 from nsproxy.runtime.http_txn import HttpTxn
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nsproxy.runtime.listener import Listener
     from nsproxy.runtime.process import Runtime
     from nsproxy.sample.types import Sample
+    from nsproxy.tls.fetches import HandshakeFacts
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -356,6 +357,9 @@ class Stream:
             if verdict is Verdict.WAIT:
                 if not self.req_eof and not self.req_error:
                     self.poller.set_reader(self.cli.fd, self._on_req_data)
+                    tls = self.cli.tls  # TLS: plaintext inside OpenSSL, epoll cannot see it
+                    if tls is not None and tls.done and tls.pending():
+                        self.loop.call_soon(self.resume_read)
                 deadline = an.deadline(self)
                 timer = self.timer
                 if timer is None or timer.when() != deadline:
@@ -377,6 +381,13 @@ class Stream:
             self.poller.clear_reader(self.cli.fd, sync=True)
             self._analyse(True)
             return
+        # -- TLS (tls_wire): the handshake step reads the socket itself; then plaintext
+        if self.cli.tls is not None:
+            if self.cli.tls.done:
+                tls_wire.fill_req(self)
+            self._analyse(False)
+            return
+        # -- end TLS
         try:
             data = self.cli.sock.recv(min(16384, room))
         except (BlockingIOError, InterruptedError):
@@ -395,6 +406,40 @@ class Stream:
     def _on_analyse_timeout(self) -> None:
         self.timer = None
         self._analyse(True)
+
+    # -- TLS (tls_wire) ----------------------------------------------------------------------
+    def resume_analyse(self, _ev: int = 0) -> None:
+        """The analysers run again (the handshake step waited for writability)."""
+        if self.phase is Phase.ANALYSE:
+            self._analyse(False)
+
+    def resume_read(self) -> None:
+        if self.phase is Phase.ANALYSE and self.cli.tls is not None:
+            self._on_req_data()
+
+    def server_tls_done(self) -> None:
+        """The handshake with the server finished: the mux starts."""
+        self._start_mux()
+
+    def server_tls_failed(self) -> None:
+        self._connect_failed(immediate=True, turnaround=False)
+
+    @property
+    def fc_tls(self) -> HandshakeFacts | None:
+        """The client connection's handshake facts (fetches, %sslv, PROXY v2 SSL TLV)."""
+        return self.cli.facts
+
+    @property
+    def t_handshake(self) -> int:
+        """%Th: ms from the accept to the end of the TLS handshake (0 without TLS)."""
+        return self.cli.hs_ms
+
+    @property
+    def bc_tls(self) -> HandshakeFacts | None:
+        sc = self.srv_conn
+        return sc.facts if sc is not None else None
+
+    # -- end TLS
 
     # -- errors before a server is involved --------------------------------------------------
     def log_error(self, msg: str) -> None:
@@ -582,6 +627,10 @@ class Stream:
             self._connect_failed(immediate=True)
             return
         self.tc = int((self.clock.time() - self.connect_ts) * 1000)
+        srv = self.server
+        if srv is not None and srv.cfg.tls is not None and srv.cfg.tls.enabled:  # TLS
+            tls_wire.start_server_tls(self, srv)
+            return
         self._start_mux()
 
     def _on_connect_timeout(self) -> None:
@@ -595,7 +644,7 @@ class Stream:
         sc = self.srv_conn
         if sc is not None:
             self.poller.forget(sc.fd)
-            sc.sock.close()
+            sc.close()
             self.srv_conn = None
         srv = self.server
         be = self.backend
@@ -623,9 +672,12 @@ class Stream:
         srv = self.server
         sc = self.srv_conn
         assert srv is not None and sc is not None
-        head = connect.proxy_header(self.rt, self, srv) if srv.cfg.send_proxy else b""
+        # (over TLS the PROXY header went out in clear before the handshake)
+        send_proxy = srv.cfg.send_proxy and sc.tls is None
+        head = connect.proxy_header(self.rt, self, srv) if send_proxy else b""
         fe, be = self.fe.cfg, srv.backend.cfg
         tcp = self.listener.addr.family != socket.AF_UNIX and srv.cfg.addr.family != socket.AF_UNIX
+        tcp = tcp and self.cli.tls is None and sc.tls is None  # TLS: no splice
         auto = tcp and (fe.splice_auto or be.splice_auto)
         up = auto or (tcp and (fe.splice_request or be.splice_request))
         down = auto or (tcp and (fe.splice_response or be.splice_response))
@@ -647,10 +699,12 @@ class Stream:
             if self.phase is not Phase.MUX:
                 return
         else:
+            analysed = len(self.req)
             if self.req:
                 head += self.req
                 self.req = _NO_DATA
-            pt = PassThroughMux(self, self.cli.sock, sc.sock, head, up, down)
+            pt = PassThroughMux(self, self.cli, sc, head, up, down)
+            pt.c2s.nbytes = analysed  # bytes read by the analysers count in %U
             self.mux = pt
             pt.start()
         timer = self.timer
@@ -731,7 +785,7 @@ class Stream:
         up = h1.take_tunnel() + bytes(mux.to_srv)
         down = mux.reader.take_tunnel()
         txn = self.http
-        pt = PassThroughMux(self, self.cli.sock, sc.sock, up, False, False)
+        pt = PassThroughMux(self, self.cli, sc, up, False, False)
         pt.s2c.pending = down
         if txn is not None:  # the request's line is written when the tunnel ends
             pt.c2s.nbytes, pt.s2c.nbytes = txn.bytes_in, txn.bytes_out
@@ -758,7 +812,7 @@ class Stream:
                 self.poller.set_reader(sc.fd, self._on_idle_server)
             else:
                 self.poller.forget(sc.fd)
-                sc.sock.close()
+                sc.close()
         self.server = None
         if not keep:
             self.finish_early()
@@ -832,14 +886,14 @@ class Stream:
         self.idle_reader = None
         self.idle_server = None
         self.poller.forget(idle.fd)
-        idle.sock.close()
+        idle.close()
 
     def _drop_server_conn(self) -> None:
         sc = self.srv_conn
         if sc is not None:
             self.srv_conn = None
             self.poller.forget(sc.fd)
-            sc.sock.close()
+            sc.close()
 
     # -- what HTTP rules, fetches and logs read (sample.context.Txn) ---------------------------
     @property
@@ -1000,11 +1054,11 @@ class Stream:
                 if self.srv_conn is not None and mux is not None:
                     self.srv_conn.read_local()
         self.poller.forget(cli.fd)
-        cli.sock.close()
+        cli.close()
         sc = self.srv_conn
         if sc is not None:
             self.poller.forget(sc.fd)
-            sc.sock.close()
+            sc.close()
         idle = self.idle_conn
         if idle is not None:
             self.idle_conn = None

@@ -18,6 +18,7 @@ from nsproxy.sample.context import Addr, Txn
 from nsproxy.sample.expr import parse_expr
 from nsproxy.sample.patref import CompileEnv
 from nsproxy.sample.places import Hook, use_names
+from nsproxy.sample.tls_fetch import frontend_transport, handshake_ms, sslc_of, sslv_of
 from nsproxy.sample.types import Sample, SampleError, text_of
 
 MANDATORY, QUOTE, HEXA, ESC = 1, 2, 4, 8
@@ -159,7 +160,7 @@ def _var(name: str, opts: int) -> Render:
         "bi": _ip(lambda x: x.backend_local, t),
         "bp": _port(lambda x: x.backend_local, t),
         "f": lambda x: _text(x.frontend_name, t),
-        "ft": lambda x: _text(x.frontend_name, t),
+        "ft": lambda x: _text(frontend_transport(x), t),
         "b": lambda x: _text(x.backend_name or x.frontend_name, t),
         "s": lambda x: _text(x.server_name or "<NOSRV>", t),
         "t": lambda x: accept_date(x.accept_ts),
@@ -179,7 +180,7 @@ def _var(name: str, opts: int) -> Render:
         "Tc": lambda x: str(x.t_connect),
         "Tt": lambda x: str(x.t_total),
         "Tu": lambda x: str(x.t_total),
-        "Th": lambda x: "0",
+        "Th": lambda x: str(handshake_ms(x)),
         "Td": lambda x: (
             str(x.t_total - max(x.t_queue, 0) - max(x.t_connect, 0)) if x.t_total >= 0 else "-1"
         ),
@@ -202,8 +203,8 @@ def _var(name: str, opts: int) -> Render:
         "hrl": _captured(True, False),
         "hs": _captured(False, True),
         "hsl": _captured(False, False),
-        "sslc": lambda x: _text(None, t),
-        "sslv": lambda x: _text(None, t),
+        "sslc": lambda x: _text(sslc_of(x), t),
+        "sslv": lambda x: _text(sslv_of(x), t),
     }
     return fixed[name]
 
