@@ -54,7 +54,24 @@ def io_of(conn: Connection) -> tuple[Recv, Send, TlsTransport | None]:
     return _tls_recv(tls), tls.send, tls
 
 
-class H1Mux:
+class _TxnBytes:
+    """The HTTP muxes count bytes in the transaction (as HAProxy's HTX counters do)."""
+
+    __slots__ = ()
+    stream: Stream
+
+    @property
+    def bytes_in(self) -> int:
+        txn = self.stream.http
+        return txn.bytes_in if txn is not None else 0
+
+    @property
+    def bytes_out(self) -> int:
+        txn = self.stream.http
+        return txn.bytes_out if txn is not None else 0
+
+
+class H1Mux(_TxnBytes):
     """Relays one HTTP exchange; reports to its stream."""
 
     __slots__ = (
@@ -107,16 +124,6 @@ class H1Mux:
 
     client_eof = False
     server_eof = False
-
-    @property
-    def bytes_in(self) -> int:
-        txn = self.stream.http
-        return txn.bytes_in if txn is not None else 0
-
-    @property
-    def bytes_out(self) -> int:
-        txn = self.stream.http
-        return txn.bytes_out if txn is not None else 0
 
     # -- start and stop ----------------------------------------------------------------------
     def start(self, head: bytes, body: list[Event]) -> None:
@@ -367,7 +374,7 @@ class H1Mux:
             s.close("cD" if client_side else "sD")
 
 
-class AnswerMux:
+class AnswerMux(_TxnBytes):
     """Sends the proxy's own answer to the client, then ends the transaction."""
 
     __slots__ = ("data", "fd", "poller", "send", "stream", "tls")
@@ -386,16 +393,6 @@ class AnswerMux:
     @property
     def expects_client(self) -> bool:
         return True
-
-    @property
-    def bytes_in(self) -> int:
-        txn = self.stream.http
-        return txn.bytes_in if txn is not None else 0
-
-    @property
-    def bytes_out(self) -> int:
-        txn = self.stream.http
-        return txn.bytes_out if txn is not None else 0
 
     def start(self) -> None:
         self.poller.clear_reader(self.fd)
