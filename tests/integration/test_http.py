@@ -416,3 +416,140 @@ def test_http_reuse_shares_idle_server_connections_like_haproxy(
             wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
     assert rec_n.conns == rec_h.conns, (reuse, rec_n.conns, rec_h.conns)
     assert rec_n.conns == {"never": 2, "safe": 2, "always": 1}[reuse]  # HAProxy 2.6 measured
+
+
+class Scripted:
+    """An origin on a UNIX socket that reads one request head and writes `reply` as given,
+    then (for upgrades) echoes everything back until the client closes."""
+
+    def __init__(self, path: str, reply: bytes, echo: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.addr = path
+        self.reply = reply
+        self.echo = echo
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.requests.append(data)
+                c.sendall(self.reply)
+                while self.echo:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    c.sendall(chunk)
+
+
+PLAIN = """global
+    log stdout format raw local0
+{stats}
+defaults
+    log global
+    mode http
+    option httplog
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+    timeout tunnel 5s
+
+listen web
+    bind 169.254.169.254:{port} namespace {ns}
+    server s1 {server}
+"""
+
+
+def _both_scripted(
+    lab: Lab, ns: str, reply: bytes, echo: bool = False
+) -> tuple[int, int, Scripted, Scripted]:
+    d = tempfile.mkdtemp()
+    on, oh = (
+        Scripted(os.path.join(d, "n.sock"), reply, echo),
+        Scripted(os.path.join(d, "h.sock"), reply, echo),
+    )
+    pn, ph = free_port(ns), free_port(ns)
+    lab.proxy(PLAIN.format(stats="", port=pn, ns=ns, server=on.addr))
+    stats = os.path.join(d, "stats")
+    lab.haproxy(
+        PLAIN.format(stats=f"    stats socket {stats}", port=ph, ns=ns, server=oh.addr), stats
+    )
+    return pn, ph, on, oh
+
+
+def _read_until_close(c: socket.socket) -> bytes:
+    out = b""
+    while True:
+        data = c.recv(65536)
+        if not data:
+            return out
+        out += data
+
+
+def test_large_chunked_response_streams_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in [os.urandom(40000)] * 50)
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    pn, ph, _, _ = _both_scripted(lab, ns, reply)
+    outs = []
+    for port in (pn, ph):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(10)
+            c.connect(("169.254.169.254", port))
+            c.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            outs.append(_read_until_close(c))
+    head_n, _, body_n = outs[0].partition(b"\r\n\r\n")
+    head_h, _, body_h = outs[1].partition(b"\r\n\r\n")
+    assert head_n == head_h
+
+    def dechunk(b: bytes) -> bytes:
+        out = b""
+        while True:
+            size, _, rest = b.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
+                return out
+            out += rest[:n]
+            b = rest[n + 2 :]
+
+    assert dechunk(body_n) == dechunk(body_h) == dechunk(chunks + b"0\r\n\r\n")
+
+
+def test_websocket_upgrade_becomes_a_tunnel_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    reply = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    pn, ph, on, oh = _both_scripted(lab, ns, reply, echo=True)
+    req = (
+        b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    outs = []
+    for port in (pn, ph):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(10)
+            c.connect(("169.254.169.254", port))
+            c.sendall(req)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(65536)
+            c.sendall(b"frame-1" * 1000)
+            c.shutdown(socket.SHUT_WR)
+            outs.append(head + _read_until_close(c))
+    assert outs[0] == outs[1]
+    assert outs[0].endswith(b"frame-1" * 1000)
+    assert on.requests == oh.requests

@@ -264,7 +264,7 @@ class H1Mux(_TxnBytes):
         assert txn is not None
         for ev in events:
             if isinstance(ev, ResponseHead):
-                if ev.status < 200:
+                if ev.status < 200 and ev.status != 101:  # interim: relayed as it is
                     self.to_cli += serialize_response(ev)
                     continue
                 if not self._final_head(ev):
