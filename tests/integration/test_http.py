@@ -553,3 +553,56 @@ def test_websocket_upgrade_becomes_a_tunnel_like_haproxy(pair: tuple[Lab, str]) 
     assert outs[0] == outs[1]
     assert outs[0].endswith(b"frame-1" * 1000)
     assert on.requests == oh.requests
+
+
+class Continuing(Scripted):
+    """Answers `Expect: 100-continue` with a 100, reads the body, then answers 200."""
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += c.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                if b"100-continue" in head.lower():
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                while len(body) < 5:
+                    body += c.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+
+
+def test_expect_100_continue_is_relayed_like_haproxy(pair: tuple[Lab, str]) -> None:
+    lab, ns = pair
+    d = tempfile.mkdtemp()
+    on, oh = Continuing(os.path.join(d, "n.sock"), b""), Continuing(os.path.join(d, "h.sock"), b"")
+    pn, ph = free_port(ns), free_port(ns)
+    lab.proxy(PLAIN.format(stats="", port=pn, ns=ns, server=on.addr))
+    stats = os.path.join(d, "stats")
+    lab.haproxy(
+        PLAIN.format(stats=f"    stats socket {stats}", port=ph, ns=ns, server=oh.addr), stats
+    )
+    outs = []
+    for port in (pn, ph):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(10)
+            c.connect(("169.254.169.254", port))
+            c.sendall(
+                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            )
+            interim = b""
+            while b"\r\n\r\n" not in interim:
+                interim += c.recv(65536)
+            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+            c.sendall(b"hello")
+            rest = b""
+            while not rest.endswith(b"done"):
+                rest += c.recv(65536)
+            outs.append(interim + rest)
+    assert outs[0] == outs[1]
+    assert on.requests == oh.requests
