@@ -8,10 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lab.netlab import Lab
+
+# Property tests judge results, not speed: a loaded 2-core CI machine must not fail them on
+# time (a per-example deadline made them flaky).
+settings.register_profile("nsproxy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("nsproxy")
 
 
 def _need_root() -> None:
