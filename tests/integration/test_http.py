@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import tempfile
 import threading
@@ -606,3 +607,23 @@ def test_expect_100_continue_is_relayed_like_haproxy(pair: tuple[Lab, str]) -> N
             outs.append(interim + rest)
     assert outs[0] == outs[1]
     assert on.requests == oh.requests
+
+
+def test_soft_stop_closes_idle_keep_alive_connections(pair: tuple[Lab, str]) -> None:
+    """SIGUSR1: a client between two requests is let go at once, not after keep-alive."""
+    lab, ns = pair
+    d = tempfile.mkdtemp()
+    rec = Recorder(os.path.join(d, "agent.sock"))
+    port = free_port(ns)
+    template = NEUTRON.replace("timeout http-keep-alive 30s", "timeout http-keep-alive 60s")
+    proxy = lab.proxy(template.format(stats="", port=port, ns=ns, server=rec.addr))
+    with socket_in(ns, socket.AF_INET) as c:
+        c.settimeout(20)
+        c.connect(("169.254.169.254", port))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        got = b""
+        while not got.endswith(BODY):
+            got += c.recv(65536)
+        proxy.proc.send_signal(signal.SIGUSR1)
+        assert c.recv(65536) == b""  # closed by the proxy, long before 60 s
+    wait_until(lambda: proxy.proc.poll() is not None, what="the process to end")

@@ -317,6 +317,10 @@ class Runtime:
         for li in self.listeners:
             li.close()
         log.warning("Proxies stopped; waiting for the remaining connections to finish.")
+        for stream in list(self.streams):  # keep-alive connections between two requests
+            if stream.idle_between_requests:
+                stream.finish_early()
+        self.idle_pool.close()
         self.stick.soft_stop()
         self._check_stopped()
         hard = self.config.global_.hard_stop_after

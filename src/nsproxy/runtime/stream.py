@@ -756,6 +756,17 @@ class Stream:
         http_ana.cookie_response(self)
 
     @property
+    def idle_between_requests(self) -> bool:
+        """An HTTP keep-alive connection waiting for its next request (none begun yet)."""
+        txn = self.http
+        return (
+            txn is not None
+            and self.txn_count > 0
+            and txn.t_first < 0
+            and self.phase is Phase.ANALYSE
+        )
+
+    @property
     def cookie_status(self) -> str:
         """%tsc's last two characters: the persistence cookie in the request and response."""
         txn = self.http
