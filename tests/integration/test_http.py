@@ -189,22 +189,20 @@ def _run_both(
     return proxy, pn, ph, rec_n, rec_h
 
 
-def haproxy_line(port: int, needle: str) -> list[str]:
-    """The fields of HAProxy's first log line containing `needle` (raises on timeout)."""
+def haproxy_line(port: int, needle: str) -> str:
+    """HAProxy's first log line containing `needle` (raises on timeout)."""
     udp = HAPROXY_LOGS[port]
     while True:
-        line = udp.recv(65536).decode()
+        line = udp.recv(65536).decode().rstrip("\n")
         if needle in line:
-            return line.split()
+            return line
 
 
-def comparable(fields: list[str]) -> list[str]:
-    """A httplog line without what differs between runs: client port, date, timers."""
-    out = list(fields)
-    out[0] = out[0].rsplit(":", 1)[0]
-    out[1] = "[date]"
-    out[4] = "/".join("t" if t.isdigit() else t for t in out[4].split("/"))
-    return out
+def comparable(line: str) -> str:
+    """A httplog line, byte for byte, without what differs between runs: the client port,
+    the date and the timers."""
+    line = re.sub(r"^(\S+):\d+ \[[^]]+\]", r"\1:PORT [DATE]", line)
+    return re.sub(r"(\] \S+ \S+ )[-\d]+/[-\d]+/[-\d]+/[-\d]+/[-\d]+ ", r"\1T/T/T/T/T ", line)
 
 
 def test_neutron_metadata_headers_forged_ids_and_answers_match_haproxy(
@@ -281,8 +279,8 @@ def test_bad_request_deny_and_dead_server_answers_like_haproxy(pair: tuple[Lab, 
     assert "SC--" in out
 
 
-def _log_line(text: str, needle: str) -> list[str]:
-    return next(ln for ln in text.splitlines() if needle in ln).split()
+def _log_line(text: str, needle: str) -> str:
+    return next(ln for ln in text.splitlines() if needle in ln)
 
 
 def test_httplog_lines_and_captures_like_haproxy(pair: tuple[Lab, str]) -> None:
@@ -300,8 +298,7 @@ def test_httplog_lines_and_captures_like_haproxy(pair: tuple[Lab, str]) -> None:
     exchange(ns, ("169.254.169.254", ph), raw)
     ours = _log_line(proxy.wait_output("/openstack/latest"), "/openstack/latest")
     theirs = haproxy_line(ph, "/openstack/latest")
-    assert ours[12] == "{cloud-in|meta}"
-    assert ours[13] == "{text/plain}"
+    assert " {cloud-in|meta} {text/plain} " in ours
     assert comparable(ours) == comparable(theirs)
 
 

@@ -480,19 +480,25 @@ def _assemble(parts: list[Render | str | _Sep]) -> Render:
 
         return render
 
+    # (True, None): a separator; (False, text): literal text; (False, render): a variable
+    steps: tuple[tuple[bool, str | Render | None], ...] = tuple(
+        (True, None) if isinstance(p, _Sep) else (False, p) for p in parts
+    )
+
     def render_sep(txn: Txn) -> str:
+        """HAProxy's merge of separators: one space, never after another nor at the start;
+        a variable that wrote nothing (%hr without captures) leaves the last space standing."""
         out: list[str] = []
         last_space = True
-        for p in parts:
-            if isinstance(p, _Sep):
+        for sep, p in steps:
+            if sep:
                 if not last_space:
                     out.append(" ")
                     last_space = True
-            elif isinstance(p, str):
-                out.append(p)
-                last_space = False
-            else:
-                out.append(p(txn))
+                continue
+            text = p if isinstance(p, str) else p(txn)  # type: ignore[misc]
+            if text:
+                out.append(text)
                 last_space = False
         return "".join(out)
 
