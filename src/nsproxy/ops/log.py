@@ -26,16 +26,6 @@ LOG_INFO = 6
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def accept_date(ts: float) -> str:
-    """HAProxy's %t: 24/Nov/2026:15:33:26.363 (local time)."""
-    tm = time.localtime(ts)
-    ms = int((ts - int(ts)) * 1000)
-    return (
-        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{ms:03d}"
-    )
-
-
 def addr_text(addr: object) -> tuple[str, str]:
     """(%ci, %cp)-style text for a socket address; UNIX sockets print as 'unix' and '-'."""
     if isinstance(addr, tuple) and len(addr) >= 2:

@@ -7,10 +7,11 @@ import dataclasses
 import os
 import time
 
-from nsproxy.ops import identity, log
+from nsproxy.ops import identity
 from nsproxy.ops.cli_args import atoi
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.objects import Counters
+from nsproxy.sample.logformat import accept_date
 
 COMMANDS = CommandSet()  # listed by nsproxy.ops.commands
 
@@ -43,7 +44,7 @@ def _show_errors(session: Session, args: list[str]) -> str:
     """nsproxy captures no HTTP message errors (no HTTP mode): the count is 0, as HAProxy's
     in TCP mode."""
     session.need(OPERATOR)
-    return f"Total events captured on [{log.accept_date(time.time())}] : 0\n"
+    return f"Total events captured on [{accept_date(time.time())}] : 0\n"
 
 
 @COMMANDS.command(

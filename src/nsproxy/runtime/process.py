@@ -12,7 +12,7 @@ from collections.abc import Callable
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
-from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, accept_date, addr_text
+from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, addr_text
 from nsproxy.proto.h1.head import Limits
 from nsproxy.runtime import relay
 from nsproxy.runtime.backend import Backend, Server
@@ -24,7 +24,7 @@ from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.pool import IdlePool
 from nsproxy.runtime.stream import Stream
 from nsproxy.runtime.tables import StickTables
-from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, compile_logformat
+from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, accept_date, compile_logformat
 from nsproxy.sample.types import Sample
 
 

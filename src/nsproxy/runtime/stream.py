@@ -18,7 +18,7 @@ from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
 from nsproxy.config.model_http import HttpCfg
 from nsproxy.netns import Namespace, NetnsError
-from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, alert
+from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, addr_text, alert
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
@@ -30,6 +30,7 @@ from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
 from nsproxy.runtime.pool import may_share
+from nsproxy.sample.logformat import accept_date
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server

@@ -60,14 +60,20 @@ _HTTP_ONLY = {
 Render = Callable[[Txn], str]
 
 
+_SECOND: list[object] = [-1, ""]  # the last second formatted, and its text
+
+
 def accept_date(ts: float) -> str:
-    """%t: 24/Nov/2026:15:33:26.363 (local time)."""
-    tm = time.localtime(ts)
-    ms = int((ts - int(ts)) * 1000)
-    return (
-        f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{ms:03d}"
-    )
+    """%t: 24/Nov/2026:15:33:26.363 (local time); the part up to the second is reused."""
+    sec = int(ts)
+    if _SECOND[0] != sec:
+        tm = time.localtime(sec)
+        _SECOND[0] = sec
+        _SECOND[1] = (
+            f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
+        )
+    return f"{_SECOND[1]}{int((ts - sec) * 1000):03d}"
 
 
 def _date(tm: time.struct_time, tz: str) -> str:
