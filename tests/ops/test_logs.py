@@ -8,7 +8,7 @@ import socket
 import time
 from datetime import datetime
 
-from lab.netlab import Lab, connect, free_port, recv_all
+from lab.netlab import Lab, connect, echo_through, free_port, log_fields, recv_all
 
 DEFAULTS = """
 defaults
@@ -202,3 +202,17 @@ listen l
         f"addr ci={client[0]}:{client[1]} fi=127.0.0.1:{lport} "
         f"bi={seen.peer[0]}:{seen.peer[1]} si=127.0.0.1:7000 ns={ns}"
     )
+
+
+def test_httplog_in_tcp_mode_falls_back_to_tcplog(lab: Lab) -> None:
+    """HAProxy warns that `option httplog` needs HTTP mode and logs tcplog lines instead."""
+    sink = lab.sink(None, "127.0.0.1", echo=True)
+    port = free_port()
+    proxy = lab.proxy(
+        "global\n  log stdout format raw local0\ndefaults\n  mode tcp\n  log global\n"
+        "  option httplog\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n"
+        f"listen t\n  bind 127.0.0.1:{port}\n  server s 127.0.0.1:{sink.port}\n"
+    )
+    assert echo_through(port, b"ping") == b"ping"
+    fields = log_fields(proxy)
+    assert fields[2:4] == ["t", "t/s"] and fields[6] == "--"

@@ -258,7 +258,9 @@ class Runtime:
         if s.http is not None:
             self._log_http(s)
             return
-        if not (fe.cfg.tcplog or fe.cfg.log_format is not None):
+        # `option httplog` in TCP mode falls back to tcplog, as HAProxy warns at load
+        httplog = fe.cfg.http is not None and fe.cfg.http.httplog
+        if not (fe.cfg.tcplog or httplog or fe.cfg.log_format is not None):
             return
         if fe.cfg.dontlognull and s.bytes_in == 0 and s.bytes_out == 0 and s.termination == "--":
             return
