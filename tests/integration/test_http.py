@@ -624,3 +624,21 @@ def test_soft_stop_closes_idle_keep_alive_connections(pair: tuple[Lab, str]) -> 
         proxy.proc.send_signal(signal.SIGUSR1)
         assert c.recv(65536) == b""  # closed by the proxy, long before 60 s
     wait_until(lambda: proxy.proc.poll() is not None, what="the process to end")
+
+
+def test_http_request_timeout_answers_408_like_haproxy(pair: tuple[Lab, str]) -> None:
+    """A head that never ends: HAProxy's raw 408 and a close, after `timeout http-request`."""
+    lab, ns = pair
+    template = NEUTRON.replace("timeout http-request    30s", "timeout http-request    500ms")
+    proxy, pn, ph, _, _ = _run_both(lab, ns, template)
+    outs = []
+    for port in (pn, ph):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(10)
+            c.connect(("169.254.169.254", port))
+            c.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")  # no empty line: the head never ends
+            outs.append(_read_until_close(c))
+    assert outs[0] == outs[1]
+    assert outs[0].startswith(b"HTTP/1.1 408 Request Time-out\r\n")
+    ours = _log_line(proxy.wait_output(" 408 "), " 408 ")
+    assert comparable(ours) == comparable(haproxy_line(ph, " 408 "))

@@ -131,8 +131,7 @@ def raw_error(s: Stream, status: int, termination: str) -> None:
     data = answers.raw_answer(status)
     txn.status = status
     txn.answered = True
-    txn.keep_client = False
-    txn.bytes_out += len(data)
+    txn.keep_client = False  # sent by the H1 layer itself: HAProxy's byte counters skip it
     s.termination = termination
     s.send_answer(data)
 

@@ -966,8 +966,9 @@ class Stream:
 
     @property
     def http_status(self) -> int:
+        """%ST: the status sent (-1: none yet); 0 outside HTTP mode, as HAProxy logs it."""
         txn = self.http
-        return -1 if txn is None else txn.status
+        return 0 if txn is None else txn.status
 
     @property
     def request_line(self) -> str:

@@ -87,7 +87,7 @@ class Txn(Protocol):
 
     # HTTP log facts: the request's date (epoch seconds, %tr), its timers in ms (-1: did not
     # happen): %TR head received, %Ti idle before it, %Tr server response, %Ta active time;
-    # %ST the status sent (-1 none) and %r the request line ("" when none was read).
+    # %ST the status sent (-1 none, 0 outside HTTP) and %r the request line ("" if none).
     @property
     def request_ts(self) -> float: ...
     @property

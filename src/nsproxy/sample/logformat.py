@@ -203,7 +203,7 @@ def _var(name: str, opts: int) -> Render:
         else (lambda x: str(x.request_counter)),
         "H": lambda x: _text(socket.gethostname(), t),
         "ID": lambda x: _text(x.unique_id, t),
-        "ST": lambda x: str(x.http_status) if x.http_req is not None else "0",
+        "ST": lambda x: str(x.http_status),
         "lc": lambda x: "0",
         "hr": _captured(True, True),
         "hrl": _captured(True, False),
