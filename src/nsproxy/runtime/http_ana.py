@@ -36,6 +36,7 @@ from nsproxy.proto.h1.head import (
     serialize_response,
 )
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event
+from nsproxy.runtime import stickiness
 from nsproxy.runtime.analysers import Verdict
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ class WaitRequest:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
             s.fe.stats.http_requests += 1
+            stickiness.http_request(s)
             return Verdict.NEXT
         if s.req_eof or s.req_error:
             if txn.t_first < 0 and s.txn_count:

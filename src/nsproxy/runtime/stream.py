@@ -22,7 +22,7 @@ from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, a
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
-from nsproxy.runtime import connect, http_ana, poller, relay
+from nsproxy.runtime import connect, http_ana, poller, relay, stickiness
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
 from nsproxy.runtime.http_txn import HttpTxn
@@ -109,6 +109,7 @@ class Stream:
         "server",
         "srv_conn",
         "start_ts",
+        "sticks",
         "t0",
         "tc",
         "termination",
@@ -162,6 +163,7 @@ class Stream:
         self.idle_conn: Connection | None = None
         self.idle_reader: ResponseReader | None = None
         self.idle_server: Server | None = None
+        self.sticks = stickiness.new_sticks(rt)  # track-sc* slots, `stick` keys
 
     # -- facts of the client connection ------------------------------------------------------
     @property
@@ -442,8 +444,11 @@ class Stream:
             be.release(exclude)
         if self.server is None:
             forced = self.forced_server
-            if forced is not None and exclude is None and forced.usable():
-                srv: Server | None = forced
+            srv: Server | None
+            if be.cfg.stick_rules:  # `stick match|on|store-request`: runtime/stickiness.py
+                srv = stickiness.choose(self, be, forced, exclude, self._hash_key())
+            elif forced is not None and exclude is None and forced.usable():
+                srv = forced
             else:
                 srv = be.pick(self._hash_key(), exclude)
             if srv is None:

@@ -5,7 +5,14 @@ The modules that register fetches and converters are imported here, explicitly, 
 tables are complete whichever module a caller imports first.
 """
 
-from nsproxy.sample import conv, fetch, http_fetch, maps, payload  # noqa: F401  (fill the tables)
+from nsproxy.sample import (  # noqa: F401  (fill the tables)
+    conv,
+    fetch,
+    http_fetch,
+    maps,
+    payload,
+    stick_fetch,
+)
 from nsproxy.sample.acl import AclSet, Condition, compile_condition
 from nsproxy.sample.context import Txn
 from nsproxy.sample.expr import compile_expr, parse_expr

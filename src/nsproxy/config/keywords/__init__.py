@@ -11,6 +11,7 @@ from nsproxy.config.keywords import (
     sections,
     server,
     stick,
+    track,
     transparent,
     userlist,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "sections",
     "server",
     "stick",
+    "track",
     "transparent",
     "userlist",
 ]
