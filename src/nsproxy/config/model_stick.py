@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nsproxy.config.where import Where
 from nsproxy.sample.acl import Condition
@@ -49,8 +49,8 @@ class StickRuleCfg:
     expr: str
     table: str | None = None
     cond: tuple[str, ...] = ()
-    fetch: Callable[[Txn], Sample | None] | None = None
-    test: Condition | None = None
+    fetch: Callable[[Txn], Sample | None] | None = field(default=None, compare=False, repr=False)
+    test: Condition | None = field(default=None, compare=False, repr=False)
 
     @property
     def matches(self) -> bool:
