@@ -77,20 +77,27 @@ class StreamSticks:
             if t is not None:
                 t.table.inc_http_req(t.entry, now)
 
+    def http_error(self) -> None:
+        """The request was denied (deny, tarpit, auth): http_err_cnt/http_err_rate."""
+        now = self.now()
+        for t in self.slots:
+            if t is not None:
+                t.table.inc_http_err(t.entry, now)
+
     def txn_done(
         self, status: int, bytes_in: int, bytes_out: int, http: bool, from_server: bool
     ) -> None:
-        """A TCP stream or an HTTP transaction ended: a 4xx status counts as an HTTP error
-        (the proxy's own answers too: a deny), a server's 5xx other than 501/505 as a
-        failure; the bytes; then the content trackers of an HTTP transaction stop (the next
-        request tracks again)."""
+        """A TCP stream or an HTTP transaction ended: a server's 4xx counts as an HTTP error
+        (the proxy's own denials are counted by the rule: `http_error`), a server's 5xx
+        other than 501/505 as a failure; the bytes; then the content trackers of an HTTP
+        transaction stop (the next request tracks again)."""
         now = self.now()
         slots = self.slots
         for i, t in enumerate(slots):
             if t is None:
                 continue
             table, ts = t.table, t.entry
-            if 400 <= status < 500:
+            if from_server and 400 <= status < 500:
                 table.inc_http_err(ts, now)
             elif from_server and status >= 500 and status not in (501, 505):
                 table.inc_http_fail(ts, now)

@@ -499,6 +499,13 @@ def parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
     """Parses args[1] (the action) and its arguments; returns the action and the index of
     the first word after them. Raises ConfigError with the text HAProxy puts after
     "error detected in <proxy> while parsing '<kind> <action>' rule : "."""
+    act, i = _parse_action(args, renv)
+    if renv.kind == "http-request" and args[1].split("(", 1)[0] in ("deny", "tarpit", "auth"):
+        act = _count_error(act)  # a denied request is an HTTP error of the tracked counters
+    return act, i
+
+
+def _parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
     action = args[1]
     base = action.split("(", 1)[0]
     i = 2
@@ -573,6 +580,17 @@ def parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
         sc, i = parse_sc_action(action, args, i, renv.env, renv.hook)
         return _no_result(sc), i
     raise AssertionError(f"unhandled action {action}")
+
+
+def _count_error(inner: Act) -> Act:
+    def act(txn: Txn) -> HttpResult | None:
+        result = inner(txn)
+        sticks = txn.sticks
+        if result is not None and sticks is not None:
+            sticks.http_error()
+        return result
+
+    return act
 
 
 def _no_result(fn: Callable[[Txn], None]) -> Act:
