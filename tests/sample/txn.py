@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from nsproxy.proto.h1.head import RequestHead, ResponseHead
 from nsproxy.sample.context import Addr
 from nsproxy.sample.types import Sample, SmpType
+from nsproxy.stick.track import StreamSticks
 
 
 @dataclass
@@ -62,6 +63,7 @@ class StubTxn:
     http_status: int = -1
     request_line: str = ""
     log_level: str | None = None
+    sticks: StreamSticks | None = None  # stick-table tracking slots (track-sc*)
 
     def set_log_level(self, level: str) -> None:
         self.log_level = level
