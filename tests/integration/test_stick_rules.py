@@ -336,3 +336,54 @@ def test_octavia_tcp_source_ip_persistence_behaves_like_haproxy(lab: Lab, ns: st
     assert sorted(set(rounds[0])) == ["m1", "m2"]
     name = "3f2c4b1e-8a9d-4c2b-a6f0-1e2d3c4b5a69:9d1ac0a7-5e80-4f3b-9c6f-2e7a3a0b1c11"
     assert pair.table("nsproxy", name) == pair.table("haproxy", name)
+
+
+# Octavia's HTTP pool with APP_COOKIE persistence: the server's cookie is stored on the
+# response, and requests carrying it go back to that server.
+APP_COOKIE = (
+    "global\n  stats socket {stats} level admin\ndefaults\n  mode http\n"
+    + TIMEOUTS
+    + """frontend fe
+    bind {vip}:{port} namespace {ns}
+    default_backend pool
+backend pool
+    balance roundrobin
+    stick-table type string len 64 size 10k
+    stick store-response res.cook(JSESSIONID)
+    stick match req.cook(JSESSIONID)
+    server m1 {vip}:{p1} namespace {ns}
+    server m2 {vip}:{p2} namespace {ns}
+"""
+)
+
+
+def _cookie_reply(name: str) -> bytes:
+    return (
+        f"HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=sess-{name}\r\nContent-Length: 2\r\n"
+        f"Connection: close\r\n\r\n{name}"
+    ).encode()
+
+
+def http_body(ns: str, port: int, src: str, cookie: str | None) -> str:
+    """One request (with the session cookie, if any); the body of the answer."""
+    extra = f"Cookie: JSESSIONID={cookie}\r\n" if cookie else ""
+    with connect(ns, (VIP, port), source=(src, 0)) as c:
+        c.sendall(f"GET / HTTP/1.1\r\nHost: lb\r\n{extra}Connection: close\r\n\r\n".encode())
+        out = recv_all(c)
+    return out.split(b"\r\n\r\n", 1)[1].decode()
+
+
+def test_app_cookie_persistence_stores_on_response_like_haproxy(lab: Lab, ns: str) -> None:
+    sinks = [lab.sink(ns, VIP, reply=_cookie_reply(n)) for n in ("m1", "m2")]
+    pair = Pair(lab, ns, APP_COOKIE, vip=VIP, p1=sinks[0].port, p2=sinks[1].port)
+    seen = {}
+    for who, port in pair.ports.items():
+        first = [http_body(ns, port, CLIENTS[0], None) for _ in range(2)]  # m1, then m2
+        stuck = [http_body(ns, port, CLIENTS[0], "sess-m2") for _ in range(3)]
+        unknown = http_body(ns, port, CLIENTS[0], "sess-none")
+        seen[who] = (first, stuck, unknown)
+    assert seen["nsproxy"] == seen["haproxy"]
+    first, stuck, _ = seen["nsproxy"]
+    assert sorted(first) == ["m1", "m2"]
+    assert stuck == ["m2"] * 3
+    assert pair.table("nsproxy", "pool") == pair.table("haproxy", "pool")

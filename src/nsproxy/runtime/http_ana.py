@@ -353,6 +353,7 @@ def response_rules(s: Stream) -> bytes | None:
 
     Returns the answer to send instead of the response (a deny: 502), or None.
     """
+    stickiness.store_response(s)
     fe, be = s.fe_http, s.be_http
     lists = []
     if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:

@@ -1,11 +1,11 @@
-"""Stick tables in traffic: server persistence (`stick match|on|store-request`) around the
-server choice, and the counter events of a stream's life for its tracked entries.
+"""Stick tables in traffic: server persistence (`stick match|on|store-*`) around the server
+choice, and the counter events of a stream's life for its tracked entries.
 
-The stream calls `choose()` where it picks a server, and the runtime calls `session_started`,
-`http_request`, `txn_done` and `stream_closed` at those moments of a stream (the hooks are one
-line each, in runtime/stream.py, analysers.py, http_ana.py and process.py). The tracking
-slots themselves (`track-sc*`) are nsproxy.stick.track.StreamSticks, filled by the compiled
-rules (config/keywords/track.py).
+The stream calls `choose()` where it picks a server; the runtime calls `session_started`,
+`http_request`, `store_response`, `txn_done` and `stream_closed` at those moments of a
+stream (one line each, in runtime/stream.py, analysers.py, http_ana.py and process.py). The
+tracking slots themselves (`track-sc*`) are nsproxy.stick.track.StreamSticks, filled by the
+compiled rules (config/keywords/track.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from nsproxy.proto.h1.head import request_htx_size
 from nsproxy.sample.context import final_view
 from nsproxy.sample.stick_fetch import sample_key
 from nsproxy.sample.types import Verdict
+from nsproxy.stick.table import StickTable
 from nsproxy.stick.track import StreamSticks
 
 if TYPE_CHECKING:
@@ -95,6 +96,34 @@ def store(s: Stream, srv: Server) -> None:
         table.release(ts)
 
 
+def store_response(s: Stream) -> None:
+    """`stick store-response` rules (HTTP): on the server's response head, the first rule
+    per table that applies points its key to the server that answered."""
+    sticks, be, srv = s.sticks, s.backend, s.server
+    if sticks is None or be is None or srv is None or not be.cfg.stick_rules:
+        return
+    view = final_view(s)
+    now = sticks.now()
+    done: list[StickTable] = []
+    for rule in be.cfg.stick_rules:
+        if not rule.on_response or rule.fetch is None:
+            continue
+        table = sticks.tables.get(rule.table if rule.table is not None else be.name)
+        if table is None or any(t is table for t in done):
+            continue
+        if rule.test is not None and rule.test(view) is not Verdict.PASS:
+            continue
+        smp = rule.fetch(view)
+        key = None if smp is None else sample_key(table, smp)
+        if key is None:
+            continue
+        done.append(table)
+        ts = table.get_entry(key, now)
+        if ts is not None:
+            table.set_server(ts, srv.puid, srv.name, now)
+            table.release(ts)
+
+
 def choose(
     s: Stream, be: Backend, forced: Server | None, exclude: Server | None, hash_key: bytes | None
 ) -> Server | None:
@@ -154,6 +183,7 @@ __all__ = [
     "new_sticks",
     "session_started",
     "store",
+    "store_response",
     "stream_closed",
     "txn_done",
 ]

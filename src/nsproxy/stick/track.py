@@ -45,11 +45,14 @@ class StreamSticks:
         """Slot `idx` (0..2), None when nothing is tracked there."""
         return self.slots[idx] if 0 <= idx < SLOTS else None
 
-    def track(self, idx: int, table: StickTable, key: Key, content: bool) -> Tracker | None:
+    def track(
+        self, idx: int, table: StickTable, key: Key, content: bool, http: bool = False
+    ) -> Tracker | None:
         """`track-scN`: the entry for `key` (created if needed) goes in slot N and starts its
         counters (conn_cur, conn_cnt, conn_rate). A slot already in use is kept (the first
-        tracking rule wins); a full table tracks nothing. `content`: a `tcp-request content` or
-        `http-request` rule (its tracking ends with the HTTP transaction)."""
+        tracking rule wins); a full table tracks nothing. `content`: a `tcp-request content`
+        or `http-request` rule (its tracking ends with the HTTP transaction). `http`: an
+        `http-request` rule, which also counts the request being tracked."""
         if self.slots[idx] is not None:
             return None
         now = self.now()
@@ -57,6 +60,8 @@ class StreamSticks:
         if ts is None:
             return None
         table.start_counters(ts, now)
+        if http:
+            table.inc_http_req(ts, now)
         t = Tracker(table, ts, content)
         self.slots[idx] = t
         return t

@@ -66,9 +66,7 @@ def parse_track(
         key = sample_key(t, smp)
         if key is None:
             return
-        tracker = sticks.track(idx, t, key, content)
-        if http and tracker is not None:
-            t.inc_http_req(tracker.entry, sticks.now())
+        sticks.track(idx, t, key, content, http)
 
     return track, i
 
