@@ -295,3 +295,18 @@ def test_stick_errors_are_haproxys(tmp_path: Path, line: str) -> None:
         if m.startswith(("parsing", "Proxy"))
     ]
     assert theirs and ours == theirs
+
+
+@needs_haproxy
+def test_option_persist_in_a_frontend_is_ignored_with_haproxys_warning(tmp_path: Path) -> None:
+    body = "frontend fe\n  bind 127.0.0.1:1\n  option persist\n"
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(HEAD + body)
+    _, state = parse_files([str(cfg)])
+    ours = [m.removeprefix("config : ").replace(str(cfg), "c.cfg") for m in state.warnings]
+    theirs = [
+        m.replace(str(tmp_path / "check.cfg"), "c.cfg")
+        for m in check_config(HEAD + body, tmp_path)
+        if m.startswith("parsing")
+    ]
+    assert theirs and ours == theirs

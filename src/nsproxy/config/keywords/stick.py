@@ -16,6 +16,7 @@ from nsproxy.config.registry import (
     PROXY_SECTIONS,
     SECTIONS,
     ConfigError,
+    ConfigWarning,
     Ctx,
     Section,
     post_check,
@@ -369,7 +370,12 @@ def _stick(ctx: Ctx, args: list[str]) -> None:
 @OPTIONS.register("persist")
 def _option_persist(ctx: Ctx, args: list[str]) -> None:
     """`option persist`: a stuck client keeps its server even when the server is down."""
-    ctx.section.fields["persist"] = args[-1] == "on"
+    sec = ctx.section
+    if sec.kind == "frontend":
+        raise ConfigWarning(
+            f"'{args[0]}' ignored because frontend '{sec.name}' has no backend capability."
+        )
+    sec.fields["persist"] = args[-1] == "on"
 
 
 def _plain(get: Getter) -> Callable[[Txn], Sample | None]:
