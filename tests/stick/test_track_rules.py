@@ -310,3 +310,18 @@ def test_option_persist_in_a_frontend_is_ignored_with_haproxys_warning(tmp_path:
         if m.startswith("parsing")
     ]
     assert theirs and ours == theirs
+
+
+def test_tracking_costs_less_than_ten_microseconds_of_cpu_per_request() -> None:
+    """The budget of issue 15: `track-sc0 src` + one rate check, per request (CPU time)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_tracking", Path(__file__).with_name("bench_tracking.py")
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    best, entries = bench.measure(20_000)
+    assert entries == 1000
+    assert best["tracked"] - best["plain"] < 10.0, best
