@@ -254,6 +254,10 @@ ERRORS = [
     "  http-request track-sc0 src table nosuch\n",
     "  http-request deny if { sc_http_req_rate(0,nosuch2) gt 5 }\n",
     "  http-request deny if { src_conn_rate gt 5 }\n",
+    "  tcp-request content sc-inc-gpc0(4)\n",
+    "  tcp-request content sc-set-gpt0(1) nosuch\n",
+    "  http-request sc-set-gpt0(1) nosuch\n",
+    "  http-request sc-inc-gpc1(x)\n",
 ]
 
 

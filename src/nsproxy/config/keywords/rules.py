@@ -283,10 +283,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         try:
             act, i = parse_sc_action(action, args, 3, env_of(ctx), hook)
         except ConfigError as e:
-            raise ConfigError(
-                f"'{kind} {action}' : error detected in {_px(ctx)} while parsing '{action}' "
-                f"action : {e}."
-            ) from None
+            raise ConfigError(str(e)) from None  # HAProxy's bare message here
     elif action not in (_RESPONSE_SUPPORTED if args[0] == "tcp-response" else _SUPPORTED):
         if (
             action
