@@ -190,7 +190,6 @@ class WaitRequest:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
             s.fe.stats.http_requests += 1
-            stickiness.http_request(s)
             return Verdict.NEXT
         if s.req_eof or s.req_error:
             if txn.t_first < 0 and s.txn_count:
@@ -291,6 +290,7 @@ class FrontendRules:
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
         assert txn is not None and txn.req is not None
+        stickiness.http_request(s)  # a new request for the entries tracked so far
         cfg = self.cfg
         capture_request(s)
         if cfg.monitor_uri is not None and txn.req.target == cfg.monitor_uri:

@@ -1,7 +1,7 @@
 """Stick tables in traffic: server persistence (`stick match|on|store-*`) around the server
 choice, and the counter events of a stream's life for its tracked entries.
 
-The stream calls `choose()` where it picks a server; the runtime calls `session_started`,
+The stream calls `sticky_server()` where it picks a server; the runtime calls `session_started`,
 `http_request`, `store_response`, `txn_done` and `stream_closed` at those moments of a
 stream (one line each, in runtime/stream.py, analysers.py, http_ana.py and process.py). The
 tracking slots themselves (`track-sc*`) are nsproxy.stick.track.StreamSticks, filled by the
@@ -124,7 +124,7 @@ def store_response(s: Stream) -> None:
             table.release(ts)
 
 
-def choose(
+def sticky_server(
     s: Stream, be: Backend, forced: Server | None, exclude: Server | None, hash_key: bytes | None
 ) -> Server | None:
     """The server for a backend with `stick` rules: a usable `use-server` choice, else the
@@ -177,11 +177,11 @@ def stream_closed(s: Stream) -> None:
 
 
 __all__ = [
-    "choose",
     "http_request",
     "match",
     "new_sticks",
     "session_started",
+    "sticky_server",
     "store",
     "store_response",
     "stream_closed",

@@ -22,13 +22,14 @@ from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, accept_date, addr_text, a
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
-from nsproxy.runtime import connect, http_ana, poller, relay, stickiness
+from nsproxy.runtime import connect, http_ana, poller, relay
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
 from nsproxy.runtime.http_txn import HttpTxn
 from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
+from nsproxy.runtime.stickiness import new_sticks, sticky_server
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
@@ -163,7 +164,7 @@ class Stream:
         self.idle_conn: Connection | None = None
         self.idle_reader: ResponseReader | None = None
         self.idle_server: Server | None = None
-        self.sticks = stickiness.new_sticks(rt)  # track-sc* slots, `stick` keys
+        self.sticks = new_sticks(rt)  # track-sc* slots, `stick` keys
 
     # -- facts of the client connection ------------------------------------------------------
     @property
@@ -446,7 +447,7 @@ class Stream:
             forced = self.forced_server
             srv: Server | None
             if be.cfg.stick_rules:  # `stick match|on|store-request`: runtime/stickiness.py
-                srv = stickiness.choose(self, be, forced, exclude, self._hash_key())
+                srv = sticky_server(self, be, forced, exclude, self._hash_key())
             elif forced is not None and exclude is None and forced.usable():
                 srv = forced
             else:
