@@ -200,7 +200,7 @@ def test_messages_are_haproxys(tmp_path: Path, section: str, line: str) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "http-request track-sc0 src",
+        "http-response track-sc0 src",
         "http-request normalize-uri path-merge-slashes",
         "http-response set-map(/x) a b",
         "http-request wait-for-body time 1s",

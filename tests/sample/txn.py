@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from nsproxy.proto.h1.head import RequestHead, ResponseHead
 from nsproxy.sample.context import Addr
 from nsproxy.sample.types import Sample, SmpType
+from nsproxy.stick.track import StreamSticks
 
 
 @dataclass
@@ -63,6 +64,7 @@ class StubTxn:
     request_line: str = ""
     cookie_status: str = "--"
     log_level: str | None = None
+    sticks: StreamSticks | None = None  # stick-table tracking slots (track-sc*)
 
     def set_log_level(self, level: str) -> None:
         self.log_level = level

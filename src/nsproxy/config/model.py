@@ -149,6 +149,7 @@ class ProxyCfg:
     hash_avalanche: bool | None = None
     retries: int = 3
     redispatch: bool = False
+    persist: bool = False  # `option persist`: stick to a server even when it is down
     allbackups: bool = False
     source: SourceCfg | None = None
     logs: tuple[LogTarget, ...] = ()

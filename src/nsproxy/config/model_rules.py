@@ -24,8 +24,9 @@ class TcpRule:
     """One `tcp-request connection|content` or `tcp-response content` rule.
 
     action: accept, reject, silent-drop, close, expect-proxy, set-var, unset-var, set-src,
-    set-dst, set-src-port, set-dst-port. `var` is (scope, name) for set-var/unset-var;
-    `expr` the value of set-var/set-src/set-dst/...
+    set-dst, set-src-port, set-dst-port, track-sc0..2, sc-inc-gpc0/1, sc-set-gpt0. `var` is
+    (scope, name) for set-var/unset-var; `expr` the value of set-var/set-src/set-dst/...;
+    `act` what the stick-counter actions do, run on the stream seen as final.
     """
 
     where: Where
@@ -34,6 +35,7 @@ class TcpRule:
     expr: Expr | None = None
     var: tuple[str, str] | None = None
     var_conds: frozenset[str] = frozenset()  # set-var(name,ifexists,...) conditions
+    act: Callable[[Txn], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ def run_tcp_rules(rules: tuple[TcpRule, ...], txn: Txn) -> TcpOutcome:
                     set_var(txn.vars, scope, name, smp, rule.var_conds)
         elif action == "expect-proxy":
             effects.append((action, None))
+        elif rule.act is not None:
+            rule.act(final_view(txn))
         elif rule.expr is not None:
             smp = rule.expr(final_view(txn))
             if smp is not None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from nsproxy.config.where import Where
+from nsproxy.sample.acl import Condition
+from nsproxy.sample.context import Txn
+from nsproxy.sample.types import Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ class StickRuleCfg:
 
     `expr` is the sample expression word as written (fetch and converters), `table` None
     means the proxy's own table, `cond` the raw condition words including `if`/`unless`.
+    `fetch` and `test` are the expression and condition compiled (the sample, None when
+    there is none; the condition's verdict).
     """
 
     where: Where
@@ -43,6 +49,8 @@ class StickRuleCfg:
     expr: str
     table: str | None = None
     cond: tuple[str, ...] = ()
+    fetch: Callable[[Txn], Sample | None] | None = field(default=None, compare=False, repr=False)
+    test: Condition | None = field(default=None, compare=False, repr=False)
 
     @property
     def matches(self) -> bool:

@@ -21,6 +21,7 @@ from nsproxy.config.model_rules import (
     choose_server,
     run_tcp_rules,
 )
+from nsproxy.runtime import stickiness
 from nsproxy.sample.types import Sample, SmpType
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class ConnectionRules:
         _apply_effects(s, out.effects)
         if out.action in ("reject", "close", "silent-drop"):
             return _deny(s, out.action, "denied_conn", None)
+        stickiness.session_started(s)
         return Verdict.NEXT
 
 

@@ -36,6 +36,7 @@ from nsproxy.proto.h1.head import (
     serialize_response,
 )
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event
+from nsproxy.runtime import stickiness
 from nsproxy.runtime.analysers import Verdict
 
 if TYPE_CHECKING:
@@ -303,6 +304,7 @@ class FrontendRules:
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
         assert txn is not None and txn.req is not None
+        stickiness.http_request(s)  # a new request for the entries tracked so far
         cfg = self.cfg
         capture_request(s)
         if cfg.monitor_uri is not None and txn.req.target == cfg.monitor_uri:
@@ -439,6 +441,7 @@ def response_rules(s: Stream) -> bytes | None:
 
     Returns the answer to send instead of the response (a deny: 502), or None.
     """
+    stickiness.store_response(s)
     fe, be = s.fe_http, s.be_http
     lists = []
     if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:

@@ -14,7 +14,7 @@ from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, addr_text
 from nsproxy.proto.h1.head import Limits
-from nsproxy.runtime import relay
+from nsproxy.runtime import relay, stickiness
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.clock import Clock
 from nsproxy.runtime.health import HealthChecks
@@ -218,6 +218,7 @@ class Runtime:
             if stream.termination != "--":
                 ns.errors += 1
         self.txn_done(stream)
+        stickiness.stream_closed(stream)
         while self.paused_for_limit and not self.stopping:
             li = self.paused_for_limit.pop()
             li.resume()
@@ -243,6 +244,7 @@ class Runtime:
             srv.stats.bytes_out += bytes_out
             srv.backend.stats.bytes_in += bytes_in
             srv.backend.stats.bytes_out += bytes_out
+        stickiness.txn_done(stream)
         if stream.logged:
             stream.ending = True
             self._log_stream(stream)

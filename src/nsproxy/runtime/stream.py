@@ -30,6 +30,7 @@ from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
 from nsproxy.runtime.pool import may_share
+from nsproxy.runtime.stickiness import new_sticks, sticky_server
 from nsproxy.sample.logformat import accept_date
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class Stream:
         "server",
         "srv_conn",
         "start_ts",
+        "sticks",
         "t0",
         "tc",
         "termination",
@@ -165,6 +167,7 @@ class Stream:
         self.idle_conn: Connection | None = None
         self.idle_reader: ResponseReader | None = None
         self.idle_server: Server | None = None
+        self.sticks = new_sticks(rt)  # track-sc* slots, `stick` keys
 
     # -- facts of the client connection ------------------------------------------------------
     @property
@@ -489,8 +492,11 @@ class Stream:
             be.release(exclude)
         if self.server is None:
             forced = self.forced_server
-            if forced is not None and exclude is None and forced.usable():
-                srv: Server | None = forced
+            srv: Server | None
+            if be.cfg.stick_rules:  # `stick match|on|store-request`: runtime/stickiness.py
+                srv = sticky_server(self, be, forced, exclude, self._hash_key())
+            elif forced is not None and exclude is None and forced.usable():
+                srv = forced
             else:
                 srv = be.pick(self._hash_key(), exclude)
             if srv is None:

@@ -11,6 +11,7 @@ from nsproxy.sample import (  # noqa: F401  (fill the tables)
     http_fetch,
     maps,
     payload,
+    stick_fetch,
     tls_fetch,
 )
 from nsproxy.sample.acl import AclSet, Condition, compile_condition

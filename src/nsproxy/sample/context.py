@@ -15,6 +15,7 @@ from nsproxy.sample.types import Sample
 
 if TYPE_CHECKING:
     from nsproxy.proto.h1.head import RequestHead, ResponseHead
+    from nsproxy.stick.track import StreamSticks
 
 Addr = tuple[str, int] | str | bytes | None
 
@@ -104,6 +105,11 @@ class Txn(Protocol):
     def request_line(self) -> str: ...
     @property
     def cookie_status(self) -> str: ...  # %tsc's persistence cookie flags ("--", "NI", "VN")
+
+    # Stick tables: the tracking slots (track-sc*) and the process's tables by name; None
+    # when the configuration has no stick table.
+    @property
+    def sticks(self) -> StreamSticks | None: ...
 
     def set_log_level(self, level: str) -> None:
         """`set-log-level`: a syslog level name, or "silent" (this stream is not logged)."""

@@ -107,6 +107,8 @@ class PatRefs:
         self.refs: list[PatRef] = []
         self._next_id = 0
         self.userlists = Userlists()  # the configuration's userlists, for http_auth()
+        # stick tables named by fetch arguments: (file, line, table, arg pos, keyword, proxy)
+        self.table_uses: list[tuple[str, int, str, int, str, str]] = []
 
     def lookup(self, name: str) -> PatRef | None:
         """`#<id>` or a file name, as HAProxy's pat_ref_lookup_ref()."""

@@ -13,6 +13,7 @@ from nsproxy.config.keywords import (
     sections,
     server,
     stick,
+    track,
     transparent,
     userlist,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "sections",
     "server",
     "stick",
+    "track",
     "transparent",
     "userlist",
 ]

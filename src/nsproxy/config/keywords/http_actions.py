@@ -18,6 +18,12 @@ from nsproxy.config.keywords.http_reply import (
     parse_reply,
     reason,
 )
+from nsproxy.config.keywords.track import (
+    is_sc_action,
+    is_track,
+    parse_sc_action,
+    parse_track,
+)
 from nsproxy.config.model_http import ALLOW, REJECT, ErrorFile, HttpResult, Verb
 from nsproxy.config.registry import ConfigError
 from nsproxy.http import answers
@@ -78,6 +84,7 @@ _COMMON = {
     "set-var-fmt",
     "unset-var",
 }
+_STICK = ("sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0")
 SUPPORTED: dict[str, frozenset[str]] = {
     "http-request": frozenset(
         _COMMON
@@ -95,10 +102,12 @@ SUPPORTED: dict[str, frozenset[str]] = {
             "set-uri",
             "tarpit",
             "use-service",
+            *_STICK,
+            *(f"track-sc{n}" for n in range(10)),
         }
     ),
     "http-response": frozenset(
-        _COMMON | {"deny", "redirect", "return", "set-log-level", "set-status"}
+        _COMMON | {"deny", "redirect", "return", "set-log-level", "set-status", *_STICK}
     ),
     "http-after-response": frozenset(_COMMON | {"set-status"}),
 }
@@ -490,6 +499,13 @@ def parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
     """Parses args[1] (the action) and its arguments; returns the action and the index of
     the first word after them. Raises ConfigError with the text HAProxy puts after
     "error detected in <proxy> while parsing '<kind> <action>' rule : "."""
+    act, i = _parse_action(args, renv)
+    if renv.kind == "http-request" and args[1].split("(", 1)[0] in ("deny", "tarpit", "auth"):
+        act = _count_error(act)  # a denied request is an HTTP error of the tracked counters
+    return act, i
+
+
+def _parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
     action = args[1]
     base = action.split("(", 1)[0]
     i = 2
@@ -557,7 +573,32 @@ def parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
         return (lambda txn: result), i + 1
     if base == "set-status":
         return _set_status(args, i)
+    if is_track(base):
+        track, i = parse_track(action, args, i, renv.env, renv.hook, http=True)
+        return _no_result(track), i
+    if is_sc_action(base):
+        sc, i = parse_sc_action(action, args, i, renv.env, renv.hook)
+        return _no_result(sc), i
     raise AssertionError(f"unhandled action {action}")
+
+
+def _count_error(inner: Act) -> Act:
+    def act(txn: Txn) -> HttpResult | None:
+        result = inner(txn)
+        sticks = txn.sticks
+        if result is not None and sticks is not None:
+            sticks.http_error()
+        return result
+
+    return act
+
+
+def _no_result(fn: Callable[[Txn], None]) -> Act:
+    def act(txn: Txn) -> HttpResult | None:
+        fn(txn)
+        return None
+
+    return act
 
 
 def _set_status(args: list[str], i: int) -> tuple[Act, int]:

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from nsproxy.config.keywords.track import (
+    StickAct,
+    is_sc_action,
+    is_track,
+    parse_sc_action,
+    parse_track,
+)
 from nsproxy.config.model_rules import Expr, ProxyRules, SwitchRule, TcpRule
 from nsproxy.config.registry import (
     KEYWORDS,
@@ -217,6 +224,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
     action = args[2]
     i = 3
     expr = None
+    act: StickAct | None = None
     var = None
     var_conds: frozenset[str] = frozenset()
     base = action.split("(", 1)[0]
@@ -266,14 +274,21 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         if args[1] != "connection":
             raise ConfigError(f"'{action} layer4' is not allowed in '{kind}' rules in {_px(ctx)}")
         i = 4
+    elif is_track(action) and args[0] == "tcp-request":
+        try:
+            act, i = parse_track(action, args, 3, env_of(ctx), hook, http=False)
+        except ConfigError as e:
+            raise ConfigError(f"'{kind} {action}' : {e}") from None
+    elif is_sc_action(action):
+        try:
+            act, i = parse_sc_action(action, args, 3, env_of(ctx), hook)
+        except ConfigError as e:
+            raise ConfigError(str(e)) from None  # HAProxy's bare message here
     elif action not in (_RESPONSE_SUPPORTED if args[0] == "tcp-response" else _SUPPORTED):
         if (
             action
             in (
                 "capture",
-                "track-sc0",
-                "track-sc1",
-                "track-sc2",
                 "set-mark",
                 "set-tos",
                 "set-log-level",
@@ -308,7 +323,7 @@ def _tcp_rule(ctx: Ctx, args: list[str], hook: Hook) -> TcpRule:
         c = cond.conflict(hook)
         if c is not None:
             ctx.warn(_tcp_conflict(c, args, hook))
-    return TcpRule(ctx.where, base, cond, expr, var, var_conds)
+    return TcpRule(ctx.where, base, cond, expr, var, var_conds, act)
 
 
 def _plain(get: Getter) -> Expr:

@@ -5,18 +5,27 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 
+from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model_stick import PeerCfg, PeersCfg, StickRuleCfg, StickTableCfg
 from nsproxy.config.registry import (
     KEYWORDS,
+    OPTIONS,
     PROXY_SECTIONS,
     SECTIONS,
     ConfigError,
+    ConfigWarning,
     Ctx,
     Section,
     post_check,
 )
+from nsproxy.sample import AclSet, Hook, SampleError, compile_condition
+from nsproxy.sample.context import Txn
+from nsproxy.sample.expr import Getter, parse_expr
+from nsproxy.sample.places import use_names
+from nsproxy.sample.types import Missing, Sample
 from nsproxy.stick.types import ARRAY_NAMES, KEY_TYPES, data_type
 
 # Parse-state keys kept in the global section's fields (the model keeps `localpeer` and
@@ -333,8 +342,48 @@ def _stick(ctx: Ctx, args: list[str]) -> None:
         cond = tuple(args[i:])
     elif a[i]:
         raise ConfigError(f"'stick': unknown keyword '{a[i]}'.")
-    rule = StickRuleCfg(ctx.where, kind, expr, table, cond)
+    hook = Hook.BE_STO_RUL if kind == "store-response" else Hook.BE_SET_SRV
+    env = env_of(ctx)
+    try:
+        parsed, _ = parse_expr(expr, env)
+    except SampleError as e:
+        raise ConfigError(f"'stick': {e}") from None
+    if not parsed.fetch.val & hook:
+        during = "response" if kind == "store-response" else "request"
+        raise ConfigError(
+            f"'stick': fetch method '{parsed.fetch.name}' extracts information from "
+            f"'{use_names(parsed.fetch.use)}', none of which is available during {during}.",
+        )
+    test = None
+    if cond:
+        acls: AclSet = ctx.section.fields.setdefault("acls", AclSet())
+        try:
+            test = compile_condition(list(cond), acls, hook, env, ctx.state.warnings.append)
+        except SampleError as e:
+            raise ConfigError(
+                f"'stick': error detected while parsing sticking condition : {e}."
+            ) from None
+    rule = StickRuleCfg(ctx.where, kind, expr, table, cond, _plain(parsed.get), test)
     ctx.section.fields.setdefault("stick_rules", []).append(rule)
+
+
+@OPTIONS.register("persist")
+def _option_persist(ctx: Ctx, args: list[str]) -> None:
+    """`option persist`: a stuck client keeps its server even when the server is down."""
+    sec = ctx.section
+    if sec.kind == "frontend":
+        raise ConfigWarning(
+            f"'{args[0]}' ignored because frontend '{sec.name}' has no backend capability."
+        )
+    sec.fields["persist"] = args[-1] == "on"
+
+
+def _plain(get: Getter) -> Callable[[Txn], Sample | None]:
+    def run(txn: Txn) -> Sample | None:
+        r = get(txn)
+        return None if isinstance(r, Missing) else r
+
+    return run
 
 
 # -- localpeer and peers sections ----------------------------------------------------------------
@@ -534,6 +583,19 @@ def _stick_references(state: Any, config: Any) -> None:
                     f"Proxy '{sec.name}': unable to find local peer '{local_peer_name(state)}' "
                     f"in peers section '{p.name}'."
                 )
+    refs = state.global_.fields.get("pattern_refs")
+    for file, line, name, pos, kw, proxy in getattr(refs, "table_uses", ()):
+        if name in seen:
+            continue
+        if pos < 0:  # track-sc*
+            state.errors.append(
+                f"Proxy '{proxy}': unable to find table '{name}' referenced by {kw}."
+            )
+        else:
+            state.errors.append(
+                f"parsing [{file}:{line}]: unable to find table '{name}' referenced in arg "
+                f"{pos + 1} of ACL keyword '{kw}' in proxy '{proxy}'."
+            )
     for p in peers.values():
         if not p.disabled and p.local is None:
             state.warnings.append(
