@@ -642,3 +642,23 @@ def test_http_request_timeout_answers_408_like_haproxy(pair: tuple[Lab, str]) ->
     assert outs[0].startswith(b"HTTP/1.1 408 Request Time-out\r\n")
     ours = _log_line(proxy.wait_output(" 408 "), " 408 ")
     assert comparable(ours) == comparable(haproxy_line(ph, " 408 "))
+
+
+def test_rule_answers_and_their_log_lines_like_haproxy(pair: tuple[Lab, str]) -> None:
+    """deny (PR), return and redirect (LR): the same answers and the same httplog lines."""
+    lab, ns = pair
+    template = NEUTRON.replace(
+        "    http-request del-header X-Neutron-Router-ID\n",
+        "    http-request deny if {{ path /deny }}\n"
+        "    http-request return status 200 content-type text/plain string hi if {{ path /ret }}\n"
+        "    http-request redirect location /x if {{ path /redir }}\n"
+        "    http-request del-header X-Neutron-Router-ID\n",
+    )
+    proxy, pn, ph, _, _ = _run_both(lab, ns, template)
+    for path in ("/deny", "/ret", "/redir"):
+        raw = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode()
+        assert exchange(ns, ("169.254.169.254", pn), raw) == exchange(
+            ns, ("169.254.169.254", ph), raw
+        )
+        ours = _log_line(proxy.wait_output(f"GET {path} "), f"GET {path} ")
+        assert comparable(ours) == comparable(haproxy_line(ph, f"GET {path} "))

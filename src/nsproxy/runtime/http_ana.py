@@ -222,8 +222,20 @@ class WaitRequest:
         return Verdict.WAIT
 
 
+# HAProxy's termination for an answer a rule made: `return` and `redirect` are local replies
+_LOCAL = frozenset(("return", "redirect"))
+
+
 def _run_rules(s: Stream, rules: tuple[HttpRule, ...]) -> HttpResult | None:
-    return evaluate(rules, s)
+    """The first rule that stops the list; `s.http.rule_action` keeps which action it was."""
+    for rule in rules:
+        res = rule.run(s)
+        if res is not None:
+            txn = s.http
+            if txn is not None:
+                txn.rule_action = rule.action
+            return res
+    return None
 
 
 def _capture_headers(
@@ -281,12 +293,14 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         else:
             error(s, 503, "PR")
         return Verdict.STOP
-    if not response:
+    txn = s.http
+    local = txn is not None and txn.rule_action in _LOCAL
+    if not response and not local:
         s.fe.stats.denied_req += 1
     if res.verb is Verb.TARPIT:
         s.tarpit(res.data, res.status)
         return Verdict.STOP
-    answer(s, res.data, res.status, "PR", res.close)
+    answer(s, res.data, res.status, "LR" if local else "PR", res.close)
     return Verdict.STOP
 
 

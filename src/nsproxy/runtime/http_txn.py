@@ -30,6 +30,7 @@ class HttpTxn:
         "resp",
         "resp_done",
         "reuse_server",
+        "rule_action",
         "start",
         "start_ts",
         "status",
@@ -62,6 +63,7 @@ class HttpTxn:
         self.captures_req: list[str | None] = []
         self.captures_res: list[str | None] = []
         self.log_level: str | None = None
+        self.rule_action = ""  # the http-request/response action that answered, if any
         self.ck_cli = "-"  # persistence cookie in the request: N none, V valid, I invalid, D down
         self.ck_srv = "-"  # in the response: N none, I inserted, R rewritten, P prefixed
 
