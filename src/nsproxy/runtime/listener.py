@@ -76,7 +76,12 @@ class Listener:
             self.analysers = analysers.build(
                 px, bind, rt.backend_rules, before, (http_ana.BACKEND_REQUEST,)
             )
-            self.an_http = self.analysers.index(http_ana.WAIT_REQUEST)
+            # each request starts again at the frontend's tcp-request content rules (HAProxy
+            # runs them per stream, and a stream is one request), else at the request head
+            content = [
+                i for i, a in enumerate(self.analysers) if isinstance(a, analysers.ContentRules)
+            ]
+            self.an_http = content[0] if content else self.analysers.index(http_ana.WAIT_REQUEST)
         else:
             self.analysers = analysers.build(px, bind, rt.backend_rules)
             self.an_http = -1
