@@ -862,3 +862,55 @@ def test_kubespray_api_balancer_passthrough_and_check_ssl_like_haproxy(
     for side in both.sides:  # the client's TLS reaches the API server untouched
         out = talk(ns, side.port, client_ctx(pki), "member-1.example.com", b"kubectl")
         assert out.names == ("member-1.example.com",) and out.data == b"kubectl"
+
+
+# ---- rules over the decrypted stream -------------------------------------------------------
+
+RULES_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www} crt {api} verify optional ca-file {ca}
+  log-format "%ft %s %[var(sess.who)] %[ssl_fc_sni] %B"
+  tcp-request inspect-delay 2s
+  tcp-request content set-var(sess.who) ssl_c_s_dn(CN) if {{ ssl_c_used }}
+  tcp-request content reject if {{ ssl_fc_sni -m end .example.org }}
+  tcp-request content reject if !{{ req.len gt 0 }}
+  use_backend api if {{ ssl_fc_sni api.example.com }}
+  default_backend www
+backend www
+  server w 127.0.0.1:{echo} namespace {ns}
+backend api
+  server a 127.0.0.1:{echo} namespace {ns}
+"""
+)
+
+
+def test_rules_see_the_handshake_and_the_decrypted_bytes_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, None)
+    CLOSERS.append(origin.close)
+    both = Both(
+        lab, ns, RULES_CFG, www=pki.www, api=pki.api, ca=pki.ca_file, echo=str(origin.port)
+    )
+    cases = [
+        ("www.example.com", None, b"hello"),
+        ("api.example.com", pki.client, b"api call"),
+        ("a.example.org", None, b"refused by SNI"),
+    ]
+    seen = []
+    for side in both.sides:
+        seen.append(
+            [
+                talk(ns, side.port, client_ctx(pki, cert), sni, data).data
+                for sni, cert, data in cases
+            ]
+        )
+    assert seen[0] == seen[1] == [b"hello", b"api call", b""]
+    lines = [sorted(map(strip, side.logs.wait(4))) for side in both.sides]
+    assert lines[0] == lines[1]
+    assert "f~ a alice api.example.com 8" in lines[0]
+    assert "f~ w - www.example.com 5" in lines[0]
+    assert "f~ <NOSRV> - a.example.org 0" in lines[0]
