@@ -892,9 +892,7 @@ def test_rules_see_the_handshake_and_the_decrypted_bytes_like_haproxy(
     lab, ns = tenant
     origin = Origin(ns, None)
     CLOSERS.append(origin.close)
-    both = Both(
-        lab, ns, RULES_CFG, www=pki.www, api=pki.api, ca=pki.ca_file, echo=str(origin.port)
-    )
+    both = Both(lab, ns, RULES_CFG, www=pki.www, api=pki.api, ca=pki.ca_file, echo=str(origin.port))
     cases = [
         ("www.example.com", None, b"hello"),
         ("api.example.com", pki.client, b"api call"),
@@ -914,3 +912,45 @@ def test_rules_see_the_handshake_and_the_decrypted_bytes_like_haproxy(
     assert "f~ a alice api.example.com 8" in lines[0]
     assert "f~ w - www.example.com 5" in lines[0]
     assert "f~ <NOSRV> - a.example.org 0" in lines[0]
+
+
+ANSWER_CFG = (
+    HEAD
+    + """
+frontend f
+  mode http
+  option httplog
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www}
+  http-request deny if {{ path /forbidden }}
+  http-request return status 200 content-type text/plain lf-string {whoami} if {{ path /whoami }}
+  default_backend be
+backend be
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_the_proxys_own_answers_over_tls_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
+    """Answers nsproxy writes itself (deny, return) reach the client whole over TLS, then
+    the close: the ciphertext still queued is sent before the socket closes."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    whoami = '"%[ssl_fc_protocol] %[ssl_fc_sni]"'
+    both = Both(lab, ns, ANSWER_CFG, www=pki.www, origin=str(origin.port), whoami=whoami)
+    asks = [
+        b"GET /whoami HTTP/1.1\r\nHost: a\r\n\r\nGET /forbidden HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ]
+    got = []
+    for side in both.sides:
+        got.append(
+            [
+                talk(ns, side.port, client_ctx(pki), "www.example.com", a, shut=False).data
+                for a in asks
+            ]
+        )
+    assert got[0] == got[1]
+    assert b"TLSv1.3 www.example.com" in got[0][0] and b" 403 " in got[0][0]
+    assert got[0][1].startswith(b"HTTP/1.1 200 OK") and got[0][1].endswith(b"ok\n")
