@@ -114,6 +114,7 @@ def talk(
     timeout: float = 15.0,
     session: ssl.SSLSession | None = None,
     shut: bool = True,
+    preamble: bytes = b"",
 ) -> Outcome:
     """One TLS connection from `ns` to 127.0.0.1:`port`: handshake, send `payload`, send
     close_notify (unless not `shut`: then the server closes), read until the end; bounded
@@ -121,6 +122,8 @@ def talk(
     sock = socket_in(ns, socket.AF_INET)
     sock.settimeout(5)
     sock.connect(("127.0.0.1", port))
+    if preamble:  # a PROXY header, in clear before the handshake
+        sock.sendall(preamble)
     sock.setblocking(False)
     tx = TlsTransport(sock, ctx, False, sni, session)
     deadline = time.monotonic() + timeout
@@ -954,3 +957,31 @@ def test_the_proxys_own_answers_over_tls_like_haproxy(tenant: tuple[Lab, str], p
     assert got[0] == got[1]
     assert b"TLSv1.3 www.example.com" in got[0][0] and b" 403 " in got[0][0]
     assert got[0][1].startswith(b"HTTP/1.1 200 OK") and got[0][1].endswith(b"ok\n")
+
+
+PROXY_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns} accept-proxy ssl crt {www}
+  log-format "%ci:%cp %ft %[ssl_fc_sni] %B"
+  default_backend be
+backend be
+  server echo 127.0.0.1:{echo} namespace {ns}
+"""
+)
+
+
+def test_accept_proxy_is_read_in_clear_before_the_handshake_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, None)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, PROXY_CFG, www=pki.www, echo=str(origin.port))
+    header = pp.encode_v2(("10.1.2.3", 4321), ("10.0.0.1", 443))
+    for side in both.sides:
+        out = talk(ns, side.port, client_ctx(pki), "www.example.com", b"x", preamble=header)
+        assert out.data == b"x"
+    lines = [side.logs.wait(2)[-1] for side in both.sides]
+    assert lines[0] == lines[1] == "10.1.2.3:4321 f~ www.example.com 1"
