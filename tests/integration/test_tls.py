@@ -985,3 +985,58 @@ def test_accept_proxy_is_read_in_clear_before_the_handshake_like_haproxy(
         assert out.data == b"x"
     lines = [side.logs.wait(2)[-1] for side in both.sides]
     assert lines[0] == lines[1] == "10.1.2.3:4321 f~ www.example.com 1"
+
+
+TIMERS_CFG = (
+    HEAD
+    + """
+frontend f
+  mode http
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www}
+  log-format "%Th %Ti %TR %Tt %Ta"
+  default_backend be
+backend be
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_http_timers_around_the_handshake_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
+    """%Th is the handshake, %Ti the idle time after it, %Tt counts from the accept."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, TIMERS_CFG, www=pki.www, origin=str(origin.port))
+    fields = []
+    for side in both.sides:
+        sock = socket_in(ns, socket.AF_INET)
+        sock.connect(("127.0.0.1", side.port))
+        time.sleep(0.3)  # the stimulus: the handshake starts late (%Th)
+        sock.setblocking(False)
+        tx = TlsTransport(sock, client_ctx(pki), False, "www.example.com")
+        while (want := tx.handshake()) is not Want.DONE:
+            rd, wr = ([tx.fd], []) if want is Want.READ else ([], [tx.fd])
+            select.select(rd, wr, [], 5)
+        time.sleep(0.3)  # the stimulus: idle before the request (%Ti)
+        tx.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        answer = bytearray()
+        buf = bytearray(65536)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the answer, to the close
+            select.select([tx.fd], [tx.fd] if tx.want_write else [], [], 1)
+            tx.flush()
+            try:
+                n = tx.recv_into(buf)
+            except BlockingIOError:
+                continue
+            if not n:
+                break
+            answer += buf[:n]
+        tx.close()
+        assert answer.endswith(b"ok\n")
+        fields.append([int(x) for x in side.logs.wait(2)[-1].split()])
+    (th1, ti1, tr1, tt1, ta1), (th2, ti2, tr2, tt2, ta2) = fields
+    assert min(th1, th2, ti1, ti2) >= 300 and min(tr1, tr2) >= 0
+    # %Tt counts from the accept: the handshake, the idle time, then the request's %Ta
+    assert tt1 >= th1 + ti1 + ta1 and tt2 >= th2 + ti2 + ta2 and max(tt1, tt2) < 1000

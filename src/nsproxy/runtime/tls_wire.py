@@ -164,18 +164,14 @@ class TlsHandshake:
 
 
 def handshake_done(s: Stream) -> None:
-    """Times as HAProxy counts them: %Th is the handshake; in TCP mode it counts in %Tw; in
-    HTTP mode the first request's idle time (%Ti) and date (%tr) start after it."""
-    now = s.clock.time()
-    ms = int((now - s.t0) * 1000)
+    """Times as HAProxy counts them: %Th is the handshake (`Connection.hs_ms`); in TCP mode
+    it counts in %Tw; in HTTP mode the first request's %Ti starts after it (Stream.t_idle)
+    while %Tt still counts from the accept."""
+    ms = int((s.clock.time() - s.t0) * 1000)
     s.cli.hs_ms = ms
     s.rt.log_connect(s)
-    txn = s.http
-    if txn is None:
+    if s.http is None:
         s.tw = ms
-    elif not s.txn_count:
-        txn.start_ts += now - txn.start
-        txn.start = now
 
 
 def _failed(s: Stream, reason: str) -> Verdict:
