@@ -1040,3 +1040,55 @@ def test_http_timers_around_the_handshake_like_haproxy(tenant: tuple[Lab, str], 
     assert min(th1, th2, ti1, ti2) >= 300 and min(tr1, tr2) >= 0
     # %Tt counts from the accept: the handshake, the idle time, then the request's %Ta
     assert tt1 >= th1 + ti1 + ta1 and tt2 >= th2 + ti2 + ta2 and max(tt1, tt2) < 1000
+
+
+ALPN_CFG = (
+    HEAD
+    + """
+frontend web
+  mode http
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www} alpn h2,http/1.1
+  default_backend be_web
+frontend raw
+  mode tcp
+  bind 127.0.0.1:{tcp_port} namespace {ns} ssl crt {www} alpn h2,http/1.1
+  default_backend be_raw
+backend be_web
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+backend be_raw
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_alpn_follows_the_servers_order_and_http_mode_does_not_offer_h2(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    """In TCP mode ALPN is the bind's, in its order (h2 for a client preferring http/1.1,
+    as HAProxy); in HTTP mode nsproxy, which speaks HTTP/1.1 only, leaves h2 out, with a
+    warning at start (HAProxy would speak h2 there)."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    port, tcp_port = free_port(ns), free_port(ns)
+    logs = Logs()
+    CLOSERS.append(logs.close)
+    proxy = lab.proxy(
+        ALPN_CFG.format(
+            port=port,
+            tcp_port=tcp_port,
+            ns=ns,
+            log=logs.port,
+            stats="",
+            www=pki.www,
+            origin=origin.port,
+        )
+    )
+    prefers_h1 = client_ctx(pki, alpn=["http/1.1", "h2"])
+    request = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    web = talk(ns, port, prefers_h1, "www.example.com", request, shut=False)
+    assert web.alpn == "http/1.1" and web.data.startswith(b"HTTP/1.1 200 OK")
+    assert talk(ns, tcp_port, prefers_h1, "www.example.com").alpn == "h2"
+    assert talk(ns, tcp_port, client_ctx(pki, alpn=["x"]), "www.example.com").alpn is None
+    assert "offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only" in proxy.output()
