@@ -1092,3 +1092,34 @@ def test_alpn_follows_the_servers_order_and_http_mode_does_not_offer_h2(
     assert talk(ns, tcp_port, prefers_h1, "www.example.com").alpn == "h2"
     assert talk(ns, tcp_port, client_ctx(pki, alpn=["x"]), "www.example.com").alpn is None
     assert "offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only" in proxy.output()
+
+
+VERIFY_CFG = (
+    HEAD
+    + """
+frontend f
+  option tcplog
+  bind 127.0.0.1:{port} namespace {ns}
+  default_backend be
+backend be
+  retries 1
+  server member-1 127.0.0.1:{origin} namespace {ns} ssl verify required ca-file {ca}
+"""
+)
+
+
+def test_a_server_certificate_not_trusted_fails_the_connection_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, pki.member)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, VERIFY_CFG, origin=str(origin.port), ca=pki.other_ca_file)
+    for side in both.sides:
+        assert raw_talk(ns, side.port, b"hello") == b""
+    lines = [side.logs.wait(2) for side in both.sides]
+    fields = [ln[-1].split() for ln in lines]
+    # client, date, frontend, backend/server, timers, bytes, termination, conns (retries last)
+    assert [f[2:4] + f[5:7] + f[7].split("/")[-1:] for f in fields] == [
+        ["f", "be/member-1", "0", "SC", "1"]
+    ] * 2
