@@ -203,8 +203,7 @@ def handshake_done(s: Stream) -> None:
 def _failed(s: Stream, reason: str) -> Verdict:
     """As HAProxy's embryonic sessions: one line, only with a log format (tcplog, httplog,
     log-format), not with `dontlognull` for a client that left without a word."""
-    state(s.rt).counters_of(s.fe.name).failed += 1
-    s.fe.stats.failed_headers += 1
+    state(s.rt).counters_of(s.fe.name).failed += 1  # (HAProxy: not a request error)
     cfg = s.fe.cfg
     formatted = (
         cfg.tcplog or cfg.log_format is not None or (cfg.http is not None and cfg.http.httplog)
