@@ -1123,3 +1123,49 @@ def test_a_server_certificate_not_trusted_fails_the_connection_like_haproxy(
     assert [f[2:4] + f[5:7] + f[7].split("/")[-1:] for f in fields] == [
         ["f", "be/member-1", "0", "SC", "1"]
     ] * 2
+
+
+REUSE_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns}
+  default_backend be
+backend be
+  server member-1 127.0.0.1:{origin} namespace {ns} ssl verify none {reuse}
+"""
+)
+
+
+@pytest.mark.parametrize("reuse", ["", "no-ssl-reuse"])
+def test_session_reuse_to_the_server_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki, reuse: str
+) -> None:
+    lab, ns = tenant
+    origins = [Origin(ns, pki.member) for _ in range(2)]
+    CLOSERS.extend(o.close for o in origins)
+    resumed = []
+    for name, origin in zip(("nsproxy", "haproxy"), origins, strict=True):
+        port = free_port(ns)
+        logs = Logs()
+        CLOSERS.append(logs.close)
+        stats = os.path.join(tempfile.mkdtemp(prefix="nsp-tls-"), "stats.sock")
+        text = REUSE_CFG.format(
+            port=port,
+            ns=ns,
+            log=logs.port,
+            stats=f"  stats socket {stats}",
+            origin=origin.port,
+            reuse=reuse,
+        )
+        if name == "nsproxy":
+            lab.proxy(text)
+        else:
+            lab.haproxy(text, stats)
+        wait_until(lambda p=port: _listening(ns, p), 10, f"{name} listening")
+        for data in (b"one", b"two", b"three"):
+            assert raw_talk(ns, port, data, fin=True) == data
+        # the last two: before them, whether the listener probe's connection left a session
+        # depends on when it was cut
+        resumed.append([s.resumed for s in origin.wait(4)][-2:])
+    assert resumed[0] == resumed[1] == ([True] * 2 if not reuse else [False] * 2)
