@@ -850,15 +850,19 @@ def test_kubespray_api_balancer_passthrough_and_check_ssl_like_haproxy(
     lines = []
     for side in both.sides:
 
-        def downs(side: Side = side) -> list[str] | None:
+        def firsts(side: Side = side) -> list[str] | None:
+            """Each node's first check line and the DOWN lines, once all are there."""
             with contextlib.suppress(TimeoutError):
                 side.logs.wait(len(side.logs.lines) + 1, timeout=0.3)
-            found = [ln for ln in side.logs.lines if " is DOWN" in ln]
-            return side.logs.lines if len(found) >= 2 else None
+            got = {}
+            for ln in side.logs.lines:
+                m = re.match(r"(Health check for server|Server) kube_api_backend/(node\d)", ln)
+                if m and (m.group(1), m.group(2)) not in got:
+                    got[m.group(1), m.group(2)] = ln
+            return list(got.values()) if len(got) >= 5 else None
 
-        found = wait_until(downs, 15, "two servers DOWN")
-        first = [ln for ln in found if "Health check" in ln or " is DOWN" in ln][:4]
-        lines.append(sorted(re.sub(r"check duration: \d+ms", "D", ln) for ln in first))
+        found = wait_until(firsts, 15, "each node's first check and two servers DOWN")
+        lines.append(sorted(re.sub(r"check duration: \d+ms", "D", ln) for ln in found))
     assert lines[0] == lines[1]
     assert any("node2 failed, reason: Layer6 invalid response" in ln for ln in lines[0])
     assert any("node3 failed, reason: Layer4 connection problem" in ln for ln in lines[0])
@@ -1167,5 +1171,5 @@ def test_session_reuse_to_the_server_like_haproxy(
             assert raw_talk(ns, port, data, fin=True) == data
         # the last two: before them, whether the listener probe's connection left a session
         # depends on when it was cut
-        resumed.append([s.resumed for s in origin.wait(4)][-2:])
+        resumed.append([s.resumed for s in origin.wait(3)][-2:])
     assert resumed[0] == resumed[1] == ([True] * 2 if not reuse else [False] * 2)
