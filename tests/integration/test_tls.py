@@ -114,6 +114,7 @@ def talk(
     timeout: float = 15.0,
     session: ssl.SSLSession | None = None,
     shut: bool = True,
+    preamble: bytes = b"",
 ) -> Outcome:
     """One TLS connection from `ns` to 127.0.0.1:`port`: handshake, send `payload`, send
     close_notify (unless not `shut`: then the server closes), read until the end; bounded
@@ -121,6 +122,8 @@ def talk(
     sock = socket_in(ns, socket.AF_INET)
     sock.settimeout(5)
     sock.connect(("127.0.0.1", port))
+    if preamble:  # a PROXY header, in clear before the handshake
+        sock.sendall(preamble)
     sock.setblocking(False)
     tx = TlsTransport(sock, ctx, False, sni, session)
     deadline = time.monotonic() + timeout
@@ -847,18 +850,326 @@ def test_kubespray_api_balancer_passthrough_and_check_ssl_like_haproxy(
     lines = []
     for side in both.sides:
 
-        def downs(side: Side = side) -> list[str] | None:
+        def firsts(side: Side = side) -> list[str] | None:
+            """Each node's first check line and the DOWN lines, once all are there."""
             with contextlib.suppress(TimeoutError):
                 side.logs.wait(len(side.logs.lines) + 1, timeout=0.3)
-            found = [ln for ln in side.logs.lines if " is DOWN" in ln]
-            return side.logs.lines if len(found) >= 2 else None
+            got = {}
+            for ln in side.logs.lines:
+                m = re.match(r"(Health check for server|Server) kube_api_backend/(node\d)", ln)
+                if m and (m.group(1), m.group(2)) not in got:
+                    got[m.group(1), m.group(2)] = ln
+            return list(got.values()) if len(got) >= 5 else None
 
-        found = wait_until(downs, 15, "two servers DOWN")
-        first = [ln for ln in found if "Health check" in ln or " is DOWN" in ln][:4]
-        lines.append(sorted(re.sub(r"check duration: \d+ms", "D", ln) for ln in first))
+        found = wait_until(firsts, 15, "each node's first check and two servers DOWN")
+        lines.append(sorted(re.sub(r"check duration: \d+ms", "D", ln) for ln in found))
     assert lines[0] == lines[1]
     assert any("node2 failed, reason: Layer6 invalid response" in ln for ln in lines[0])
     assert any("node3 failed, reason: Layer4 connection problem" in ln for ln in lines[0])
     for side in both.sides:  # the client's TLS reaches the API server untouched
         out = talk(ns, side.port, client_ctx(pki), "member-1.example.com", b"kubectl")
         assert out.names == ("member-1.example.com",) and out.data == b"kubectl"
+
+
+# ---- rules over the decrypted stream -------------------------------------------------------
+
+RULES_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www} crt {api} verify optional ca-file {ca}
+  log-format "%ft %s %[var(sess.who)] %[ssl_fc_sni] %B"
+  tcp-request inspect-delay 2s
+  tcp-request content set-var(sess.who) ssl_c_s_dn(CN) if {{ ssl_c_used }}
+  tcp-request content reject if {{ ssl_fc_sni -m end .example.org }}
+  tcp-request content reject if !{{ req.len gt 0 }}
+  use_backend api if {{ ssl_fc_sni api.example.com }}
+  default_backend www
+backend www
+  server w 127.0.0.1:{echo} namespace {ns}
+backend api
+  server a 127.0.0.1:{echo} namespace {ns}
+"""
+)
+
+
+def test_rules_see_the_handshake_and_the_decrypted_bytes_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, None)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, RULES_CFG, www=pki.www, api=pki.api, ca=pki.ca_file, echo=str(origin.port))
+    cases = [
+        ("www.example.com", None, b"hello"),
+        ("api.example.com", pki.client, b"api call"),
+        ("a.example.org", None, b"refused by SNI"),
+    ]
+    seen = []
+    for side in both.sides:
+        seen.append(
+            [
+                talk(ns, side.port, client_ctx(pki, cert), sni, data).data
+                for sni, cert, data in cases
+            ]
+        )
+    assert seen[0] == seen[1] == [b"hello", b"api call", b""]
+    lines = [sorted(map(strip, side.logs.wait(4))) for side in both.sides]
+    assert lines[0] == lines[1]
+    assert "f~ a alice api.example.com 8" in lines[0]
+    assert "f~ w - www.example.com 5" in lines[0]
+    assert "f~ <NOSRV> - a.example.org 0" in lines[0]
+
+
+ANSWER_CFG = (
+    HEAD
+    + """
+frontend f
+  mode http
+  option httplog
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www}
+  http-request deny if {{ path /forbidden }}
+  http-request return status 200 content-type text/plain lf-string {whoami} if {{ path /whoami }}
+  default_backend be
+backend be
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_the_proxys_own_answers_over_tls_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
+    """Answers nsproxy writes itself (deny, return) reach the client whole over TLS, then
+    the close: the ciphertext still queued is sent before the socket closes."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    whoami = '"%[ssl_fc_protocol] %[ssl_fc_sni]"'
+    both = Both(lab, ns, ANSWER_CFG, www=pki.www, origin=str(origin.port), whoami=whoami)
+    asks = [
+        b"GET /whoami HTTP/1.1\r\nHost: a\r\n\r\nGET /forbidden HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ]
+    got = []
+    for side in both.sides:
+        got.append(
+            [
+                talk(ns, side.port, client_ctx(pki), "www.example.com", a, shut=False).data
+                for a in asks
+            ]
+        )
+    assert got[0] == got[1]
+    assert b"TLSv1.3 www.example.com" in got[0][0] and b" 403 " in got[0][0]
+    assert got[0][1].startswith(b"HTTP/1.1 200 OK") and got[0][1].endswith(b"ok\n")
+
+
+PROXY_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns} accept-proxy ssl crt {www}
+  log-format "%ci:%cp %ft %[ssl_fc_sni] %B"
+  default_backend be
+backend be
+  server echo 127.0.0.1:{echo} namespace {ns}
+"""
+)
+
+
+def test_accept_proxy_is_read_in_clear_before_the_handshake_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, None)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, PROXY_CFG, www=pki.www, echo=str(origin.port))
+    header = pp.encode_v2(("10.1.2.3", 4321), ("10.0.0.1", 443))
+    for side in both.sides:
+        out = talk(ns, side.port, client_ctx(pki), "www.example.com", b"x", preamble=header)
+        assert out.data == b"x"
+    lines = [side.logs.wait(2)[-1] for side in both.sides]
+    assert lines[0] == lines[1] == "10.1.2.3:4321 f~ www.example.com 1"
+
+
+TIMERS_CFG = (
+    HEAD
+    + """
+frontend f
+  mode http
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www}
+  log-format "%Th %Ti %TR %Tt %Ta"
+  default_backend be
+backend be
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_http_timers_around_the_handshake_like_haproxy(tenant: tuple[Lab, str], pki: Pki) -> None:
+    """%Th is the handshake, %Ti the idle time after it, %Tt counts from the accept."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, TIMERS_CFG, www=pki.www, origin=str(origin.port))
+    fields = []
+    for side in both.sides:
+        sock = socket_in(ns, socket.AF_INET)
+        sock.connect(("127.0.0.1", side.port))
+        time.sleep(0.3)  # the stimulus: the handshake starts late (%Th)
+        sock.setblocking(False)
+        tx = TlsTransport(sock, client_ctx(pki), False, "www.example.com")
+        while (want := tx.handshake()) is not Want.DONE:
+            rd, wr = ([tx.fd], []) if want is Want.READ else ([], [tx.fd])
+            select.select(rd, wr, [], 5)
+        time.sleep(0.3)  # the stimulus: idle before the request (%Ti)
+        tx.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        answer = bytearray()
+        buf = bytearray(65536)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the answer, to the close
+            select.select([tx.fd], [tx.fd] if tx.want_write else [], [], 1)
+            tx.flush()
+            try:
+                n = tx.recv_into(buf)
+            except BlockingIOError:
+                continue
+            if not n:
+                break
+            answer += buf[:n]
+        tx.close()
+        assert answer.endswith(b"ok\n")
+        fields.append([int(x) for x in side.logs.wait(2)[-1].split()])
+    (th1, ti1, tr1, tt1, ta1), (th2, ti2, tr2, tt2, ta2) = fields
+    assert min(th1, th2, ti1, ti2) >= 300 and min(tr1, tr2) >= 0
+    # %Tt counts from the accept: the handshake, the idle time, then the request's %Ta
+    assert tt1 >= th1 + ti1 + ta1 and tt2 >= th2 + ti2 + ta2 and max(tt1, tt2) < 1000
+
+
+ALPN_CFG = (
+    HEAD
+    + """
+frontend web
+  mode http
+  bind 127.0.0.1:{port} namespace {ns} ssl crt {www} alpn h2,http/1.1
+  default_backend be_web
+frontend raw
+  mode tcp
+  bind 127.0.0.1:{tcp_port} namespace {ns} ssl crt {www} alpn h2,http/1.1
+  default_backend be_raw
+backend be_web
+  mode http
+  server s 127.0.0.1:{origin} namespace {ns}
+backend be_raw
+  server s 127.0.0.1:{origin} namespace {ns}
+"""
+)
+
+
+def test_alpn_follows_the_servers_order_and_http_mode_does_not_offer_h2(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    """In TCP mode ALPN is the bind's, in its order (h2 for a client preferring http/1.1,
+    as HAProxy); in HTTP mode nsproxy, which speaks HTTP/1.1 only, leaves h2 out, with a
+    warning at start (HAProxy would speak h2 there)."""
+    lab, ns = tenant
+    origin = Origin(ns, None, http=True)
+    CLOSERS.append(origin.close)
+    port, tcp_port = free_port(ns), free_port(ns)
+    logs = Logs()
+    CLOSERS.append(logs.close)
+    proxy = lab.proxy(
+        ALPN_CFG.format(
+            port=port,
+            tcp_port=tcp_port,
+            ns=ns,
+            log=logs.port,
+            stats="",
+            www=pki.www,
+            origin=origin.port,
+        )
+    )
+    prefers_h1 = client_ctx(pki, alpn=["http/1.1", "h2"])
+    request = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    web = talk(ns, port, prefers_h1, "www.example.com", request, shut=False)
+    assert web.alpn == "http/1.1" and web.data.startswith(b"HTTP/1.1 200 OK")
+    assert talk(ns, tcp_port, prefers_h1, "www.example.com").alpn == "h2"
+    assert talk(ns, tcp_port, client_ctx(pki, alpn=["x"]), "www.example.com").alpn is None
+    assert "offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only" in proxy.output()
+
+
+VERIFY_CFG = (
+    HEAD
+    + """
+frontend f
+  option tcplog
+  bind 127.0.0.1:{port} namespace {ns}
+  default_backend be
+backend be
+  retries 1
+  server member-1 127.0.0.1:{origin} namespace {ns} ssl verify required ca-file {ca}
+"""
+)
+
+
+def test_a_server_certificate_not_trusted_fails_the_connection_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki
+) -> None:
+    lab, ns = tenant
+    origin = Origin(ns, pki.member)
+    CLOSERS.append(origin.close)
+    both = Both(lab, ns, VERIFY_CFG, origin=str(origin.port), ca=pki.other_ca_file)
+    for side in both.sides:
+        assert raw_talk(ns, side.port, b"hello") == b""
+    lines = [side.logs.wait(2) for side in both.sides]
+    fields = [ln[-1].split() for ln in lines]
+    # client, date, frontend, backend/server, timers, bytes, termination, conns (retries last)
+    assert [f[2:4] + f[5:7] + f[7].split("/")[-1:] for f in fields] == [
+        ["f", "be/member-1", "0", "SC", "1"]
+    ] * 2
+
+
+REUSE_CFG = (
+    HEAD
+    + """
+frontend f
+  bind 127.0.0.1:{port} namespace {ns}
+  default_backend be
+backend be
+  server member-1 127.0.0.1:{origin} namespace {ns} ssl verify none {reuse}
+"""
+)
+
+
+@pytest.mark.parametrize("reuse", ["", "no-ssl-reuse"])
+def test_session_reuse_to_the_server_like_haproxy(
+    tenant: tuple[Lab, str], pki: Pki, reuse: str
+) -> None:
+    lab, ns = tenant
+    origins = [Origin(ns, pki.member) for _ in range(2)]
+    CLOSERS.extend(o.close for o in origins)
+    resumed = []
+    for name, origin in zip(("nsproxy", "haproxy"), origins, strict=True):
+        port = free_port(ns)
+        logs = Logs()
+        CLOSERS.append(logs.close)
+        stats = os.path.join(tempfile.mkdtemp(prefix="nsp-tls-"), "stats.sock")
+        text = REUSE_CFG.format(
+            port=port,
+            ns=ns,
+            log=logs.port,
+            stats=f"  stats socket {stats}",
+            origin=origin.port,
+            reuse=reuse,
+        )
+        if name == "nsproxy":
+            lab.proxy(text)
+        else:
+            lab.haproxy(text, stats)
+        wait_until(lambda p=port: _listening(ns, p), 10, f"{name} listening")
+        for data in (b"one", b"two", b"three"):
+            assert raw_talk(ns, port, data, fin=True) == data
+        # the last two: before them, whether the listener probe's connection left a session
+        # depends on when it was cut
+        resumed.append([s.resumed for s in origin.wait(3)][-2:])
+    assert resumed[0] == resumed[1] == ([True] * 2 if not reuse else [False] * 2)

@@ -85,7 +85,7 @@ class Listener:
         else:
             self.analysers = analysers.build(px, bind, rt.backend_rules)
             self.an_http = -1
-        tls = tls_wire.handshake_step(rt, bind)
+        tls = tls_wire.handshake_step(rt, bind, px.mode == "http")
         if tls is not None:
             self.analysers = _with_handshake(self.analysers, tls)
             if self.an_http >= 0:

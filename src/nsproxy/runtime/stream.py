@@ -956,7 +956,11 @@ class Stream:
     @property
     def t_idle(self) -> int:
         txn = self.http
-        return -1 if txn is None else txn.ms(txn.start, txn.t_first)
+        if txn is None:
+            return -1
+        if not self.txn_count and self.cli.hs_ms:  # TLS: the first request's idle time
+            return txn.ms(txn.start + self.cli.hs_ms / 1000, txn.t_first)  # starts after it
+        return txn.ms(txn.start, txn.t_first)
 
     @property
     def t_response(self) -> int:

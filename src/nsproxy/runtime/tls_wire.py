@@ -3,6 +3,7 @@ listeners, the handshake towards `server ... ssl` servers, plaintext into the re
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import BindCfg
+from nsproxy.config.model_tls import BindTls, SslOptions
+from nsproxy.ops import log
 from nsproxy.runtime import connect, relay
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.xprt_tls import ERR_ABORT, ERR_EMPTY, ERR_TIMEOUT, TlsError, TlsTransport, Want
@@ -56,14 +59,18 @@ class TlsState:
                 if tls is not None and (tls.enabled or tls.check_ssl):
                     self.server_client(srv)
 
-    def bind_store(self, bind: BindCfg) -> SniStore:
+    def bind_store(self, bind: BindCfg, http: bool = False) -> SniStore:
         """The SNI store of a bind line (all its addresses share it); raises PemError /
-        ContextError (the configuration check reported them already)."""
+        ContextError (the configuration check reported them already). `http`: the frontend
+        is in HTTP mode, where `h2` is not offered in ALPN (nsproxy speaks HTTP/1.1 only)."""
         found = self.binds.get(id(bind))
         if found is None:
             assert bind.tls is not None
             g = self.rt.config.global_.tls
-            found = SniStore.build(self.store, bind.tls, g.bind_defaults, g)
+            tls, defaults = bind.tls, g.bind_defaults
+            if http:
+                tls, defaults = _without_h2(bind, tls), _drop_h2(defaults)
+            found = SniStore.build(self.store, tls, defaults, g)
             self.binds[id(bind)] = found
         return found
 
@@ -96,6 +103,25 @@ class TlsState:
         if found is None:
             found = self.counters[proxy] = TlsCounters()
         return found
+
+
+def _drop_h2(opts: SslOptions) -> SslOptions:
+    if opts.alpn is None or "h2" not in opts.alpn:
+        return opts
+    alpn = tuple(p for p in opts.alpn if p != "h2")
+    return dataclasses.replace(opts, alpn=alpn or None)
+
+
+def _without_h2(bind: BindCfg, tls: BindTls) -> BindTls:
+    """The bind's TLS settings without `h2` in its ALPN list, with a warning when it had it."""
+    opts = _drop_h2(tls.options)
+    if opts is tls.options:
+        return tls
+    log.warning(
+        f"bind '{tls.name}' at [{bind.where}] offers 'h2' in 'alpn': nsproxy speaks "
+        "HTTP/1.1 only, 'h2' is not offered."
+    )
+    return dataclasses.replace(tls, options=opts)
 
 
 _STATES: weakref.WeakKeyDictionary[Runtime, TlsState] = weakref.WeakKeyDictionary()
@@ -164,25 +190,20 @@ class TlsHandshake:
 
 
 def handshake_done(s: Stream) -> None:
-    """Times as HAProxy counts them: %Th is the handshake; in TCP mode it counts in %Tw; in
-    HTTP mode the first request's idle time (%Ti) and date (%tr) start after it."""
-    now = s.clock.time()
-    ms = int((now - s.t0) * 1000)
+    """Times as HAProxy counts them: %Th is the handshake (`Connection.hs_ms`); in TCP mode
+    it counts in %Tw; in HTTP mode the first request's %Ti starts after it (Stream.t_idle)
+    while %Tt still counts from the accept."""
+    ms = int((s.clock.time() - s.t0) * 1000)
     s.cli.hs_ms = ms
     s.rt.log_connect(s)
-    txn = s.http
-    if txn is None:
+    if s.http is None:
         s.tw = ms
-    elif not s.txn_count:
-        txn.start_ts += now - txn.start
-        txn.start = now
 
 
 def _failed(s: Stream, reason: str) -> Verdict:
     """As HAProxy's embryonic sessions: one line, only with a log format (tcplog, httplog,
     log-format), not with `dontlognull` for a client that left without a word."""
-    state(s.rt).counters_of(s.fe.name).failed += 1
-    s.fe.stats.failed_headers += 1
+    state(s.rt).counters_of(s.fe.name).failed += 1  # (HAProxy: not a request error)
     cfg = s.fe.cfg
     formatted = (
         cfg.tcplog or cfg.log_format is not None or (cfg.http is not None and cfg.http.httplog)
@@ -193,11 +214,12 @@ def _failed(s: Stream, reason: str) -> Verdict:
     return Verdict.STOP
 
 
-def handshake_step(rt: Runtime, bind: BindCfg) -> TlsHandshake | None:
-    """The handshake analyser of a listener of `bind`, None when the bind is not `ssl`."""
+def handshake_step(rt: Runtime, bind: BindCfg, http: bool = False) -> TlsHandshake | None:
+    """The handshake analyser of a listener of `bind` (`http`: of an HTTP frontend), None
+    when the bind is not `ssl`."""
     if bind.tls is None or not bind.tls.enabled:
         return None
-    return TlsHandshake(state(rt).bind_store(bind), rt.config.global_.tls.maxrecord)
+    return TlsHandshake(state(rt).bind_store(bind, http), rt.config.global_.tls.maxrecord)
 
 
 def fill_req(s: Stream) -> None:

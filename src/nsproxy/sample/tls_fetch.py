@@ -11,9 +11,11 @@ from typing import Any
 
 from cryptography import x509
 
+from nsproxy.sample.acl import AclKeyword, register_acl_keyword
 from nsproxy.sample.args import ArgSpec, ArgType, ArgValue
 from nsproxy.sample.context import Txn
 from nsproxy.sample.fetch import FetchDef, FetchFn, register_fetch
+from nsproxy.sample.match import Method
 from nsproxy.sample.places import Use
 from nsproxy.sample.types import FetchResult, Sample, SmpType
 from nsproxy.tls import fetches as tf
@@ -126,6 +128,11 @@ register_fetch(
     FetchDef("ssl_bc_use_keysize", _of(_bc, tf.ssl_fc_use_keysize, _INT), _INT, _S),
     FetchDef("ssl_bc_alpn", _of(_bc, tf.ssl_fc_alpn, _STR), _STR, _S),
     FetchDef("ssl_bc_is_resumed", _of(_bc, tf.ssl_fc_is_resumed, _BOOL), _BOOL, _S),
+)
+
+register_acl_keyword(  # HAProxy's ACL-only spellings
+    AclKeyword("ssl_fc_sni_end", "ssl_fc_sni", Method.END),
+    AclKeyword("ssl_fc_sni_reg", "ssl_fc_sni", Method.REG),
 )
 
 
