@@ -207,6 +207,7 @@ class ContentRules:
             return Verdict.WAIT
         _apply_effects(s, out.effects)
         if out.action in ("reject", "close", "silent-drop"):
+            s.backend = None  # before switching: HAProxy logs the frontend as the backend
             return _deny(s, out.action, "denied_req", "PR")
         return Verdict.NEXT
 

@@ -322,12 +322,16 @@ class FrontendRules:
         cfg = self.cfg
         capture_request(s)
         if cfg.monitor_uri is not None and txn.req.target == cfg.monitor_uri:
+            s.backend = None
             answer(s, answers.MONITOR_OK, 200, "PR")
             return Verdict.STOP
         res = _run_rules(s, cfg.http_request)
         if res is None:
             res = _run_rules(s, cfg.redirect)
-        return Verdict.NEXT if res is None else _act(s, res, False)
+        if res is None or res.verb is Verb.ALLOW:
+            return Verdict.NEXT
+        s.backend = None  # answered before switching: logged with the frontend as backend
+        return _act(s, res, False)
 
 
 class BackendRequest:
