@@ -826,7 +826,7 @@ frontend kube_api_frontend
 backend kube_api_backend
   mode tcp
   balance leastconn
-  default-server inter 300ms downinter 300ms rise 2 fall 1 maxconn 1000 maxqueue 256 weight 100
+  default-server inter 1s downinter 1s rise 2 fall 1 maxconn 1000 maxqueue 256 weight 100
   server node1 127.0.0.1:{good} namespace {ns} check check-ssl verify none
   server node2 127.0.0.1:{clear} namespace {ns} check check-ssl verify none
   server node3 127.0.0.1:{dead} namespace {ns} check check-ssl verify none
