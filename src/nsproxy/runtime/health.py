@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import TcpCheckRule
-from nsproxy.ops import log
+from nsproxy.ops import log, stat_counters
 from nsproxy.runtime import connect
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class ServerCheck:
             self.health -= 1
             if self.health < self.rise:
                 self.health = 0
+        stat_counters.check_done(srv, result.passed, before, self.rise)
         logged = srv.backend.cfg.log_health_checks
         if logged and (
             previous is None or previous.status != result.status or before != self.health

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
-from nsproxy.ops import log
+from nsproxy.ops import log, stat_counters
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, accept_date, addr_text
 from nsproxy.proto.h1.head import Limits
 from nsproxy.runtime import relay
@@ -186,6 +186,7 @@ class Runtime:
         fe.stats.cur_conns += 1
         fe.stats.total_conns += 1
         fe.stats.max_conns = max(fe.stats.max_conns, fe.stats.cur_conns)
+        stat_counters.session(fe.stats, conn=True)
         ns = li.netns
         if ns is not None:
             ns.conns += 1
@@ -234,6 +235,7 @@ class Runtime:
             srv.stats.bytes_out += bytes_out
             srv.backend.stats.bytes_in += bytes_in
             srv.backend.stats.bytes_out += bytes_out
+        stat_counters.txn_ended(stream)
         if stream.logged:
             stream.ending = True
             self._log_stream(stream)
