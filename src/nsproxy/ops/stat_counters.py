@@ -67,6 +67,8 @@ def txn_ended(s: Stream) -> None:
     srv = s.server
     be = srv.backend if srv is not None else s.backend
     txn = s.http
+    if txn is not None and s.quiet:
+        return  # the end of a connection whose last request was counted when it ended
     targets = [x.stats for x in (srv, be) if x is not None]
     if txn is not None and (txn.req is not None or txn.status > 0):
         fs = s.fe.stats
