@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from lab.netlab import Lab, Sink, free_port, tcp_defaults, wait_until
+from lab.netlab import Lab, Sink, cli, free_port, tcp_defaults, wait_until
 
 HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
@@ -33,8 +34,6 @@ def traffic(tcp_port: int, http_port: int) -> None:
     for _ in range(3):
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5) as r:
             assert r.read() == b"ok"
-    import socket
-
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", tcp_port), timeout=5) as c:
             c.sendall(b"x")
@@ -106,12 +105,9 @@ def test_exporter_gets_every_series_from_nsproxy_it_gets_from_haproxy(
             lab.haproxy(text, sock)
         else:
             lab.proxy(text)
-        up_line = r"tcp_li,down1,.*,DOWN,"
 
         def checked(sock: str = sock) -> bool:
-            from lab.netlab import cli
-
-            return re.search(up_line, cli(sock, "show stat").decode()) is not None
+            return re.search(r"tcp_li,down1,.*,DOWN,", cli(sock, "show stat").decode()) is not None
 
         wait_until(checked, 10, "down1 checked DOWN")
         traffic(tcp_port, http_port)
@@ -138,6 +134,4 @@ def test_exporter_gets_every_series_from_nsproxy_it_gets_from_haproxy(
             >= 0
         )
         assert value(page, "haproxy_frontend_http_requests_total", '{frontend="web_fe"}') == 3
-        assert (
-            value(page, "haproxy_server_sessions_total", '{backend="tcp_li",server="up1"}') == 3
-        )
+        assert value(page, "haproxy_server_sessions_total", '{backend="tcp_li",server="up1"}') == 3
