@@ -7,7 +7,7 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy.ops import identity, stat_counters, stat_formats
+from nsproxy.ops import admin_log, identity, stat_counters, stat_formats
 from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.backend import Backend, Server
@@ -575,10 +575,20 @@ def find_server(rt: Runtime, ref: str | None) -> tuple[Backend, Server]:
 
 
 def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
-    """ready / drain / maint, as `set server b/s state`."""
+    """ready / drain / maint, as `set server b/s state`, logged as HAProxy logs it.
+
+    As in HAProxy, a checked server leaving maintenance starts UP, one failed check away
+    from DOWN."""
+    was = admin_log.before(be, srv)
     srv.admin_maint = state == "maint"
     srv.drain = state == "drain"
+    if was.maint and not srv.admin_maint:
+        chk = next((c for c in rt.health.checks if c.srv is srv), None)
+        if chk is not None:
+            chk.health = chk.rise
+            srv.up = True
     be.server_changed(srv, rt.clock.time())
+    admin_log.admin_changed(be, srv, was)
 
 
 def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:

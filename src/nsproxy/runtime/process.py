@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
-from nsproxy.ops import log, stat_counters
+from nsproxy.ops import admin_log, log, stat_counters
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, accept_date, addr_text
 from nsproxy.proto.h1.head import Limits
 from nsproxy.runtime import relay
@@ -309,6 +309,7 @@ class Runtime:
         self._run_on_stop()
         for li in self.listeners:
             li.close()
+        admin_log.proxies_stopped(self)
         log.warning("Proxies stopped; waiting for the remaining connections to finish.")
         self.stick.soft_stop()
         self._check_stopped()
