@@ -13,6 +13,7 @@ from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
 if TYPE_CHECKING:
     from nsproxy.config.model_http import HttpCfg
+    from nsproxy.config.model_stats import StatsPageCfg
 from nsproxy.config.where import Where as Where
 from nsproxy.sample.context import Txn
 
@@ -164,6 +165,7 @@ class ProxyCfg:
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()
     http: HttpCfg | None = None
+    stats_page: StatsPageCfg | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,6 +297,10 @@ class FrontendRules:
         res = _run_rules(s, cfg.http_request)
         if res is None:
             res = _run_rules(s, cfg.redirect)
+        page = s.rt.pages.get("stats") if res is None else None
+        if page is not None and (served := page(s)) is not None:
+            answer(s, served[1], served[0], "LR")
+            return Verdict.STOP
         return Verdict.NEXT if res is None else _act(s, res, False)
 
 

@@ -52,6 +52,8 @@ class Runtime:
         self.proc_vars: dict[str, Sample] = {}
         # `http-request use-service NAME`: the body each service answers with (set by ops)
         self.services: dict[str, Callable[[Runtime], bytes]] = {}
+        # pages a proxy serves itself (`stats uri`): status and response, None if not theirs
+        self.pages: dict[str, Callable[[Stream], tuple[int, bytes] | None]] = {}
         g = config.global_
         self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
         self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
