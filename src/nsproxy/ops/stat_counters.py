@@ -110,7 +110,8 @@ def check_done(srv: Server, passed: bool, health_before: int, rise: int) -> None
         srv.stats.chk_fail += 1
 
 
-def _mark(c: Counters, running: bool, now: float) -> None:
+def mark_state(c: Counters, running: bool, now: float) -> None:
+    """Whether `c`'s object runs at `now`: a DOWN transition starts a downtime period."""
     if running and c.down_since >= 0:
         c.down_time += now - c.down_since
         c.down_since = -1.0
@@ -121,8 +122,8 @@ def _mark(c: Counters, running: bool, now: float) -> None:
 
 def server_changed(be: Backend, srv: Server, now: float) -> None:
     """A server's state changed: DOWN transitions and downtime of it and of its backend."""
-    _mark(srv.stats, srv.up and not srv.admin_maint, now)
-    _mark(be.stats, any(s.usable() for s in be.servers), now)
+    mark_state(srv.stats, srv.up and not srv.admin_maint, now)
+    mark_state(be.stats, any(s.usable() for s in be.servers), now)
 
 
 def downtime(c: Counters, now: float) -> int:

@@ -162,7 +162,7 @@ def _frontend_extra(c: Counters, http: bool, bi: int, bo: int) -> dict[str, obje
     }
     if http:
         out |= _hrsp(c)
-        out["intercepted"] = 0
+        out["intercepted"] = c.intercepted
     return out
 
 

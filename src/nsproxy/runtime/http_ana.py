@@ -257,6 +257,7 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
     if res.verb is Verb.SERVICE:
         service = s.rt.services.get(res.service or "")
         if service is not None:
+            s.fe.stats.intercepted += 1
             body = service(s.rt)
             head = (
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n"
@@ -299,6 +300,7 @@ class FrontendRules:
             res = _run_rules(s, cfg.redirect)
         page = s.rt.pages.get("stats") if res is None else None
         if page is not None and (served := page(s)) is not None:
+            s.fe.stats.intercepted += 1
             answer(s, served[1], served[0], "LR")
             return Verdict.STOP
         return Verdict.NEXT if res is None else _act(s, res, False)

@@ -41,6 +41,7 @@ class Counters:
     req_rate_max: int = 0
     req_tot: int = 0
     hrsp: list[int] = field(default_factory=lambda: [0] * 6)  # 1xx..5xx, other
+    intercepted: int = 0  # requests answered by a service or the stats page
     cli_abrt: int = 0
     srv_abrt: int = 0
     connect: int = 0
