@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from nsproxy.sample.acl import Condition
+if TYPE_CHECKING:
+    from nsproxy.sample.acl import Condition
 
 DEFAULT_URI = "/haproxy?stats"
 DEFAULT_REALM = "HAProxy Statistics"

@@ -12,9 +12,10 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import nsproxy.ops.stat_counters as stat_counters
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import TcpCheckRule
-from nsproxy.ops import log, stat_counters
+from nsproxy.ops import log
 from nsproxy.runtime import connect
 
 if TYPE_CHECKING:

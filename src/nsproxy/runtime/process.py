@@ -9,9 +9,11 @@ import socket
 import time
 from collections.abc import Callable
 
+import nsproxy.ops.admin_log as admin_log
+import nsproxy.ops.stat_counters as stat_counters
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
-from nsproxy.ops import admin_log, log, stat_counters
+from nsproxy.ops import log
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, accept_date, addr_text
 from nsproxy.proto.h1.head import Limits
 from nsproxy.runtime import relay
@@ -227,6 +229,7 @@ class Runtime:
         fe = stream.fe
         fe.stats.bytes_in += bytes_in
         fe.stats.bytes_out += bytes_out
+        stat_counters.txn_ended(stream)
         ns = stream.cli.netns
         if ns is not None:
             ns.bytes_in += bytes_in
@@ -237,7 +240,6 @@ class Runtime:
             srv.stats.bytes_out += bytes_out
             srv.backend.stats.bytes_in += bytes_in
             srv.backend.stats.bytes_out += bytes_out
-        stat_counters.txn_ended(stream)
         if stream.logged:
             stream.ending = True
             self._log_stream(stream)
