@@ -84,6 +84,17 @@ def series(page: str) -> set[str]:
     return out
 
 
+def filled_columns(csv: str) -> dict[tuple[str, str], set[str]]:
+    """For each `show stat` row (proxy, svname): the columns that have a value."""
+    lines = [ln for ln in csv.splitlines() if ln]
+    header = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        cells = line.split(",")
+        out[(cells[0], cells[1])] = {c for c, v in zip(header, cells, strict=False) if v}
+    return out
+
+
 def value(page: str, name: str, labels: str) -> float:
     m = re.search(rf"^{re.escape(name + labels)} (\S+)$", page, re.M)
     assert m, f"{name}{labels} missing"
@@ -97,6 +108,7 @@ def test_exporter_gets_every_series_from_nsproxy_it_gets_from_haproxy(
     web = lab.sink(None, "127.0.0.1", reply=HTTP_OK)
     down = free_port()
     pages = []
+    filled: list[dict[tuple[str, str], set[str]]] = []
     for name in ("haproxy", "nsproxy"):
         sock = str(tmp_path / f"{name}.sock")
         tcp_port, http_port = free_port(), free_port()
@@ -112,6 +124,9 @@ def test_exporter_gets_every_series_from_nsproxy_it_gets_from_haproxy(
         wait_until(checked, 10, "down1 checked DOWN")
         traffic(tcp_port, http_port)
         pages.append(scrape(sock))
+        filled.append(filled_columns(cli(sock, "show stat").decode()))
+    # `show stat` fills the same columns in each row (TCP and HTTP, checked or not)
+    assert filled[1] == filled[0]
     theirs, ours = (series(p) for p in pages)
     assert len(theirs) > 100
     assert theirs - ours == set()
