@@ -108,6 +108,8 @@ def test_promex_families_labels_and_states_as_haproxy(lab: Lab, tmp_path: Path) 
         assert sample(page, "haproxy_server_check_status", server="up1", state="L4OK", **one) == 1
         assert sample(page, "haproxy_backend_status", state="UP", **one) == 1
         assert sample(page, "haproxy_frontend_status", proxy="web_fe", state="UP") == 1
+        assert sample(page, "haproxy_process_max_session_rate") >= 1
+        assert sample(page, "haproxy_process_max_connection_rate") >= 1
         web_be = {"proxy": "web_be", "code": "2xx"}
         assert sample(page, "haproxy_backend_http_responses_total", **web_be) == 3
         assert sample(page, "haproxy_frontend_http_requests_total", proxy="web_fe") >= 3

@@ -362,7 +362,7 @@ def _show_stat(session: Session, args: list[str]) -> str:
 
 
 _ZERO_INFO = (
-    "ConnRate ConnRateLimit MaxConnRate SessRate SessRateLimit MaxSessRate SslRate "
+    "SslRate "
     "SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
     "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
     "SslCacheLookups SslCacheMisses CompressBpsIn CompressBpsOut CompressBpsRateLim"
@@ -403,6 +403,12 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("Maxpipes", g.maxpipes),
         ("PipesUsed", 0),
         ("PipesFree", 0),
+        ("ConnRate", stat_counters.rate(rt.stats.conn_rate)),
+        ("ConnRateLimit", 0),
+        ("MaxConnRate", rt.stats.conn_rate_max),
+        ("SessRate", stat_counters.rate(rt.stats.sess_rate)),
+        ("SessRateLimit", 0),
+        ("MaxSessRate", rt.stats.sess_rate_max),
         *[(k, zero) for k in _ZERO_INFO.split()],
         ("Tasks", len(rt.streams)),
         ("Run_queue", 0),

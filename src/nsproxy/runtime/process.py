@@ -190,7 +190,7 @@ class Runtime:
         fe.stats.cur_conns += 1
         fe.stats.total_conns += 1
         fe.stats.max_conns = max(fe.stats.max_conns, fe.stats.cur_conns)
-        stat_counters.session(fe.stats, conn=True)
+        stat_counters.session(fe.stats, self.stats, conn=True)
         ns = li.netns
         if ns is not None:
             ns.conns += 1
