@@ -296,13 +296,13 @@ class FrontendRules:
             answer(s, answers.MONITOR_OK, 200, "PR")
             return Verdict.STOP
         res = _run_rules(s, cfg.http_request)
-        if res is None:
-            res = _run_rules(s, cfg.redirect)
-        page = s.rt.pages.get("stats") if res is None else None
+        page = s.rt.pages.get("stats") if res is None else None  # as HAProxy: before redirects
         if page is not None and (served := page(s)) is not None:
             s.fe.stats.intercepted += 1
             answer(s, served[1], served[0], "LR")
             return Verdict.STOP
+        if res is None:
+            res = _run_rules(s, cfg.redirect)
         return Verdict.NEXT if res is None else _act(s, res, False)
 
 
