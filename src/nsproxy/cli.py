@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-st", dest="terminate", nargs="+", type=int, default=[], metavar="PID")
     p.add_argument("-x", dest="sockpair", metavar="UNIX_SOCKET")
     p.add_argument("-L", dest="localpeer")
+    p.add_argument("-S", dest="master_cli", action="append", default=[], metavar="BIND")
     return p
 
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print("Configuration file is valid")
         return 0
+    if args.master_cli and not master.is_master_worker(config, args):
+        log.warning(
+            "config : a master CLI socket was defined, but master-worker mode (-W) is not enabled."
+        )
     run = master.run_master if master.is_master_worker(config, args) else service.run
     try:
         return run(config, args)

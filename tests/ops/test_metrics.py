@@ -71,7 +71,7 @@ backend be
     assert value(got, "haproxy_frontend_current_sessions", **fe) == 1
     assert value(got, "haproxy_frontend_bytes_in_total", **fe) == 15 + 3
     assert value(got, "haproxy_frontend_bytes_out_total", **fe) == 4 * 4
-    assert value(got, "haproxy_frontend_status", **fe) == 1
+    assert value(got, "haproxy_frontend_status", state="UP", **fe) == 1
     be = {"proxy": "be", "netns": ns}
     assert value(got, "haproxy_backend_sessions_total", **be) == 4
     assert value(got, "haproxy_backend_active_servers", **be) == 1
@@ -79,7 +79,7 @@ backend be
     s2 = {"proxy": "be", "server": "s2", "netns": ns}
     assert value(got, "haproxy_server_sessions_total", **s1) == 4
     assert value(got, "haproxy_server_current_sessions", **s1) == 1
-    assert value(got, "haproxy_server_status", state="no check", **s1) == 1
+    assert value(got, "haproxy_server_status", state="UP", **s1) == 1
     assert value(got, "haproxy_server_status", state="MAINT", **s2) == 1
     assert value(got, "haproxy_server_status", state="UP", **s2) == 0
     assert value(got, "nsproxy_netns_connections_total", netns=ns) == 4

@@ -91,10 +91,10 @@ backend be
     assert value(got, "haproxy_frontend_connections_total", **fe) == made
     assert value(got, "haproxy_frontend_sessions_total", **fe) == made
     assert value(got, "haproxy_frontend_bytes_in_total", **fe) == 3 * made
-    assert value(got, "haproxy_frontend_status", **fe) == 1
+    assert value(got, "haproxy_frontend_status", state="UP", **fe) == 1
     s1 = {"proxy": "be", "server": "s1", "netns": ns}
     assert value(got, "haproxy_server_sessions_total", **s1) == made
-    assert value(got, "haproxy_server_status", state="no check", **s1) == 1
+    assert value(got, "haproxy_server_status", state="UP", **s1) == 1
     assert value(got, "nsproxy_netns_connections_total", netns=ns) == made
     assert value(got, "nsproxy_netns_bytes_in_total", netns=ns) == 3 * made
     assert value(got, "nsproxy_netns_bytes_out_total", netns=ns) == 3 * made

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import ServerAddr, SockAddr
 from nsproxy.config.model_check import HttpCheckCfg
 from nsproxy.config.model_rules import ProxyRules
+from nsproxy.config.model_stats import StatsPageCfg
 from nsproxy.config.model_stick import PeersCfg, StickRuleCfg, StickTableCfg
 from nsproxy.config.model_tls import BindTls, GlobalTls, ServerTls
 
@@ -164,6 +165,7 @@ class ProxyCfg:
     tcp_check: tuple[TcpCheckRule, ...] = ()
     reject_unknown_netns: bool = False
     log_health_checks: bool = False
+    stats_page: StatsPageCfg | None = None
     rules: ProxyRules = field(default_factory=ProxyRules)
     stick_table: StickTableCfg | None = None
     stick_rules: tuple[StickRuleCfg, ...] = ()

@@ -15,6 +15,8 @@ MAX_PAYLOAD = 1 << 20  # `cmd <<` then lines up to an empty one: a certificate, 
 # Answers held for one client before it must read them: past this, its commands wait and its
 # input is not read (HAProxy's CLI stops as its output buffer fills).
 OUTPUT_CAP = 65536
+PROMPT_TEXT = "prompt_text"  # Session.state key: the prompt when not "> " (the master CLI's)
+BARE_EMPTY = "bare_empty"  # Session.state key: an empty answer gets no blank line (master CLI)
 
 
 class CliStream:
@@ -107,9 +109,10 @@ class CliStream:
                 self.pending.clear()
                 self.closing = True
             else:
-                self.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
+                if answer or not self.session.state.get(BARE_EMPTY):
+                    self.outbuf += answer.encode("utf-8", "surrogateescape") + b"\n"
                 if self.session.prompt:
-                    self.outbuf += b"> "
+                    self.outbuf += str(self.session.state.get(PROMPT_TEXT, "> ")).encode()
         idle = not self.pending and not self.has_line()
         if idle and (self.eof or (self.ran_any and not self.session.prompt)):
             self.closing = True
@@ -144,4 +147,4 @@ class CliStream:
         return None
 
 
-__all__ = ["MAX_LINE", "OUTPUT_CAP", "CliStream"]
+__all__ = ["BARE_EMPTY", "MAX_LINE", "OUTPUT_CAP", "PROMPT_TEXT", "CliStream"]

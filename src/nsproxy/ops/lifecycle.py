@@ -17,7 +17,7 @@ import sys
 
 from nsproxy.config.model import Config
 from nsproxy.netns import NetnsError
-from nsproxy.ops import log, metrics
+from nsproxy.ops import log, metrics, stats_page
 from nsproxy.ops.fd_transfer import adopt
 from nsproxy.ops.metrics import MetricsExporter
 from nsproxy.ops.stats_socket import StatsSockets
@@ -49,6 +49,7 @@ def built_runtime(config: Config) -> Runtime | None:
         log.alert(f"config : {exc.strerror}")
         loop.close()
         return None
+    stats_page.install(rt)
     return rt
 
 

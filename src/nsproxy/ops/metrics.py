@@ -1,12 +1,11 @@
-"""Prometheus metrics (`prometheus-exporter ADDR:PORT`), HAProxy-exporter names plus `netns`."""
+"""Prometheus metrics (`prometheus-exporter ADDR:PORT`): promex's families plus `netns`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from nsproxy.addresses import SockAddr
-from nsproxy.netns import Namespace
+from nsproxy.ops import promex
 from nsproxy.ops.runtime_api import ADMIN, CommandSet, Session
-from nsproxy.ops.stats import live_bytes, server_status
-from nsproxy.runtime.backend import Server
+from nsproxy.ops.stats import live_bytes
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -26,61 +24,30 @@ if TYPE_CHECKING:
 COMMANDS = CommandSet()  # listed by nsproxy.ops.commands
 command = COMMANDS.command
 
-_Family = GaugeMetricFamily | CounterMetricFamily
-_SERVER_STATES = ("UP", "DOWN", "MAINT", "DRAIN", "NOLB", "no check")
 # Families that describe the configuration or a state, not a worker's share: from worker 1.
 _FROM_FIRST = (
     "_status",
     "_weight",
+    "_uweight",
     "_active_servers",
     "_backup_servers",
     "_start_time_seconds",
     "_uptime_seconds",
     "_stopping",
     "_listeners",
+    "_last_change_seconds",
+    "_last_session_seconds",
+    "_average_seconds",
+    "_check_code",
+    "_check_duration_seconds",
+    "_build_info",
+    "_idle_time_percent",
+    "_max_fds",
+    "_max_sockets",
+    "_relative_process_id",
+    "_nbproc",
 )
 _MAX_REQUEST = 16384
-
-
-# key: (name after `haproxy_<kind>_`, help, a counter rather than a gauge)
-_FAMILIES: dict[str, tuple[str, str, bool]] = {
-    "status": ("status", "Current status of the service.", False),
-    "queue": ("current_queue", "Number of current queued connections.", False),
-    "cur": ("current_sessions", "Number of current sessions.", False),
-    "max": ("max_sessions", "Maximum observed number of active sessions.", False),
-    "lim": ("limit_sessions", "Configured session limit.", False),
-    "tot": ("sessions", "Total number of sessions.", True),
-    "conn": ("connections", "Total number of connections.", True),
-    "in": ("bytes_in", "Current total of incoming bytes.", True),
-    "out": ("bytes_out", "Current total of outgoing bytes.", True),
-    "den": ("denied_connections", "Total number of requests denied by connection rules.", True),
-    "econ": ("connection_errors", "Total number of connection errors.", True),
-    "retry": ("retry_warnings", "Total number of retry warnings.", True),
-    "redisp": ("redispatch_warnings", "Total number of redispatch warnings.", True),
-    "act": ("active_servers", "Current number of active servers.", False),
-    "bck": ("backup_servers", "Current number of backup servers.", False),
-    "weight": ("weight", "Service weight.", False),
-}
-
-
-def _families(kind: str, labels: list[str], keys: str) -> dict[str, _Family]:
-    """The `haproxy_<kind>_*` families named by the space-separated `keys`, in that order."""
-    out: dict[str, _Family] = {}
-    for key in keys.split():
-        name, doc, counter = _FAMILIES[key]
-        family = CounterMetricFamily if counter else GaugeMetricFamily
-        out[key] = family(f"haproxy_{kind}_{name}", doc, labels=labels)
-    return out
-
-
-def _ns_label(namespaces: Iterable[Namespace | None]) -> str:
-    return ",".join(sorted({ns.name for ns in namespaces if ns is not None}))
-
-
-def _server_ns(srv: Server) -> str:
-    if srv.cfg.use_client_netns:
-        return "*"
-    return srv.netns.name if srv.netns is not None else ""
 
 
 class RuntimeCollector(Collector):
@@ -90,102 +57,8 @@ class RuntimeCollector(Collector):
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
-        rt = self.rt
-        live = live_bytes(rt)
-        yield from self._process()
-        yield from self._frontends(live)
-        yield from self._backends(live)
-        yield from self._netns(live)
-
-    def _process(self) -> Iterator[Metric]:
-        rt, g = self.rt, self.rt.config.global_
-        values = [
-            ("nbthread", "Number of started threads.", 1, False),
-            ("start_time_seconds", "Start time in seconds.", rt.start_time, False),
-            ("uptime_seconds", "How long ago this worker process was started.", 0, False),
-            ("max_connections", "Maximum number of concurrent connections.", g.maxconn, False),
-            ("current_connections", "Number of active sessions.", rt.stats.cur_conns, False),
-            ("connections", "Total number of created sessions.", rt.stats.total_conns, True),
-            ("stopping", "Non zero means stopping in progress.", int(rt.stopping), False),
-            (
-                "listeners",
-                "Number of listeners.",
-                sum(li.sock is not None for li in rt.listeners),
-                False,
-            ),
-        ]
-        for name, doc, value, counter in values:
-            if name == "uptime_seconds":
-                value = time.time() - rt.start_time
-            family = CounterMetricFamily if counter else GaugeMetricFamily
-            yield family(f"haproxy_process_{name}", doc, value=value)
-
-    def _frontends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
-        m = _families("frontend", ["proxy", "netns"], "status cur max lim tot conn in out den")
-        g = self.rt.config.global_
-        for fe in self.rt.frontends.values():
-            lv = [fe.name, _ns_label(li.netns for li in fe.listeners)]
-            a, b = live.get(fe, (0, 0))
-            opened = any(li.sock is not None for li in fe.listeners) and not self.rt.stopping
-            m["status"].add_metric(lv, 1 if opened else 0)
-            m["cur"].add_metric(lv, fe.stats.cur_conns)
-            m["max"].add_metric(lv, fe.stats.max_conns)
-            m["lim"].add_metric(lv, fe.cfg.maxconn or g.maxconn)
-            m["tot"].add_metric(lv, fe.stats.total_conns)
-            m["conn"].add_metric(lv, fe.stats.total_conns)
-            m["in"].add_metric(lv, fe.stats.bytes_in + a)
-            m["out"].add_metric(lv, fe.stats.bytes_out + b)
-            m["den"].add_metric(lv, fe.stats.denied)
-        yield from m.values()
-
-    def _backends(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
-        sl = ["proxy", "server", "netns"]
-        b = _families(
-            "backend",
-            ["proxy", "netns"],
-            "status queue cur max tot in out econ retry redisp act bck weight",
-        )
-        s: dict[str, _Family] = {
-            "status": GaugeMetricFamily(
-                "haproxy_server_status",
-                "Current status of the service, per state label value.",
-                labels=[*sl, "state"],
-            ),
-            **_families("server", sl, "cur max tot in out econ weight"),
-        }
-        for be in self.rt.backends.values():
-            blv = [be.name, ",".join(sorted({_server_ns(x) for x in be.servers} - {""}))]
-            active = [x for x in be.servers if x.usable() and not x.backup]
-            backup = [x for x in be.servers if x.usable() and x.backup]
-            a, o = live.get(be, (0, 0))
-            b["status"].add_metric(blv, 1 if active or backup else 0)
-            b["queue"].add_metric(blv, len(be.queue))
-            b["cur"].add_metric(blv, be.stats.cur_conns)
-            b["max"].add_metric(blv, be.stats.max_conns)
-            b["tot"].add_metric(blv, be.stats.total_conns)
-            b["in"].add_metric(blv, be.stats.bytes_in + a)
-            b["out"].add_metric(blv, be.stats.bytes_out + o)
-            b["econ"].add_metric(blv, be.stats.conn_errors)
-            b["retry"].add_metric(blv, be.stats.retries)
-            b["redisp"].add_metric(blv, be.stats.redispatches)
-            b["act"].add_metric(blv, len(active))
-            b["bck"].add_metric(blv, len(backup))
-            b["weight"].add_metric(blv, sum(x.weight for x in (active or backup)))
-            for srv in be.servers:
-                slv = [be.name, srv.name, _server_ns(srv)]
-                a, o = live.get(srv, (0, 0))
-                state = server_status(srv)
-                for st in _SERVER_STATES:
-                    s["status"].add_metric([*slv, st], 1 if st == state else 0)
-                s["cur"].add_metric(slv, srv.cur_conns)
-                s["max"].add_metric(slv, srv.stats.max_conns)
-                s["tot"].add_metric(slv, srv.stats.total_conns)
-                s["in"].add_metric(slv, srv.stats.bytes_in + a)
-                s["out"].add_metric(slv, srv.stats.bytes_out + o)
-                s["econ"].add_metric(slv, srv.stats.conn_errors)
-                s["weight"].add_metric(slv, srv.weight if srv.usable() else 0)
-        yield from b.values()
-        yield from s.values()
+        yield from promex.collect(self.rt)
+        yield from self._netns(live_bytes(self.rt))
 
     def _netns(self, live: dict[object, tuple[int, int]]) -> Iterator[Metric]:
         labels = ["netns"]
@@ -229,7 +102,7 @@ def exposition(rt: Runtime) -> bytes:
     """The text exposition of one runtime's counters."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(rt))
-    return generate_latest(registry)
+    return promex.plain_counters(generate_latest(registry))
 
 
 @command("_metrics")
@@ -272,7 +145,7 @@ def merge(texts: list[str], workers: int) -> bytes:
             fam.add_sample(sample, dict(labels), v)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(list(families.values())))
-    return generate_latest(registry)
+    return promex.plain_counters(generate_latest(registry))
 
 
 def http_answer(request: bytes, body: Callable[[], bytes]) -> bytes | None:

@@ -67,12 +67,23 @@ def _set_maxconn_global(session: Session, args: list[str]) -> str:
     return ""
 
 
+_MAXIMA: tuple[str, ...] = (
+    "sess_rate_max",
+    "conn_rate_max",
+    "req_rate_max",
+    "qtime_max",
+    "ctime_max",
+)
+_MAXIMA += ("rtime_max", "ttime_max")
+_KEPT = ("cur_conns", "down_since", "down_time")  # state, not counters
+
+
 def _clear(c: Counters, everything: bool) -> None:
-    if everything:
-        cur = c.cur_conns
-        for f in dataclasses.fields(c):
-            setattr(c, f.name, 0)
-        c.cur_conns = cur
+    fresh = Counters()
+    names = [f.name for f in dataclasses.fields(c)] if everything else list(_MAXIMA)
+    for name in names:
+        if name not in _KEPT:
+            setattr(c, name, getattr(fresh, name))
     c.max_conns = c.cur_conns
 
 

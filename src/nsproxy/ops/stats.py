@@ -7,10 +7,11 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy.ops import identity, stat_formats
+from nsproxy.ops import admin_log, identity, stat_counters, stat_formats
 from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.backend import Backend, Server
+from nsproxy.runtime.health import STATUSES, ServerCheck
 from nsproxy.runtime.objects import Counters
 
 if TYPE_CHECKING:
@@ -101,12 +102,125 @@ def _addr(srv: Server) -> str:
     return f"{host}:{port}" if host else "*"
 
 
+# columns of HAProxy's stats modules and of features nsproxy has not: 0 as HAProxy has them
+_MODULE_ZEROS = {
+    c: 0
+    for c in STAT_COLUMNS[STAT_COLUMNS.index("-") + 1 :]
+    if c.startswith(("ssl_", "h2_", "h1_spliced"))
+}
+_SERVER_ZEROS: dict[str, object] = {
+    "wrew": 0,
+    "srv_icur": 0,
+    "eint": 0,
+    "idle_conn_cur": 0,
+    "safe_conn_cur": 0,
+}
+_SERVER_ZEROS |= {"-": "-", "ssl_sess": 0, "ssl_reused_sess": 0, "ssl_failed_handshake": 0}
+_BACKEND_ZEROS = {"agg_server_status": 0, "agg_server_check_status": 0, "agg_check_status": 0}
+
+
+def _proxy_zeros(http: bool) -> dict[str, object]:
+    out: dict[str, object] = {"wrew": 0, "eint": 0, "-": "-", **_MODULE_ZEROS}
+    out |= {"comp_in": 0, "comp_out": 0, "comp_byp": 0, "comp_rsp": 0}
+    if http:
+        out |= {"cache_lookups": 0, "cache_hits": 0}
+    return out
+
+
+def _h1_columns(http: bool, conns: int, streams: int, cur: int, bi: int, bo: int) -> dict[str, int]:
+    """The h1 stats module's counters: HTTP/1 connections and streams, 0 for TCP proxies."""
+    if not http:
+        conns = streams = cur = bi = bo = 0
+    return {
+        "h1_open_connections": cur,
+        "h1_open_streams": cur,
+        "h1_total_connections": conns,
+        "h1_total_streams": streams,
+        "h1_bytes_in": bi,
+        "h1_bytes_out": bo,
+    }
+
+
+def _hrsp(c: Counters) -> dict[str, int]:
+    names = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
+    return dict(zip(names, c.hrsp, strict=True))
+
+
+def _frontend_extra(c: Counters, http: bool, bi: int, bo: int) -> dict[str, object]:
+    """Rates, request counters and module columns of a FRONTEND row."""
+    out: dict[str, object] = {
+        "rate": stat_counters.rate(c.sess_rate),
+        "rate_lim": 0,
+        "rate_max": c.sess_rate_max,
+        "req_rate": stat_counters.rate(c.req_rate),
+        "req_rate_max": c.req_rate_max,
+        "req_tot": c.http_requests,
+        "conn_rate": stat_counters.rate(c.conn_rate),
+        "conn_rate_max": c.conn_rate_max,
+        **_proxy_zeros(http),
+        **_h1_columns(http, c.total_conns, c.http_requests, c.cur_conns, bi, bo),
+    }
+    if http:
+        out |= _hrsp(c)
+        out["intercepted"] = c.intercepted
+    return out
+
+
+def _session_columns(c: Counters, http: bool) -> dict[str, object]:
+    """Rates, aborts, connects, last session and time averages of a server or BACKEND row."""
+    qt, ct, rt_, tt = stat_counters.averages(c)
+    last = int(time.monotonic() - c.last_sess) if c.last_sess else -1
+    out: dict[str, object] = {
+        "rate": stat_counters.rate(c.sess_rate),
+        "rate_max": c.sess_rate_max,
+        "cli_abrt": c.cli_abrt,
+        "srv_abrt": c.srv_abrt,
+        "lastsess": last,
+        "qtime": qt,
+        "ctime": ct,
+        "rtime": rt_,
+        "ttime": tt,
+        "qtime_max": c.qtime_max,
+        "ctime_max": c.ctime_max,
+        "rtime_max": c.rtime_max,
+        "ttime_max": c.ttime_max,
+        "connect": c.connect,
+        "reuse": c.reuse,
+    }
+    if http:
+        out |= _hrsp(c)
+        out["req_tot"] = c.req_tot
+    return out
+
+
+def _check_columns(rt: Runtime, srv: Server, chk: ServerCheck | None) -> dict[str, object]:
+    """chkfail, chkdown, downtime and the last check's result, for a checked server."""
+    if chk is None:
+        return {}
+    out: dict[str, object] = {
+        "chkfail": srv.stats.chk_fail,
+        "chkdown": srv.stats.chk_down,
+        "downtime": stat_counters.downtime(srv.stats, rt.clock.time()),
+        "check_rise": chk.rise,
+        "check_fall": chk.fall,
+        "check_health": chk.health,
+    }
+    last = chk.last
+    if last is not None:
+        desc, _, with_code = STATUSES[last.status]
+        out |= {"check_duration": last.duration, "last_chk": last.info, "check_desc": desc}
+        if with_code:
+            out["check_code"] = 0
+    return out
+
+
 def stat_rows(rt: Runtime) -> list[dict[str, object]]:
     """One dict per `show stat` row: FRONTEND, each server, BACKEND, in proxy order."""
     pid = os.getpid()
     live = live_bytes(rt)
     g = rt.config.global_
     rows: list[dict[str, object]] = []
+    checks = {chk.srv: chk for chk in rt.health.checks}
     for px in rt.config.proxies:
         fe = rt.frontends.get(px.name)
         be = rt.backends.get(px.name)
@@ -136,6 +250,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "dcon": fe.stats.denied,
                     "dses": 0,
                     "netns": "",
+                    **_frontend_extra(fe.stats, px.mode == "http", bi, bo),
                 }
             )
         if be is None:
@@ -174,6 +289,11 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "mode": px.mode,
                     "uweight": srv.weight,
                     "netns": srv.netns.name if srv.netns is not None else "",
+                    **_check_columns(rt, srv, checks.get(srv)),
+                    **_session_columns(srv.stats, px.mode == "http"),
+                    **_SERVER_ZEROS,
+                    "used_conn_cur": srv.cur_conns,
+                    "need_conn_est": srv.cur_conns,
                 }
             )
         bi, bo = _bytes(live, be, be.stats)
@@ -202,7 +322,6 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                 "act": len(active),
                 "bck": len(backup),
                 "lastchg": int(time.time() - rt.start_time),
-                "downtime": 0,
                 "pid": pid,
                 "iid": px.id,
                 "sid": 0,
@@ -212,6 +331,12 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                 "algo": px.balance,
                 "uweight": sum(s.weight for s in (active or backup)),
                 "netns": "",
+                "chkdown": be.stats.chk_down,
+                "downtime": stat_counters.downtime(be.stats, rt.clock.time()),
+                **_session_columns(be.stats, px.mode == "http"),
+                **_proxy_zeros(px.mode == "http"),
+                **_BACKEND_ZEROS,
+                **_h1_columns(px.mode == "http", be.stats.connect, be.stats.req_tot, 0, bi, bo),
             }
         )
     return rows
@@ -237,7 +362,7 @@ def _show_stat(session: Session, args: list[str]) -> str:
 
 
 _ZERO_INFO = (
-    "ConnRate ConnRateLimit MaxConnRate SessRate SessRateLimit MaxSessRate SslRate "
+    "SslRate "
     "SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
     "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
     "SslCacheLookups SslCacheMisses CompressBpsIn CompressBpsOut CompressBpsRateLim"
@@ -278,6 +403,12 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("Maxpipes", g.maxpipes),
         ("PipesUsed", 0),
         ("PipesFree", 0),
+        ("ConnRate", stat_counters.rate(rt.stats.conn_rate)),
+        ("ConnRateLimit", 0),
+        ("MaxConnRate", rt.stats.conn_rate_max),
+        ("SessRate", stat_counters.rate(rt.stats.sess_rate)),
+        ("SessRateLimit", 0),
+        ("MaxSessRate", rt.stats.sess_rate_max),
         *[(k, zero) for k in _ZERO_INFO.split()],
         ("Tasks", len(rt.streams)),
         ("Run_queue", 0),
@@ -450,10 +581,20 @@ def find_server(rt: Runtime, ref: str | None) -> tuple[Backend, Server]:
 
 
 def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
-    """ready / drain / maint, as `set server b/s state`."""
+    """ready / drain / maint, as `set server b/s state`, logged as HAProxy logs it.
+
+    As in HAProxy, a checked server leaving maintenance starts UP, one failed check away
+    from DOWN."""
+    was = admin_log.before(be, srv)
     srv.admin_maint = state == "maint"
     srv.drain = state == "drain"
+    if was.maint and not srv.admin_maint:
+        chk = next((c for c in rt.health.checks if c.srv is srv), None)
+        if chk is not None:
+            chk.health = chk.rise
+            srv.up = True
     be.server_changed(srv, rt.clock.time())
+    admin_log.admin_changed(be, srv, was)
 
 
 def set_weight(rt: Runtime, be: Backend, srv: Server, text: str) -> None:

@@ -10,6 +10,7 @@ from typing import Protocol
 from nsproxy.balance import Balancer, make_balancer
 from nsproxy.config.model import ProxyCfg, ServerCfg
 from nsproxy.netns import Namespace
+from nsproxy.ops import stat_counters
 from nsproxy.ops.log import Logger
 from nsproxy.runtime.objects import Counters
 
@@ -119,6 +120,7 @@ class Backend:
         Returns how many queued connections were handed a chance to connect.
         """
         srv.last_change = now
+        stat_counters.server_changed(self, srv, now)
         if self.balancer is not None:
             self.balancer.server_state_changed()
         return self.drain_queue(srv)
@@ -156,6 +158,7 @@ class Backend:
         bs.total_conns += 1
         if bs.cur_conns > bs.max_conns:
             bs.max_conns = bs.cur_conns
+        stat_counters.session(st, bs)
         if self.balancer is not None:
             self.balancer.on_connect(srv)
 

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import nsproxy.ops.stat_counters as stat_counters
 from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import TcpCheckRule
 from nsproxy.config.model_check import HttpCheckCfg
@@ -158,6 +159,7 @@ class ServerCheck:
             self.health -= 1
             if self.health < self.rise:
                 self.health = 0
+        stat_counters.check_done(srv, result.passed, before, self.rise)
         logged = srv.backend.cfg.log_health_checks
         if logged and (
             previous is None or previous.status != result.status or before != self.health

@@ -284,6 +284,7 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
     if res.verb is Verb.SERVICE:
         service = s.rt.services.get(res.service or "")
         if service is not None:
+            s.fe.stats.intercepted += 1
             body = service(s.rt)
             head = (
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n"
@@ -326,6 +327,11 @@ class FrontendRules:
             answer(s, answers.MONITOR_OK, 200, "PR")
             return Verdict.STOP
         res = _run_rules(s, cfg.http_request)
+        page = s.rt.pages.get("stats") if res is None else None  # as HAProxy: before redirects
+        if page is not None and (served := page(s)) is not None:
+            s.fe.stats.intercepted += 1
+            answer(s, served[1], served[0], "LR")
+            return Verdict.STOP
         if res is None:
             res = _run_rules(s, cfg.redirect)
         if res is None or res.verb is Verb.ALLOW:

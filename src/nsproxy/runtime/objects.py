@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from nsproxy.config.model import ProxyCfg
 from nsproxy.ops.log import Logger
+from nsproxy.stick.freq import FreqCtr
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Backend
@@ -31,6 +32,34 @@ class Counters:
     failed_req: int = 0
     http_requests: int = 0
     failed_headers: int = 0
+    # what `show stat` and the exporters read (bumped by nsproxy.ops.stat_counters)
+    sess_rate: FreqCtr = field(default_factory=FreqCtr)
+    sess_rate_max: int = 0
+    conn_rate: FreqCtr = field(default_factory=FreqCtr)
+    conn_rate_max: int = 0
+    req_rate: FreqCtr = field(default_factory=FreqCtr)
+    req_rate_max: int = 0
+    req_tot: int = 0
+    hrsp: list[int] = field(default_factory=lambda: [0] * 6)  # 1xx..5xx, other
+    intercepted: int = 0  # requests answered by a service or the stats page
+    cli_abrt: int = 0
+    srv_abrt: int = 0
+    connect: int = 0
+    reuse: int = 0
+    last_sess: float = 0.0  # monotonic seconds of the last session; 0: never
+    time_samples: int = 0
+    q_time: int = 0  # swrate sums of queue, connect, response and total times (ms)
+    c_time: int = 0
+    d_time: int = 0
+    t_time: int = 0
+    qtime_max: int = 0
+    ctime_max: int = 0
+    rtime_max: int = 0
+    ttime_max: int = 0
+    chk_fail: int = 0
+    chk_down: int = 0
+    down_time: float = 0.0  # seconds spent down before `down_since`
+    down_since: float = -1.0  # the runtime clock when it went down; -1: running
 
 
 @dataclass(eq=False, slots=True)

@@ -9,6 +9,8 @@ import socket
 import time
 from collections.abc import Callable
 
+import nsproxy.ops.admin_log as admin_log
+import nsproxy.ops.stat_counters as stat_counters
 from nsproxy.config.model import Config
 from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
@@ -54,6 +56,8 @@ class Runtime:
         self.idle_pool = IdlePool(loop)
         # `http-request use-service NAME`: the body each service answers with (set by ops)
         self.services: dict[str, Callable[[Runtime], bytes]] = {}
+        # pages a proxy serves itself (`stats uri`): status and response, None if not theirs
+        self.pages: dict[str, Callable[[Stream], tuple[int, bytes] | None]] = {}
         g = config.global_
         self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
         self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
@@ -188,6 +192,7 @@ class Runtime:
         fe.stats.cur_conns += 1
         fe.stats.total_conns += 1
         fe.stats.max_conns = max(fe.stats.max_conns, fe.stats.cur_conns)
+        stat_counters.session(fe.stats, self.stats, conn=True)
         ns = li.netns
         if ns is not None:
             ns.conns += 1
@@ -234,6 +239,7 @@ class Runtime:
         fe = stream.fe
         fe.stats.bytes_in += bytes_in
         fe.stats.bytes_out += bytes_out
+        stat_counters.txn_ended(stream)
         ns = stream.cli.netns
         if ns is not None:
             ns.bytes_in += bytes_in
@@ -320,6 +326,7 @@ class Runtime:
         self._run_on_stop()
         for li in self.listeners:
             li.close()
+        admin_log.proxies_stopped(self)
         log.warning("Proxies stopped; waiting for the remaining connections to finish.")
         for stream in list(self.streams):  # keep-alive connections between two requests
             if stream.idle_between_requests:

@@ -33,6 +33,7 @@ from nsproxy.ops.runtime_api import (
 from nsproxy.ops.stats_socket import StatsSocket
 
 if TYPE_CHECKING:
+    from nsproxy.config.model import StatsSocketCfg
     from nsproxy.ops.master.process import Master
     from nsproxy.runtime.process import Runtime
 
@@ -73,12 +74,16 @@ class MasterCli:
         self.table = CommandTable((SESSION, own), fallback=self._forward)
 
     # -- sockets ------------------------------------------------------------------------------
+    def socket_cfgs(self, rt: Runtime) -> tuple[StatsSocketCfg, ...]:
+        """The sockets this CLI serves: the `stats socket` lines of `rt`'s configuration."""
+        return rt.config.global_.stats_sockets
+
     def open_sockets(self, rt: Runtime) -> list[StatsSocket]:
-        """The `stats socket`s of `rt`'s configuration; one already open with the same line is
-        kept. Raises OSError (after the alert) if one cannot be bound."""
+        """The sockets of `socket_cfgs`; one already open with the same line is kept.
+        Raises OSError (after the alert) if one cannot be bound."""
         current = {s.cfg: s for s in self.sockets}
         out: list[StatsSocket] = []
-        for cfg in rt.config.global_.stats_sockets:
+        for cfg in self.socket_cfgs(rt):
             kept = current.pop(cfg, None)
             if kept is not None:
                 out.append(kept)
@@ -148,10 +153,14 @@ class MasterCli:
             return
         csock.setblocking(False)
         session = Session(self.master.rt, LEVEL_NAMES[s.cfg.level], s.cfg.expose_fd, csock)
+        self.setup(session)
         c = Client(csock, CliStream(self.table, session), s, 0.0)
         c.deadline = time.monotonic() + self._timeout(c)
         self.clients[csock.fileno()] = c
         self.sel.register(csock, selectors.EVENT_READ, lambda: self._on_client(c))
+
+    def setup(self, session: Session) -> None:
+        """A new client's session, before its first command (the master CLI's state)."""
 
     def _watch(self, s: StatsSocket, on: bool) -> None:
         if s.sock is None:

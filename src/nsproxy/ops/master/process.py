@@ -20,6 +20,7 @@ from nsproxy.netns import NetnsError
 from nsproxy.ops import lifecycle, log
 from nsproxy.ops.fd_transfer import addr_key
 from nsproxy.ops.master.cli import MasterCli
+from nsproxy.ops.master.master_socket import MasterCliError, MasterSocketCli, parse_master_bind
 from nsproxy.ops.master.metrics import MasterMetrics
 from nsproxy.ops.master.workers import Worker, fork_worker, worker_config
 from nsproxy.ops.stats_socket import StatsSocket
@@ -64,6 +65,7 @@ class Master:
         self.workers: dict[int, Worker] = {}
         self.sel = selectors.DefaultSelector()
         self.cli = MasterCli(self)
+        self.master_cli = MasterSocketCli(self, ())
         self.metrics = MasterMetrics(self.sel, self.current)
         self.wake_r, self.wake_w = socket.socketpair()
         self.rundir = tempfile.mkdtemp(prefix="nsproxy-master-")
@@ -119,6 +121,13 @@ class Master:
         except OSError:
             raise StartError from None
         try:
+            self.master_cli.use(self.master_cli.open_sockets(rt), rt)
+        except OSError:
+            for s in cli:
+                if s not in self.cli.sockets:
+                    self.cli.close_socket(s)
+            raise StartError from None
+        try:
             return cli, self.metrics.socket_for(config)
         except OSError:
             for s in cli:
@@ -128,6 +137,12 @@ class Master:
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> int:
+        try:
+            binds = getattr(self.args, "master_cli", None) or ()
+            self.master_cli.binds = tuple(parse_master_bind(b) for b in binds)
+        except MasterCliError as exc:
+            log.alert(str(exc))
+            return 1
         try:
             self.rt = self._open(self.config, None)
             cli, exporter = self._open_ops(self.rt, self.config)
@@ -149,17 +164,23 @@ class Master:
         self._spawn_generation()
         try:
             while self.workers or not self.stopping:
-                for key, _ in self.sel.select(self.cli.timeout()):
+                for key, _ in self.sel.select(self._timeout()):
                     cb: Callable[[], None] = key.data
                     cb()
                 self.cli.step()
+                self.master_cli.step()
         finally:
             self._shutdown(pidfile)
         log.warning(f"All workers exited. Exiting... ({self.exit_code})")
         return self.exit_code
 
+    def _timeout(self) -> float | None:
+        waits = [t for t in (self.cli.timeout(), self.master_cli.timeout()) if t is not None]
+        return min(waits) if waits else None
+
     def _shutdown(self, pidfile: str | None) -> None:
         self.cli.close(clients=True)
+        self.master_cli.close(clients=True)
         self.metrics.use(None, None)
         if self.rt is not None:
             self.rt.close()
@@ -205,6 +226,7 @@ class Master:
             log.warning("Exiting Master process...")
         self.stopping = True
         self.cli.close(clients=False)
+        self.master_cli.close(clients=False)
         self.metrics.use(None, None)
         self._broadcast(sig, old=None)
 
@@ -244,6 +266,7 @@ class Master:
         with contextlib.suppress(OSError):
             os.close(self.sel.fileno())
         self.cli.close_in_child()
+        self.master_cli.close_in_child()
         self.metrics.close_in_child()
         self.wake_r.close()
         self.wake_w.close()
