@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what nsproxy's demo and tests need on a Debian machine (run as root): system packages
-# (iproute2, haproxy as the reference, socat, nftables, hatop, openssl, curl) and a venv in
-# .venv with the package.
+# (iproute2, haproxy as the reference, socat, nftables, hatop, openssl, curl, the Prometheus
+# HAProxy exporter, chromium for the stats page test) and a venv in .venv with the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -13,6 +13,8 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v hatop >/dev/null 2>&1 || need+=(hatop)        # tests/ops/test_tools.py
 command -v openssl >/dev/null 2>&1 || need+=(openssl)    # TLS tests (s_client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v prometheus-haproxy-exporter >/dev/null 2>&1 || need+=(prometheus-haproxy-exporter)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # tests/ops/test_stats_page.py
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
