@@ -212,7 +212,9 @@ defaults
 
 
 @contextlib.contextmanager
-def running_proxy(topo: Topology, kind: str, cfg: str) -> Iterator[int]:
+def running_proxy(
+    topo: Topology, kind: str, cfg: str, fronts: tuple[int, ...] = ()
+) -> Iterator[int]:
     path = os.path.join(topo.tmp, f"{kind}.cfg")
     with open(path, "w") as f:
         f.write(cfg)
@@ -222,7 +224,7 @@ def running_proxy(topo: Topology, kind: str, cfg: str) -> Iterator[int]:
         cmd = [nsproxy_python(), "-m", "nsproxy", "-db", "-f", path]
     p = topo.spawn(None, *cmd, log=f"{kind}.log")
     try:
-        for front, _ in PORTS.values():
+        for front in fronts or tuple(f for f, _ in PORTS.values()):
             topo.wait_listening(topo.cli, front, p)
         yield p.pid
     finally:
