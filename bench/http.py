@@ -21,7 +21,7 @@ from run import (
     HAPROXY,
     Row,
     Topology,
-    cpu_seconds,
+    cpu_split,
     profilers,
     rss_kib,
     running_proxy,
@@ -141,12 +141,13 @@ def wrk(
 ) -> dict[str, float]:
     """A bounded wrk load from the client namespace; requests/s and proxy CPU s per 10k."""
     hdr = ["-H", "Connection: close"] if close else []
-    cpu0 = cpu_seconds(pid)
+    user0, sys0 = cpu_split(pid)
     out = sh(
         "ip", "netns", "exec", topo.cli, "wrk", "-t2", f"-c{conns}", f"-d{seconds}s",
         *hdr, f"http://127.0.0.1:{port}/",
     )  # fmt: skip
-    cpu = cpu_seconds(pid) - cpu0
+    user1, sys1 = cpu_split(pid)
+    cpu = user1 - user0 + sys1 - sys0
     reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -156,6 +157,8 @@ def wrk(
         "rps": reqs / seconds,
         "cpu_s_per_10k": cpu / (reqs / 10000) if reqs else 0.0,
         "us_per_req": cpu / reqs * 1e6 if reqs else 0.0,
+        "user_us": (user1 - user0) / reqs * 1e6 if reqs else 0.0,
+        "sys_us": (sys1 - sys0) / reqs * 1e6 if reqs else 0.0,
         "errors": float(errors),
     }
 
@@ -203,9 +206,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1, help="nbthread for both proxies")
     ap.add_argument("--seconds", type=int, default=8, help="length of each wrk load")
     ap.add_argument("--runs", type=int, default=1, help="repeat the wrk loads, keep medians")
-    ap.add_argument("--only", choices=("keepalive", "close", "idle", "rules"), action="append")
+    ap.add_argument(
+        "--only",
+        choices=("keepalive", "close", "idle", "rules"),
+        help="parts to run (close = HTTP and TCP one request per connection)",
+        action="append",
+    )
     ap.add_argument("--proxies", default="haproxy,nsproxy")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record nsproxy into DIR (raw)")
+    ap.add_argument("--perf", metavar="DIR", help="perf record -g both proxies into DIR")
     ap.add_argument("--syscalls", metavar="DIR", help="strace -c both proxies into DIR (slow)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -242,6 +251,8 @@ def main() -> int:
                 r = wrk(topo, pid, HTTP_FRONT, 50, secs, close=False)
                 record("keep-alive requests, c=50", "req/s", kind, r["rps"])
                 record("CPU per 10k keep-alive requests", "CPU s/10k", kind, r["cpu_s_per_10k"])
+                record("  user CPU per keep-alive request", "µs", kind, r["user_us"])
+                record("  system CPU per keep-alive request", "µs", kind, r["sys_us"])
                 record("errors keep-alive", "count", kind, r["errors"])
 
             steps.append(("HTTP keep-alive", keepalive))
@@ -251,12 +262,19 @@ def main() -> int:
                 r = wrk(topo, pid, HTTP_FRONT, 50, secs, close=True)
                 record("HTTP one request per conn, c=50", "req/s", kind, r["rps"])
                 record("CPU per 10k HTTP conns", "CPU s/10k", kind, r["cpu_s_per_10k"])
+                record("  user CPU per HTTP conn", "µs", kind, r["user_us"])
+                record("  system CPU per HTTP conn", "µs", kind, r["sys_us"])
                 record("errors HTTP close", "count", kind, r["errors"])
+
+            def tcp(kind: str, pid: int) -> None:
                 r = wrk(topo, pid, TCP_PLAIN, 50, secs, close=True)
                 record("TCP short conns, c=50", "conn/s", kind, r["rps"])
                 record("CPU per 10k TCP conns", "CPU s/10k", kind, r["cpu_s_per_10k"])
+                record("  user CPU per TCP conn", "µs", kind, r["user_us"])
+                record("  system CPU per TCP conn", "µs", kind, r["sys_us"])
 
-            steps.append(("HTTP and TCP one request per connection", close))
+            steps.append(("HTTP one request per connection", close))
+            steps.append(("TCP short connections", tcp))
         if "rules" in parts:
 
             def rules(kind: str, pid: int) -> None:
