@@ -33,6 +33,7 @@ HTTP_FRONT = 18081  # mode http frontend (httplog, forwardfor, set-header)
 IDLE_FRONT = 18084  # the same with http-server-close: 10k idle clients without 10k server fds
 TCP_PLAIN = 18082  # mode tcp frontend, no rules
 TCP_RULES = 18083  # mode tcp frontend, five ACL rules and one map lookup
+TCP_ONE = 18085  # mode tcp frontend, one `tcp-request connection accept` without condition
 IDLE_CONNS = 9_900  # HAProxy needs 2 fds per maxconn; the hard fd limit here is 20000
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: nsp-bench\r\n\r\n"
 BODY = b"hello from nginx\n"
@@ -123,6 +124,12 @@ frontend fe_rules
   use_backend %[src,map_ip({mapfile},be_tcp)]
   default_backend be_tcp
 
+frontend fe_one
+  mode tcp
+  bind 127.0.0.1:{TCP_ONE} namespace {topo.cli}
+  tcp-request connection accept
+  default_backend be_tcp
+
 backend be_tcp
   mode tcp
   server s1 127.0.0.1:{WEB} namespace {topo.srv}
@@ -133,7 +140,7 @@ backend be_other
 """
 
 
-FRONTS = (HTTP_FRONT, IDLE_FRONT, TCP_PLAIN, TCP_RULES)
+FRONTS = (HTTP_FRONT, IDLE_FRONT, TCP_PLAIN, TCP_RULES, TCP_ONE)
 
 
 def wrk(
@@ -278,14 +285,18 @@ def main() -> int:
         if "rules" in parts:
 
             def rules(kind: str, pid: int) -> None:
-                plain, ruled = [], []
-                for _ in range(2):  # alternate, so drift hits both alike
-                    plain.append(wrk(topo, pid, TCP_PLAIN, 50, secs, close=True)["us_per_req"])
-                    ruled.append(wrk(topo, pid, TCP_RULES, 50, secs, close=True)["us_per_req"])
-                p, r = statistics.median(plain), statistics.median(ruled)
+                plain: list[float] = []
+                one: list[float] = []
+                ruled: list[float] = []
+                for _ in range(2):  # alternate, so drift hits all three alike
+                    for port, out in ((TCP_PLAIN, plain), (TCP_ONE, one), (TCP_RULES, ruled)):
+                        out.append(wrk(topo, pid, port, 50, secs, close=True)["us_per_req"])
+                p, o, r = (statistics.median(x) for x in (plain, one, ruled))
                 record("CPU per TCP conn, no rules", "µs", kind, p)
+                record("CPU per TCP conn, 1 rule, no ACL", "µs", kind, o)
                 record("CPU per TCP conn, 5 ACL rules + map", "µs", kind, r)
-                record("rules cost per conn", "µs", kind, r - p)
+                record("1 rule cost per conn", "µs", kind, o - p)
+                record("5 ACL rules + map cost per conn", "µs", kind, r - p)
 
             steps.append(("TCP rules", rules))
         idle_steps: list[tuple[str, Callable[[str, int], None]]] = []

@@ -67,11 +67,16 @@ def built_path(module: str) -> str | None:
 
 
 def stale() -> list[str]:
-    """Modules of COMPILED without an extension, or whose .py changed after it was built."""
+    """Modules of COMPILED without an extension, or whose .py changed after the build.
+
+    The code of every module is in the group's shared library (the per-module extensions only
+    load it), so each .py is compared with that library.
+    """
+    group = built_path(GROUP + "__mypyc")
+    built_at = os.path.getmtime(group) if group is not None else 0.0
     out = []
     for module in COMPILED:
-        built = built_path(module)
-        if built is None or os.path.getmtime(source_path(module)) > os.path.getmtime(built):
+        if built_path(module) is None or os.path.getmtime(source_path(module)) > built_at:
             out.append(module)
     return out
 

@@ -7,7 +7,7 @@ import socket
 
 from nsproxy.netns import Namespace
 
-Addr = tuple[str, int] | str | bytes | None
+Addr = tuple[str, int] | tuple[str, int, int, int] | str | bytes | None
 
 
 class Connection:

@@ -16,7 +16,7 @@ from nsproxy.sample.types import Sample
 if TYPE_CHECKING:
     from nsproxy.proto.h1.head import RequestHead, ResponseHead
 
-Addr = tuple[str, int] | str | bytes | None
+Addr = tuple[str, int] | tuple[str, int, int, int] | str | bytes | None
 
 
 class Txn(Protocol):
