@@ -188,9 +188,7 @@ class Runtime:
         if ns is not None:
             ns.conns += 1
             ns.total_conns += 1
-        http = fe.cfg.http
-        logs_itself = fe.cfg.tcplog or fe.cfg.log_format is not None or bool(http and http.httplog)
-        if fe.logger and not logs_itself:
+        if fe.logger and not fe.cfg.tcplog and fe.cfg.log_format is None:
             ci, cp = addr_text(src)
             fi, fp = addr_text(stream.local_addr())
             fe.logger.emit(LOG_INFO, f"Connect from {ci}:{cp} to {fi}:{fp} ({fe.name}/TCP)")
