@@ -33,7 +33,8 @@ COMPILED: tuple[str, ...] = (
     "nsproxy.runtime.conn",
     "nsproxy.runtime.backend",
     "nsproxy.runtime.analysers",
-    "nsproxy.runtime.process",
+    # not runtime.process: tls_wire keeps a WeakKeyDictionary keyed by its Runtime, and a
+    # mypyc native class cannot be weakly referenced
     "nsproxy.proto.h1.head",
     "nsproxy.proto.h1.reader",
     "nsproxy.proto.h1.connection",
