@@ -48,13 +48,19 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    total = 0
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of `pid` and its descendants."""
+    user = system = 0
     for p in _tree(pid):
         with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / TICK, system / TICK
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 def rss_kib(pid: int) -> int:
@@ -212,7 +218,9 @@ defaults
 
 
 @contextlib.contextmanager
-def running_proxy(topo: Topology, kind: str, cfg: str) -> Iterator[int]:
+def running_proxy(
+    topo: Topology, kind: str, cfg: str, fronts: tuple[int, ...] = ()
+) -> Iterator[int]:
     path = os.path.join(topo.tmp, f"{kind}.cfg")
     with open(path, "w") as f:
         f.write(cfg)
@@ -222,7 +230,7 @@ def running_proxy(topo: Topology, kind: str, cfg: str) -> Iterator[int]:
         cmd = [nsproxy_python(), "-m", "nsproxy", "-db", "-f", path]
     p = topo.spawn(None, *cmd, log=f"{kind}.log")
     try:
-        for front, _ in PORTS.values():
+        for front in fronts or tuple(f for f, _ in PORTS.values()):
             topo.wait_listening(topo.cli, front, p)
         yield p.pid
     finally:
@@ -352,11 +360,17 @@ def profilers(
     """Samplers attached while a load runs: py-spy (collapsed stacks) and strace -c (counts)."""
     name = re.sub(r"\W+", "-", title).strip("-")
     spies = []
-    spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
+    spy = shutil.which("py-spy") or str(Path(nsproxy_python()).parent / "py-spy")
     if args.profile and kind == "nsproxy" and os.path.exists(spy):
         os.makedirs(args.profile, exist_ok=True)
         out = os.path.join(args.profile, f"{name}.txt")
         cmd = [spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", out, "--nonblocking"]
+        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    perf_dir = getattr(args, "perf", None)
+    if perf_dir and shutil.which("perf"):
+        os.makedirs(perf_dir, exist_ok=True)
+        out = os.path.join(perf_dir, f"{kind}-{name}.data")
+        cmd = ["perf", "record", "-q", "-g", "-F", "999", "-p", str(pid), "-o", out]
         spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if args.syscalls and shutil.which("strace"):
         os.makedirs(args.syscalls, exist_ok=True)

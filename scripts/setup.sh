@@ -25,4 +25,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]'
+# The package itself, editable and interpreted; then its hot path compiled in place with mypyc
+# (setup.py, src/nsproxy/hotpath.py) unless NSPROXY_PURE=1 or the extensions are current.
+NSPROXY_PURE=1 .venv/bin/python -m pip install -q -e '.[test]'
+if [ "${NSPROXY_PURE:-0}" != 1 ]; then
+  if ! PYTHONPATH=src .venv/bin/python -c 'import sys, nsproxy; sys.exit(nsproxy.MODE != "compiled")'; then
+    echo "setup.sh: compiling the hot path with mypyc (1-2 minutes)" >&2
+    if ! .venv/bin/python setup.py -q build_ext --inplace >build-hotpath.log 2>&1; then
+      echo "setup.sh: compiling failed (see build-hotpath.log): nsproxy runs interpreted" >&2
+    fi
+  fi
+fi

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from nsproxy.tls.contexts import SessionCache
     from nsproxy.tls.fetches import HandshakeFacts
 
-Addr = tuple[str, int] | str | bytes | None
+Addr = tuple[str, int] | tuple[str, int, int, int] | str | bytes | None
 
 
 class Connection:

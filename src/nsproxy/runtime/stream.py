@@ -604,7 +604,7 @@ class Stream:
         a = srv.cfg.addr
         if a.family == socket.AF_UNIX:
             return socket.AF_UNIX, a.host
-        dst: tuple[str, int] = ("", 0)
+        dst: tuple[str, int] | tuple[str, int, int, int] = ("", 0)
         if a.uses_client_dst or a.port_mode is not PortMode.FIXED:
             local = self.cli.local_addr()
             if not isinstance(local, tuple):

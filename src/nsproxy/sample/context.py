@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from nsproxy.proto.h1.head import RequestHead, ResponseHead
     from nsproxy.stick.track import StreamSticks
 
-Addr = tuple[str, int] | str | bytes | None
+Addr = tuple[str, int] | tuple[str, int, int, int] | str | bytes | None
 
 
 class Txn(Protocol):

@@ -20,6 +20,17 @@ def _namespace_list(ctx: Ctx, args: list[str]) -> None:
     ctx.state.current = Section("namespace_list", "", ctx.where)
 
 
+def _inherited(value: object) -> object:
+    """A defaults value for a new section: a deep copy; a compiled callable (a log-format
+    compiled by mypyc, which cannot be deep-copied) is immutable and shared."""
+    try:
+        return copy.deepcopy(value)
+    except (TypeError, AttributeError):
+        if callable(value):
+            return value
+        raise
+
+
 def _start_proxy(ctx: Ctx, args: list[str]) -> None:
     kind = args[0]
     if len(args) < 2 and kind != "defaults":
@@ -33,7 +44,7 @@ def _start_proxy(ctx: Ctx, args: list[str]) -> None:
         if base is None:
             raise ConfigError(f"{kind} '{name}': unable to find defaults section '{args[3]}'.")
     fields = {
-        k: copy.deepcopy(v)
+        k: _inherited(v)
         for k, v in (base.fields.items() if base is not None else ())
         if k not in ("binds", "servers")
     }
