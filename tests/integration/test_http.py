@@ -437,19 +437,22 @@ class Scripted:
             except OSError:
                 return
             with c:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.requests.append(data)
-                c.sendall(self.reply)
-                while self.echo:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    c.sendall(chunk)
+                self.handle(c)
+
+    def handle(self, c: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        self.requests.append(data)
+        c.sendall(self.reply)
+        while self.echo:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            c.sendall(chunk)
 
 
 PLAIN = """global
@@ -556,23 +559,17 @@ def test_websocket_upgrade_becomes_a_tunnel_like_haproxy(pair: tuple[Lab, str]) 
 class Continuing(Scripted):
     """Answers `Expect: 100-continue` with a 100, reads the body, then answers 200."""
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += c.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b"100-continue" in head.lower():
-                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                while len(body) < 5:
-                    body += c.recv(65536)
-                self.requests.append(head + b"\r\n\r\n" + body)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+    def handle(self, c: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        if b"100-continue" in head.lower():
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while len(body) < 5:
+            body += c.recv(65536)
+        self.requests.append(head + b"\r\n\r\n" + body)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
 
 
 def test_expect_100_continue_is_relayed_like_haproxy(pair: tuple[Lab, str]) -> None:
