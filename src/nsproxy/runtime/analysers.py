@@ -199,9 +199,7 @@ class ContentRules:
     def run(self, s: Stream, expired: bool) -> Verdict:
         # a keep-alive connection's later requests sit in the HTTP reader, not in `req`:
         # they never wait for the inspect-delay
-        s.req_final = (
-            expired or self.delay_s is None or s.req_eof or s.req_error or s.txn_count > 0
-        )
+        s.req_final = expired or self.delay_s is None or s.req_eof or s.req_error or s.txn_count > 0
         out = run_tcp_rules(self.rules, s)
         if out.action == "wait":
             return Verdict.WAIT

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from nsproxy.config.model_http import (
+    AddrHeader,
     Capture,
     HttpCfg,
     HttpResult,
@@ -363,12 +364,8 @@ class BackendRequest:
         txn.mode_client, txn.mode_server = stream_modes(fe, be)
         ff = (be.forwardfor if be is not None else None) or (fe.forwardfor if fe else None)
         if ff is not None:
-            src = s.cli.src
-            if isinstance(src, tuple) and not ff.excluded(str(src[0])):
-                host = str(src[0])
-                addr = ipaddress.ip_address(host.split("%", 1)[0])
-                family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-                value = rewrite.forwarded_for_value(family, addr.packed)
+            value = _forwarded_for(s, ff)
+            if value is not None:
                 rewrite.add_forwarded_for(req.headers, value, ff.name, ff.if_none)
         ot = (be.originalto if be is not None else None) or (fe.originalto if fe else None)
         if ot is not None:
@@ -458,6 +455,22 @@ def cookie_response(s: Stream) -> None:
                 headers[i] = (hname, prefix + value.encode("latin-1") + b"~" + old + sep + attrs)
                 txn.ck_srv = "P"
             return
+
+
+def _forwarded_for(s: Stream, ff: AddrHeader) -> bytes | None:
+    """The X-Forwarded-For value of this client (None: excluded), computed once per client
+    address rather than per request."""
+    src = s.cli.src
+    cached = s.ff_cache
+    if cached is not None and cached[0] is src and cached[1] is ff:
+        return cached[2]
+    value = None
+    if isinstance(src, tuple) and not ff.excluded(str(src[0])):
+        addr = ipaddress.ip_address(str(src[0]).split("%", 1)[0])
+        family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+        value = rewrite.forwarded_for_value(family, addr.packed)
+    s.ff_cache = (src, ff, value)
+    return value
 
 
 def response_rules(s: Stream) -> bytes | None:

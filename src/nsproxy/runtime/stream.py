@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nsproxy import proxy_protocol as pp
 from nsproxy.addresses import PortMode
-from nsproxy.config.model_http import HttpCfg
+from nsproxy.config.model_http import AddrHeader, HttpCfg
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, addr_text, alert
 from nsproxy.proto.h1.errors import H1Error
@@ -87,6 +87,7 @@ class Stream:
         "connect_ts",
         "ending",
         "fe",
+        "ff_cache",
         "forced_server",
         "h1",
         "http",
@@ -146,6 +147,8 @@ class Stream:
         self.req_final = False
         self.want_proxy = False
         self.forced_server: Server | None = None
+        # X-Forwarded-For for this client: (its address, the option, the value or None)
+        self.ff_cache: tuple[Addr, AddrHeader, bytes | None] | None = None
         self.txn_vars: MutableMapping[str, MutableMapping[str, Sample]] | None = None
         self.uid: str | None = None
         self.server: Server | None = None
