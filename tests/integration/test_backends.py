@@ -29,7 +29,7 @@ def _named_sinks(lab: Lab, ns: str | None, names: list[str]) -> dict[str, Sink]:
 def _ask(port: int, source: str | None = None) -> str:
     """One short connection through the proxy; the name of the server that answered."""
     src = (source, 0) if source is not None else None
-    with connect(None, ("127.0.0.1", port), source=src) as c:
+    with connect(None, ("127.0.0.1", port), timeout=15, source=src) as c:
         got = b""
         while not got.endswith(b"\n"):
             data = c.recv(64)
