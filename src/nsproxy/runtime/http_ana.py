@@ -80,11 +80,14 @@ def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, 
 
 def after_response(s: Stream, data: bytes) -> bytes:
     """`http-after-response` rules (backend, then frontend) on a response head as bytes."""
-    lists = [c.http_after_response for c in (s.be_http, s.fe_http) if c is not None]
-    if s.be_http is s.fe_http and lists:
+    fe, be = s.fe_http, s.be_http
+    if not (
+        (fe is not None and fe.http_after_response) or (be is not None and be.http_after_response)
+    ):
+        return data  # the common case: no allocation, no parse
+    lists = [c.http_after_response for c in (be, fe) if c is not None]
+    if be is fe:
         lists = lists[:1]
-    if not any(lists):
-        return data
     end = data.find(b"\r\n\r\n")
     txn = s.http
     if end < 0 or txn is None:

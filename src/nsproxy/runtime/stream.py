@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_NO_EVENTS: list[Event] = []  # never appended to: a TCP stream has no HTTP events
 _NO_DATA = bytearray()  # never written: a stream without analysers never reads into `req`
 
 
@@ -165,8 +166,8 @@ class Stream:
         self.txn_count = 0
         self.http: HttpTxn | None = None
         self.h1: RequestReader | None = None
-        self.http_body: list[Event] = []
-        self.http_events: list[Event] = []
+        self.http_body: list[Event] = _NO_EVENTS  # HTTP streams get their own lists at start
+        self.http_events: list[Event] = _NO_EVENTS
         self.idle_conn: Connection | None = None
         self.idle_reader: ResponseReader | None = None
         self.idle_server: Server | None = None
@@ -349,6 +350,8 @@ class Stream:
     def start(self) -> None:
         if self.listener.an_http >= 0:
             self.h1 = RequestReader(self.rt.h1_limits)
+            self.http_body = []
+            self.http_events = []
             self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
