@@ -82,8 +82,9 @@ class _Traffic:
     def _run(self) -> None:
         while not self._stop.is_set() and self.ok + len(self.failed) < 100_000:
             try:
-                if _echo_once(self.ns, self.addr, b"steady") != b"steady":
-                    self.failed.append("bad reply")
+                reply = _echo_once(self.ns, self.addr, b"steady")
+                if reply != b"steady":
+                    self.failed.append(f"bad reply {reply!r}")
                 else:
                     self.ok += 1
             except OSError as exc:
@@ -99,7 +100,7 @@ def test_pattern_mode_follows_namespaces(lab: Lab) -> None:
     echo = lab.sink(None, "127.0.0.1", echo=True)
     pattern = lab.prefix + "t-*"
     proxy = lab.proxy(
-        DEFAULTS
+        tcp_defaults()
         + f"""
 namespace_list
   namespace-pattern {pattern} template t_tmpl
@@ -138,7 +139,8 @@ listen t_tmpl
         assert _echo_once(t2, ("127.0.0.1", 80)) == b"ping"
     finally:
         traffic.stop()
-    assert traffic.failed == []
+    unusual = [ln for ln in proxy.output().splitlines() if " steady " in ln and " -- " not in ln]
+    assert (traffic.failed, unusual) == ([], [])
     assert traffic.ok > 0
 
 
@@ -325,3 +327,35 @@ listen tb
     assert cli(f"del netns {b}") == "Namespace deleted.\n"
     assert _ns_inode(b) not in _netns_fds(os.getpid())
     assert "No such namespace" in cli(f"del netns {b}")
+
+
+def test_pattern_churn_leaves_other_tenants_alone(lab: Lab) -> None:
+    """A tenant namespace created and deleted 20 times; another tenant's traffic never fails."""
+    steady = lab.netns("steady")
+    echo = lab.sink(None, "127.0.0.1", echo=True)
+    proxy = lab.proxy(
+        tcp_defaults()
+        + f"""
+namespace_list
+  namespace-pattern {lab.prefix}t-* template t_tmpl
+listen steady
+  bind 127.0.0.1:80 namespace {steady}
+  server s 127.0.0.1:{echo.port}
+listen t_tmpl
+  bind 127.0.0.1:80
+  server s 127.0.0.1:{echo.port}
+"""
+    )
+    traffic = _Traffic(steady, ("127.0.0.1", 80))
+    try:
+        for i in range(20):
+            t1 = lab.netns("t-1")
+            assert _wait_served(t1, ("127.0.0.1", 80)) == b"ping"
+            sh("ip", "netns", "del", t1)
+            lab.namespaces.remove(t1)
+            proxy.wait_count(f"Namespace '{t1}' removed.", i + 1)
+    finally:
+        traffic.stop()
+    unusual = [ln for ln in proxy.output().splitlines() if " steady " in ln and " -- " not in ln]
+    assert (traffic.failed, unusual) == ([], [])
+    assert traffic.ok > 0
