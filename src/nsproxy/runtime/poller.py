@@ -10,7 +10,9 @@ from collections.abc import Callable
 # leaves the set by itself when it is closed. Interest is widened at once (one MOD) but
 # narrowed lazily: a callback that is cleared costs nothing until the kernel reports the
 # unwanted event, and only then is the mask synced (MOD, or DEL when nothing is wanted, since
-# a mask of 0 would still report ERR/HUP on every poll). Callers that know the event will
+# a mask of 0 would still report ERR/HUP on every poll). A reader that clears itself while
+# it reads waits for the next report too: its read usually drained the socket, and a
+# keep-alive client then costs no epoll_ctl per request. Callers that know the event will
 # come (EOF stays readable) narrow at once with sync=True.
 
 IN = select.EPOLLIN
@@ -116,16 +118,16 @@ class Poller:
                 if e is None:
                     continue
                 try:
-                    rd = e.reader
-                    if rd is not None and ev & _RD:
-                        rd(ev)
+                    rd0 = e.reader
+                    if rd0 is not None and ev & _RD:
+                        rd0(ev)
                     wr = e.writer
                     if wr is not None and ev & _WR and e.alive:
                         wr(ev)
                     if e.alive:
                         rd, wr = e.reader, e.writer
                         if (
-                            (ev & IN and rd is None)
+                            (ev & IN and rd is None and rd0 is None)
                             or (ev & OUT and wr is None)
                             or (ev & ERR and rd is None and wr is None)
                         ):
