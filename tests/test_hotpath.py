@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -43,3 +45,22 @@ def test_the_set_is_never_mixed_and_matches_the_mode(monkeypatch: pytest.MonkeyP
     out = _files(dict(os.environ))
     assert out[0] == hotpath.mode()
     assert {f.endswith(".py") for f in out[1:]} == {out[0] != "compiled"}
+
+
+def test_an_extension_left_from_an_older_set_is_found_and_never_loaded(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = os.path.join(str(tmp_path), "nsproxy")
+    os.makedirs(os.path.join(root, "runtime"))
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for name in ("balance.py", "balance" + suffix, "runtime/poller.py", "runtime/poller" + suffix):
+        with open(os.path.join(root, name), "w") as f:
+            f.write("")
+    with open(os.path.join(root, "hotpath__mypyc" + suffix), "w") as f:
+        f.write("")
+    monkeypatch.setattr(hotpath, "SRC", str(tmp_path))
+    assert hotpath.orphans() == ["nsproxy.balance"]
+    finder = hotpath.SourceFinder(frozenset(hotpath.orphans()))
+    spec = finder.find_spec("nsproxy.balance", None)
+    assert spec is not None and spec.origin == os.path.join(root, "balance.py")
+    assert finder.find_spec("nsproxy.runtime.poller", None) is None

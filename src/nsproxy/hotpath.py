@@ -33,8 +33,10 @@ COMPILED: tuple[str, ...] = (
     "nsproxy.runtime.conn",
     "nsproxy.runtime.backend",
     "nsproxy.runtime.analysers",
-    # not runtime.process: tls_wire keeps a WeakKeyDictionary keyed by its Runtime, and a
-    # mypyc native class cannot be weakly referenced
+    "nsproxy.runtime.process",
+    "nsproxy.runtime.stickiness",
+    "nsproxy.ops.log",
+    "nsproxy.ops.stat_counters",
     "nsproxy.proto.h1.head",
     "nsproxy.proto.h1.reader",
     "nsproxy.proto.h1.connection",
@@ -82,30 +84,59 @@ def stale() -> list[str]:
     return out
 
 
+def orphans() -> list[str]:
+    """Modules left with an in-place extension that COMPILED no longer lists.
+
+    Python's import would load the extension before the .py: the finder below stops that.
+    """
+    top = os.path.join(SRC, "nsproxy")
+    group = GROUP.rsplit(".", 1)[1] + "__mypyc"
+    out = []
+    for root, _, files in os.walk(top):
+        for name in files:
+            stem = name.partition(".")[0]
+            if stem == group or not any(name.endswith(x) for x in _SUFFIXES):
+                continue
+            if os.path.exists(os.path.join(root, stem + ".py")):
+                module = os.path.relpath(os.path.join(root, stem), SRC).replace(os.sep, ".")
+                if module not in COMPILED:
+                    out.append(module)
+    return sorted(out)
+
+
+_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def mode() -> str:
-    """`pure` (asked for, or nothing built), `stale` (built, then edited) or `compiled`."""
+    """`pure` (asked for, or nothing built), `stale` (built, then edited, or an extension
+    left over from an older COMPILED) or `compiled`."""
     if os.environ.get("NSPROXY_PURE") == "1":
         return "pure"
     old = stale()
     if not old:
-        return "compiled"
+        return "stale" if orphans() else "compiled"
     return "pure" if len(old) == len(COMPILED) else "stale"
 
 
 class SourceFinder(importlib.abc.MetaPathFinder):
-    """A meta path finder that loads the modules of COMPILED from their .py files."""
+    """A meta path finder that loads the given modules from their .py files."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname not in COMPILED:
+        if fullname not in self.names:
             return None
         return importlib.util.spec_from_file_location(fullname, source_path(fullname))
 
 
 def install() -> str:
-    """Runs the set interpreted unless every extension is built and current; returns mode()."""
+    """Runs the set interpreted unless every extension is built and current (and none is left
+    over from an older set); returns mode()."""
     current = mode()
-    if current != "compiled" and not any(isinstance(f, SourceFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, SourceFinder())
+    names = frozenset(orphans()) | (frozenset(COMPILED) if current != "compiled" else frozenset())
+    if names and not any(isinstance(f, SourceFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, SourceFinder(names))
     return current

@@ -116,12 +116,12 @@ def test_roundrobin_order_matches_haproxy(lab: Lab, haproxy: list[subprocess.Pop
         for (n, s), w in zip(sinks.items(), (1, 2, 1), strict=True)
     )
     hport, nport = free_port(), free_port()
-    proc, _ = _haproxy_out(_frontend(hport, servers), hport)
+    proc, out = _haproxy_out(_frontend(hport, servers), hport)
     haproxy.append(proc)
-    lab.proxy(_frontend(nport, servers))
+    proxy = lab.proxy(_frontend(nport, servers))
     theirs = [_ask(hport) for _ in range(12)]
     ours = [_ask(nport) for _ in range(12)]
-    assert ours == theirs
+    assert ours == theirs, (_read(out), proxy.output())
 
 
 def test_leastconn_avoids_the_server_holding_long_connections(lab: Lab) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lab.configtext import parse_text
 from nsproxy.ops import stat_counters
+from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.objects import Counters
 
 
@@ -47,11 +49,11 @@ def test_downtime_counts_each_down_period_and_the_current_one() -> None:
 
 
 def test_check_failures_count_only_while_up() -> None:
-    class Srv:
-        stats = Counters()
-
-    srv = Srv()
-    stat_counters.check_done(srv, False, 2, 2)  # type: ignore[arg-type]  # up: counted
-    stat_counters.check_done(srv, False, 1, 2)  # type: ignore[arg-type]  # going up: not
-    stat_counters.check_done(srv, True, 2, 2)  # type: ignore[arg-type]  # passed: not
+    config, _ = parse_text("backend b\n  server s 127.0.0.1:1 check\n")
+    assert config is not None
+    be = Backend(config.proxies[0])
+    srv = Server(config.proxies[0].servers[0], be, None)
+    stat_counters.check_done(srv, False, 2, 2)  # up: counted
+    stat_counters.check_done(srv, False, 1, 2)  # going up: not
+    stat_counters.check_done(srv, True, 2, 2)  # passed: not
     assert srv.stats.chk_fail == 1

@@ -82,6 +82,7 @@ class Runtime:
         self.stick = StickTables(config, self.clock)
         self.tables = self.stick.tables
         self.stop_holds = 0
+        self.tls_state: object | None = None  # runtime/tls_wire.py's TlsState, made on first use
 
     # -- building -----------------------------------------------------------------------------
     def _ns(self, name: str | None) -> Namespace | None:

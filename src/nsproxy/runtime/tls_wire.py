@@ -4,7 +4,6 @@ listeners, the handshake towards `server ... ssl` servers, plaintext into the re
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,15 +123,14 @@ def _without_h2(bind: BindCfg, tls: BindTls) -> BindTls:
     return dataclasses.replace(tls, options=opts)
 
 
-_STATES: weakref.WeakKeyDictionary[Runtime, TlsState] = weakref.WeakKeyDictionary()
-
-
 def state(rt: Runtime) -> TlsState:
     """The TLS state of runtime `rt` (made on first use)."""
-    found = _STATES.get(rt)
-    if found is None:
-        found = _STATES[rt] = TlsState(rt)
-    return found
+    found = rt.tls_state
+    if isinstance(found, TlsState):
+        return found
+    made = TlsState(rt)
+    rt.tls_state = made
+    return made
 
 
 # ---- client side: the handshake step of a `bind ... ssl` listener ---------------------------
