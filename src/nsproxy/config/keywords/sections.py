@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from nsproxy.config.registry import PROXY_SECTIONS, SECTIONS, ConfigError, Ctx, Section
 
@@ -21,14 +22,23 @@ def _namespace_list(ctx: Ctx, args: list[str]) -> None:
 
 
 def _inherited(value: object) -> object:
-    """A defaults value for a new section: a deep copy; a compiled callable (a log-format
-    compiled by mypyc, which cannot be deep-copied) is immutable and shared."""
-    try:
+    """A defaults value for a new section: its lists, dicts and sets copied (a section's
+    keywords add to them); frozen values (the model's dataclasses, tuples, strings, compiled
+    rules and log formats) shared, as they never change."""
+    if isinstance(value, list):
+        return [_inherited(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _inherited(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return {_inherited(v) for v in value}
+    if dataclasses.is_dataclass(value) and not _frozen(value):
         return copy.deepcopy(value)
-    except (TypeError, AttributeError):
-        if callable(value):
-            return value
-        raise
+    return value
+
+
+def _frozen(value: object) -> bool:
+    params = getattr(type(value), "__dataclass_params__", None)
+    return bool(getattr(params, "frozen", False))
 
 
 def _start_proxy(ctx: Ctx, args: list[str]) -> None:
