@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 from nsproxy.config.registry import PROXY_SECTIONS, SECTIONS, ConfigError, Ctx, Section
 
@@ -21,19 +20,22 @@ def _namespace_list(ctx: Ctx, args: list[str]) -> None:
     ctx.state.current = Section("namespace_list", "", ctx.where)
 
 
+_SHARED = (str, bytes, int, float, bool, tuple, frozenset, type(None))
+
+
 def _inherited(value: object) -> object:
     """A defaults value for a new section: its lists, dicts and sets copied (a section's
     keywords add to them); frozen values (the model's dataclasses, tuples, strings, compiled
-    rules and log formats) shared, as they never change."""
+    rules and log formats) shared, as they never change; anything else deep-copied."""
     if isinstance(value, list):
         return [_inherited(v) for v in value]
     if isinstance(value, dict):
         return {k: _inherited(v) for k, v in value.items()}
     if isinstance(value, set):
         return {_inherited(v) for v in value}
-    if dataclasses.is_dataclass(value) and not _frozen(value):
-        return copy.deepcopy(value)
-    return value
+    if isinstance(value, _SHARED) or _frozen(value) or callable(value):
+        return value
+    return copy.deepcopy(value)
 
 
 def _frozen(value: object) -> bool:
