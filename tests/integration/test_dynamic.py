@@ -320,7 +320,7 @@ listen tb
         assert recv_all(c) == b"b-server\n"
     assert "maintenance" in cli("del server tb/web")
     p.call(_maint, p.rt, True)
-    assert cli("del server tb/web") == "Server deleted.\n"
+    assert cli("del server tb/web") == "Server deleted."
     assert cli(f"del bind tb 127.0.0.1:80 namespace {b}") == "Bind deleted.\n"
     with pytest.raises(OSError):
         _echo_once(b, ("127.0.0.1", 80))

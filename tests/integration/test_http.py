@@ -37,6 +37,7 @@ class Recorder:
         self.sock.listen(64)
         self.requests: list[bytes] = []
         self.conns = 0
+        self.closed = 0  # connections the proxy closed
         self._lock = threading.Lock()
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -51,6 +52,13 @@ class Recorder:
             threading.Thread(target=self._handle, args=(c,), daemon=True).start()
 
     def _handle(self, c: socket.socket) -> None:
+        try:
+            self._exchanges(c)
+        finally:
+            with self._lock:
+                self.closed += 1
+
+    def _exchanges(self, c: socket.socket) -> None:
         buf = b""
         with c:
             while True:
@@ -414,6 +422,23 @@ def test_http_reuse_shares_idle_server_connections_like_haproxy(
             wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
     assert rec_n.conns == rec_h.conns, (reuse, rec_n.conns, rec_h.conns)
     assert rec_n.conns == {"never": 2, "safe": 2, "always": 1}[reuse]  # HAProxy 2.6 measured
+
+
+def test_a_server_put_in_maintenance_keeps_no_idle_connection(pair: tuple[Lab, str]) -> None:
+    """`disable server` closes the idle server connections `http-reuse` kept, as HAProxy 2.6
+    does, so that `del server` then succeeds."""
+    lab, ns = pair
+    admin = REUSE.replace("{stats}\n", "{stats} level admin\n")
+    _, pn, ph, rec_n, rec_h = _run_both(lab, ns, admin, reuse="always")
+    one = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+    for port, rec in ((pn, rec_n), (ph, rec_h)):
+        assert exchange(ns, ("169.254.169.254", port), one).count(BODY) == 1
+        wait_until(lambda rec=rec: len(rec.requests) == 1, what="the request served")
+        wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
+        assert (rec.conns, rec.closed) == (1, 0)  # kept idle for the next client
+        assert cli(STATS[port], "disable server web/s1") == b"\n"
+        wait_until(lambda rec=rec: rec.closed == 1, what="the idle connection closed")
+        assert cli(STATS[port], "del server web/s1") == b"Server deleted.\n"
 
 
 class Scripted:

@@ -58,8 +58,12 @@ backend be
     assert row[3] == "1"  # total connections seen in this namespace
 
     assert cli(sock, f"del bind fe 127.0.0.1:80 namespace {ns}") == "Bind deleted.\n"
+    # HAProxy 2.6 answers `del server` without its usual blank line
+    assert cli(sock, "del server be/s1") == "Only servers in maintenance mode can be deleted."
+    assert cli(sock, "del server be") == "Require 'backend/server'."
+    assert cli(sock, "del server nope/s1") == "No such backend."
     cli(sock, "set server be/s1 state maint")
-    assert cli(sock, "del server be/s1") == "Server deleted.\n"
+    assert cli(sock, "del server be/s1") == "Server deleted."
     assert cli(sock, f"del netns {ns}") == "Namespace deleted.\n"
     assert ns not in cli(sock, "show netns")
     try:

@@ -593,6 +593,8 @@ def set_state(rt: Runtime, be: Backend, srv: Server, state: str) -> None:
         if chk is not None:
             chk.health = chk.rise
             srv.up = True
+    if srv.admin_maint and not was.maint:
+        rt.idle_pool.drop(srv)  # as HAProxy: a server in maintenance keeps no idle connection
     be.server_changed(srv, rt.clock.time())
     admin_log.admin_changed(be, srv, was)
 

@@ -117,11 +117,14 @@ def _add_server(rt: Runtime, args: list[str]) -> str:
 
 
 @COMMANDS.command("del", "server", usage="del server <bk>/<name>", help="remove a server")
-@_admin
-def _del_server(rt: Runtime, args: list[str]) -> str:
-    _need(args, 3, "del server <bk>/<srv>")
-    del_server(rt, *_split_srv(args[2]))
-    return "Server deleted.\n"
+def _del_server(session: Session, args: list[str]) -> str:
+    # HAProxy 2.6 ends every answer of this command without the blank line of the others.
+    session.need(ADMIN)
+    try:
+        del_server(session.rt, *_split_srv(args[2] if len(args) > 2 else ""))
+    except DynamicError as exc:
+        raise CliError(str(exc)) from None
+    return "Server deleted."
 
 
 __all__ = ["COMMANDS"]

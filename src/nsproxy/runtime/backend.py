@@ -43,6 +43,7 @@ class Server:
     maxconn: int = 0
     stats: Counters = field(default_factory=Counters)
     last_change: float = 0.0
+    deleted: bool = False  # `del server`: its idle connections are not kept
 
     def __post_init__(self) -> None:
         self.name = self.cfg.name

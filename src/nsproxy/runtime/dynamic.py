@@ -223,4 +223,6 @@ def del_server(rt: Runtime, backend: str, name: str) -> None:
         raise DynamicError("Only servers in maintenance mode can be deleted.")
     if srv.cur_conns > 0 or any(s.server is srv for s in rt.streams):
         raise DynamicError("Server still has connections attached to it, cannot remove it.")
+    srv.deleted = True
+    rt.idle_pool.drop(srv)
     be.set_servers([s for s in be.servers if s is not srv])

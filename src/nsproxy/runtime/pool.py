@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
     from nsproxy.runtime.poller import Poller
 
-Key = tuple[int, int]  # id(server), id(namespace)
+Key = tuple["Server", object]  # the server, the namespace its connection lives in
 MAX_IDLE_PER_SERVER = 64
 
 
@@ -46,14 +46,11 @@ class IdlePool:
     def poller(self) -> Poller:
         return poller.get(self.loop)
 
-    @staticmethod
-    def key(srv: Server, conn: Connection) -> Key:
-        return id(srv), id(conn.netns)
-
     def put(self, srv: Server, conn: Connection, reader: ResponseReader) -> None:
-        """Keeps `conn` for another client (or closes it when the server has enough)."""
-        queue = self.conns.setdefault(self.key(srv, conn), collections.deque())
-        if len(queue) >= MAX_IDLE_PER_SERVER:
+        """Keeps `conn` for another client (or closes it when the server has enough, or is
+        deleted)."""
+        queue = self.conns.setdefault((srv, conn.netns), collections.deque())
+        if len(queue) >= MAX_IDLE_PER_SERVER or srv.deleted:
             self._close(conn)
             return
         queue.append((conn, reader))
@@ -66,12 +63,18 @@ class IdlePool:
         self.poller.set_reader(conn.fd, spoke)
 
     def take(self, srv: Server, netns: object) -> tuple[Connection, ResponseReader] | None:
-        queue = self.conns.get((id(srv), id(netns)))
+        queue = self.conns.get((srv, netns))
         if not queue:
             return None
         conn, reader = queue.pop()
         self.poller.clear_reader(conn.fd)
         return conn, reader
+
+    def drop(self, srv: Server) -> None:
+        """Closes the idle connections kept for `srv` (`del server`)."""
+        for key in [k for k in self.conns if k[0] is srv]:
+            for conn, _ in self.conns.pop(key):
+                self._close(conn)
 
     def _close(self, conn: Connection) -> None:
         self.poller.forget(conn.fd)
