@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check:
         if not args.quiet:
+            if log.console_counts.get("WARNING"):
+                print("Warnings were found.")
             print("Configuration file is valid")
         return 0
     if args.master_cli and not master.is_master_worker(config, args):

@@ -105,6 +105,9 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
             f"backend '{ctx.section.name}' : 'option httplog' directive is ignored in backends."
         )
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
+    if on:
+        ctx.section.fields["tcplog"] = False
+        ctx.section.fields["log_format"] = None
     _update(ctx, httplog=on, clf=on and bool(rest))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
@@ -174,9 +176,20 @@ def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
         raise ConfigError(f"failed to parse {what} : {exc}") from None
 
 
+def _forget_httplog(ctx: Ctx) -> None:
+    """A later `option tcplog` or `log-format` replaces `option httplog`'s format, as in HAProxy
+    (one log format per proxy: the last directive wins, and no fallback warning follows)."""
+    ctx.section.fields["_httplog_where"] = None
+    http: HttpCfg | None = ctx.section.fields.get("http")
+    if http is not None and http.httplog:
+        ctx.section.fields["http"] = dataclasses.replace(http, httplog=False, clf=False)
+
+
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
+    ctx.section.fields["tcplog"] = False
+    _forget_httplog(ctx)
 
 
 @KEYWORDS.register("unique-id-format", *FE, backend=False)
@@ -311,8 +324,15 @@ def _flag(name: str, field: str, *sections: str) -> None:
     OPTIONS.register(name, *sections)(handler)
 
 
+@OPTIONS.register("tcplog")
+def _option_tcplog(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["tcplog"] = args[-1] == "on"
+    if args[-1] == "on":
+        ctx.section.fields["log_format"] = None
+        _forget_httplog(ctx)
+
+
 for _opt, _field in (
-    ("tcplog", "tcplog"),
     ("dontlognull", "dontlognull"),
     ("redispatch", "redispatch"),
     ("allbackups", "allbackups"),
