@@ -12,11 +12,13 @@ from nsproxy.config.keywords import (
     rules,
     sections,
     server,
+    server_state,
     sslhellochk,
     stats_page,
     stick,
     track,
     transparent,
+    tuning,
     userlist,
 )
 
@@ -32,10 +34,12 @@ __all__ = [
     "rules",
     "sections",
     "server",
+    "server_state",
     "sslhellochk",
     "stats_page",
     "stick",
     "track",
     "transparent",
+    "tuning",
     "userlist",
 ]
