@@ -521,7 +521,16 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
+        formats = (
+            (cfg is not None and cfg.httplog)
+            or fields.get("tcplog")
+            or fields.get("log_format") is not None
+        )
         if cfg is None:
+            if formats and sec.is_frontend and not fields.get("logs"):
+                state.warnings.append(
+                    f"config : log format ignored for {px} since it has no log address."
+                )
             continue
         tcp = fields.get("mode", "tcp") != "http"
         if tcp and cfg.monitor_uri is not None:
@@ -534,7 +543,7 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
-        if cfg.httplog and sec.is_frontend and not fields.get("logs"):
+        if formats and sec.is_frontend and not fields.get("logs"):
             state.warnings.append(
                 f"config : log format ignored for {px} since it has no log address."
             )

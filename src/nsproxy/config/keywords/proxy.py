@@ -188,7 +188,6 @@ def _forget_httplog(ctx: Ctx) -> None:
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
-    ctx.section.fields["tcplog"] = False
     _forget_httplog(ctx)
 
 
