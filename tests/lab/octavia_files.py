@@ -9,6 +9,7 @@ certificate and CA. The certificates come from one trustme CA; `OctaviaPki` hold
 from __future__ import annotations
 
 import datetime
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def materialize(text: str, root: Path) -> tuple[str, OctaviaPki]:
             Path(words[1]).parent.mkdir(parents=True, exist_ok=True)
         if words[:1] not in (["bind"], ["server"]):
             continue
-        for opt, path in zip(words, words[1:]):
+        for opt, path in itertools.pairwise(words):
             p = Path(path)
             if not path.startswith(str(root)) or p.exists():
                 continue
@@ -88,19 +89,16 @@ def materialize(text: str, root: Path) -> tuple[str, OctaviaPki]:
                 lines = []
                 for i, name in enumerate(("www.example.com", "api.example.com")):
                     cert = p.parent / f"{p.stem}-{i}.pem"
-                    ca.issue_cert(name, f"*.{name}").private_key_and_cert_chain_pem.write_to_path(
-                        str(cert)
-                    )
+                    leaf = ca.issue_cert(name, f"*.{name}")
+                    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
                     pki.sni_names[str(cert)] = name
                     lines.append(str(cert))
                 p.write_text("\n".join(lines) + "\n")
             elif opt == "crt":
-                ca.issue_cert("lb.example.com", common_name="lb").private_key_and_cert_chain_pem.write_to_path(
-                    str(p)
-                )
+                lb = ca.issue_cert("lb.example.com", common_name="lb")
+                lb.private_key_and_cert_chain_pem.write_to_path(str(p))
             elif opt == "ca-file":
                 ca.cert_pem.write_to_path(str(p))
             elif opt == "crl-file":
                 p.write_bytes(_crl(ca, pki.revoked if words[0] == "bind" else None))
     return text, pki
-
