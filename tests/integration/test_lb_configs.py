@@ -43,7 +43,7 @@ def tenant(lab: Lab) -> Iterator[tuple[Lab, str]]:
 
 def adapt(text: str, log_port: int, stats: str) -> str:
     """The configuration with its global logs, stats socket and process settings replaced by
-    the test's, and without peers (the other amphora is not there)."""
+    the test's, and without peers (the other amphora is not there) nor server state file."""
     out: list[str] = []
     section = ""
     for line in text.splitlines():
@@ -61,6 +61,8 @@ def adapt(text: str, log_port: int, stats: str) -> str:
                 continue
             if words[:1] in (["log"], ["daemon"], ["user"], ["nbthread"], ["cpu-map"]):
                 continue
+            if words[:1] == ["maxconn"]:  # HAProxy needs 2 fds a connection: keep in ulimit
+                line = "    maxconn 4000"
             if words[:2] == ["stats", "socket"] or words[:1] == ["server-state-file"]:
                 continue
         if words[:1] == ["stick-table"] and "peers" in words:
@@ -209,9 +211,7 @@ def test_kubeadm_ssl_hello_chk_like_haproxy(tenant: tuple[Lab, str]) -> None:
                 text += "        server cp-4 192.0.2.14:6443 check\n"
             text = text.replace(f"192.0.2.1{i}:6443", f"127.0.0.1:{port} namespace {ns}")
         run_side(lab, name, text, stats)
-        lines[name] = wait_lines(
-            logs, lambda ls: len(ls) >= 3, f"{name}: three servers DOWN"
-        )
+        lines[name] = wait_lines(logs, lambda ls: len(ls) >= 3, f"{name}: three servers DOWN")
         wait_until(lambda got=got: len(got) >= 1, 10, f"{name}'s hello")
         hellos[name] = got
     assert sorted(lines["nsproxy"]) == sorted(lines["haproxy"])
@@ -308,17 +308,15 @@ def _client_ctx(cert: str | None) -> ssl.SSLContext:
 
 
 def _octavia_side(
-    lab: Lab, ns: str, name: str, root: Path
-) -> tuple[int, OctaviaPki, list[Member], Logs]:
-    text, pki = materialize((DATA / "octavia-https-listener.cfg").read_text(), root)
+    lab: Lab, ns: str, name: str, text: str, pki: OctaviaPki
+) -> tuple[int, list[Member], Logs]:
     logs = Logs()
     CLOSERS.append(logs.close)
     stats = os.path.join(tempfile.mkdtemp(prefix="lbcfg-"), "stats.sock")
     text = adapt(text, logs.port, stats)
     port = free_port(ns)
     text = text.replace("203.0.113.10:443", f"127.0.0.1:{port} namespace {ns}")
-    member_cert = str(root / "member.pem")
-    pki.ca.issue_cert("www.example.com").private_key_and_cert_chain_pem.write_to_path(member_cert)
+    member_cert = str(pki.dir / "member.pem")
     members = [
         Member(ns, "m41"),
         Member(ns, "m42"),
@@ -333,7 +331,7 @@ def _octavia_side(
         )
     text = text.replace("addr 192.0.2.142 port 9000", f"addr 127.0.0.1 port {monitor.port}")
     run_side(lab, name, text, stats)
-    return port, pki, members, logs
+    return port, members, logs
 
 
 def _normalize(req: bytes) -> bytes:
@@ -351,12 +349,17 @@ def test_octavia_https_listener_client_certificates_like_haproxy(
     requests = [
         b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
         b"GET /admin HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+        b"GET /login.php HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
         b"GET /x HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n",
     ]
     got: dict[str, tuple[list[tuple[str | None, bytes]], list[list[bytes]]]] = {}
+    root = Path(tempfile.mkdtemp(prefix="oct", dir="/tmp"))
+    text, pki = materialize((DATA / "octavia-https-listener.cfg").read_text(), root)
+    pki.ca.issue_cert("www.example.com").private_key_and_cert_chain_pem.write_to_path(
+        str(pki.dir / "member.pem")
+    )
     for name in ("nsproxy", "haproxy"):
-        root = Path(tempfile.mkdtemp(prefix="oct", dir="/tmp"))
-        port, pki, members, _logs = _octavia_side(lab, ns, name, root)
+        port, members, _logs = _octavia_side(lab, ns, name, text, pki)
         answers = []
         for case in cases:
             cert = getattr(pki, case) if case else None
@@ -370,5 +373,8 @@ def test_octavia_https_listener_client_certificates_like_haproxy(
     assert ours[1] == theirs[1]
     alice = [r for reqs in ours[1] for r in reqs if b"CN=alice" in r]
     assert alice and b"x-ssl-client-verify: 0" in alice[0].lower()
+    assert re.search(rb"x-ssl-client-not-after: \d{12}Z", alice[0])
+    tls_pool = ours[1][3] + ours[1][4]  # only a client of OU ops reaches /admin there
+    assert [r.split(b"\r\n")[0] for r in tls_pool] == [b"GET /admin HTTP/1.1"]
+    assert b"x-ssl-client-has-cert: 1" in tls_pool[0]
     assert [a[0] for a in ours[0]] == [None, None, None, "error", "error"]
-

@@ -34,7 +34,14 @@ class OctaviaPki:
 
 
 def _client(ca: trustme.CA, d: Path, name: str, cn: str, ou: str) -> str:
-    cert = ca.issue_cert(f"{cn}@example.com", common_name=cn, organization_unit_name=ou)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    cert = ca.issue_cert(
+        f"{cn}@example.com",
+        common_name=cn,
+        organization_unit_name=ou,
+        not_before=now - datetime.timedelta(days=1),
+        not_after=now + datetime.timedelta(days=365),
+    )
     path = d / name
     cert.private_key_and_cert_chain_pem.write_to_path(str(path))
     return str(path)

@@ -97,6 +97,11 @@ def _state_files(state: Any, config: Config) -> None:
                 f"config: Can't get version of the global server state file '{path}'."
             )
     for px in config.backends:
+        if px.load_server_state == "global" and g.server_state_file is None:
+            state.warnings.append(
+                f"backend '{px.name}' configured to load server state file from global section "
+                "'server-state-file' directive. Unfortunately, 'server-state-file' is not set!"
+            )
         if px.load_server_state != "local":
             continue
         path = state_file_of(g, px)

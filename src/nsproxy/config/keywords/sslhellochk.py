@@ -19,9 +19,7 @@ def _ssl_hello_chk(ctx: Ctx, args: list[str]) -> None:
             "negation/default is not supported for option 'ssl-hello-chk'.", style="nospace"
         )
     if len(args) > 2:
-        raise ConfigError(
-            f"'option ssl-hello-chk' cannot handle unexpected argument '{args[1]}'."
-        )
+        raise ConfigError(f"'option ssl-hello-chk' cannot handle unexpected argument '{args[1]}'.")
     if not ctx.section.is_backend and ctx.section.kind != "defaults":
         raise ConfigWarning(
             f"'ssl-hello-chk' ignored because {ctx.section.kind} '{ctx.section.name}' has no "
