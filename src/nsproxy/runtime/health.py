@@ -98,7 +98,8 @@ class ServerCheck:
         self.rise = self.cfg.rise
         self.fall = self.cfg.fall
         # HAProxy starts a checked server UP, one failure away from DOWN
-        self.health = 0 if srv.admin_maint else self.rise
+        # (a server the state file restored DOWN must pass `rise` checks first)
+        self.health = 0 if srv.admin_maint or not srv.up else self.rise
         self.family, self.host, self.port = self._target()
         tls = srv.cfg.tls
         # as HAProxy: `check-ssl`, or `ssl` when the check goes to the server's own address

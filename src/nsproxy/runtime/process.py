@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import nsproxy.config.keywords.server_state as server_state_files
 import nsproxy.ops.admin_log as admin_log
 import nsproxy.ops.stat_counters as stat_counters
 from nsproxy.config.model import Config
@@ -16,7 +17,7 @@ from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, addr_text
 from nsproxy.proto.h1.head import Limits
-from nsproxy.runtime import relay, stickiness
+from nsproxy.runtime import relay, server_state, stickiness
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.clock import Clock
 from nsproxy.runtime.health import HealthChecks
@@ -91,13 +92,17 @@ class Runtime:
         g = self.config.global_
         for name in self.config.namespaces:
             self.registry.open(name)
+        restored = server_state_files.restored(self.config)
         for px in self.config.proxies:
             if px.disabled:
                 continue
             logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
             if px.is_backend:
                 be = Backend(px, logger=logger)
-                be.set_servers([Server(s, be, self._ns(s.namespace)) for s in px.servers])
+                servers = [Server(s, be, self._ns(s.namespace)) for s in px.servers]
+                if px.name in restored:
+                    server_state.put_back(servers, restored[px.name])
+                be.set_servers(servers)
                 self.backends[px.name] = be
         templates = {p.template for p in self.config.namespace_patterns}
         for px in self.config.proxies:

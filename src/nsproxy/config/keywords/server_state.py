@@ -8,6 +8,7 @@ from typing import Any
 
 # imported first so that its peers checks warn before the state files, in HAProxy's order
 import nsproxy.config.keywords.stick  # noqa: F401
+from nsproxy.config import server_states
 from nsproxy.config.model import Config, GlobalCfg, ProxyCfg
 from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx, post_check
 
@@ -81,9 +82,27 @@ def unreadable(path: str) -> str | None:
     return None if first.strip() == "1" else ""
 
 
+def restored(config: Config) -> dict[str, list[server_states.Restored]]:
+    """Each backend's servers as its state file restores them (backends that load none, or
+    whose file cannot be read, are left out)."""
+    files: dict[str, dict[tuple[str, str], server_states.StateLine] | None] = {}
+    out: dict[str, list[server_states.Restored]] = {}
+    for px in config.backends:
+        path = state_file_of(config.global_, px)
+        if path is None:
+            continue
+        if path not in files:
+            files[path] = server_states.read(path)
+        lines = files[path]
+        if lines is not None:
+            out[px.name] = server_states.restore(px, lines)[0]
+    return out
+
+
 @post_check
 def _state_files(state: Any, config: Config) -> None:
-    """HAProxy's warnings when a state file cannot be read at startup (`-c` included)."""
+    """HAProxy's warnings when a state file cannot be read at startup (`-c` included), then
+    those of applying it."""
     if state.errors:
         return
     g = config.global_
@@ -115,3 +134,13 @@ def _state_files(state: Any, config: Config) -> None:
             state.warnings.append(
                 f"Proxy '{px.name}': Can't get version of the server state file '{path}'."
             )
+    files: dict[str, dict[tuple[str, str], server_states.StateLine] | None] = {}
+    for px in config.backends:
+        path = state_file_of(g, px)
+        if path is None:
+            continue
+        if path not in files:
+            files[path] = server_states.read(path)
+        lines = files[path]
+        if lines is not None:
+            state.warnings.extend(server_states.restore(px, lines)[1])
