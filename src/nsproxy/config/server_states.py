@@ -9,6 +9,7 @@ the configuration wins over the saved state (HAProxy's rules, server_state.c).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from nsproxy.config.model import ProxyCfg
@@ -27,6 +28,9 @@ class StateLine:
     admin_state: int
     uweight: int
     iweight: int
+    port: int | None = None  # srv_port
+    check_port: int | None = None  # srv_check_port (0: none)
+    check_addr: str | None = None  # srv_check_addr ("-": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,9 @@ class Restored:
     maint: bool
     drain: bool
     weight: int
+    port: int | None = None  # the service port the file gives (HAProxy restores it too)
+    check_port: int | None = None
+    check_addr: str | None = None
 
 
 def parse(text: str) -> dict[tuple[str, str], StateLine] | None:
@@ -55,6 +62,13 @@ def parse(text: str) -> dict[tuple[str, str], StateLine] | None:
             st = StateLine(int(f[5]), int(f[6]), int(f[7]), int(f[8]))
         except ValueError:
             continue
+        if f[18].isdigit() and int(f[18]) <= 65535:
+            st = dataclasses.replace(st, port=int(f[18]))
+        if len(f) > 22:
+            if f[21].isdigit() and 0 < int(f[21]) <= 65535:
+                st = dataclasses.replace(st, check_port=int(f[21]))
+            if f[22] != "-":
+                st = dataclasses.replace(st, check_addr=f[22])
         if 0 <= st.op_state <= OP_STOPPING:
             out.setdefault((f[1], f[3]), st)
     return out
@@ -81,7 +95,9 @@ def restore(
         if not maint and st.admin_state & ADMF_FDRAIN and (st.iweight > 0 or srv.weight == 0):
             drain = True
         weight = st.uweight if st.iweight == srv.weight else srv.weight
-        states[i] = Restored(srv.name, up, maint, drain, weight)
+        states[i] = Restored(
+            srv.name, up, maint, drain, weight, st.port, st.check_port, st.check_addr
+        )
         kind = "Backup Server" if srv.backup else "Server"
         if cur.up and not cur.maint and not up:
             act, bck = _usable(px, states)
