@@ -26,6 +26,7 @@ import trustme
 from integration.test_tls import Logs, Outcome, talk
 from lab.netlab import Lab, free_port, socket_in, wait_until
 from lab.octavia_files import OctaviaPki, materialize
+from nsproxy import proxy_protocol as pp
 
 DATA = Path(__file__).parent.parent / "config" / "data"
 CLOSERS: list[Callable[[], object]] = []
@@ -378,3 +379,144 @@ def test_octavia_https_listener_client_certificates_like_haproxy(
     assert [r.split(b"\r\n")[0] for r in tls_pool] == [b"GET /admin HTTP/1.1"]
     assert b"x-ssl-client-has-cert: 1" in tls_pool[0]
     assert [a[0] for a in ours[0]] == [None, None, None, "error", "error"]
+
+
+# ---- Octavia: TCP listeners with PROXY protocol to the members -------------------------------
+
+
+class PpMember:
+    """A member behind PROXY protocol: reads the header, then answers a TLS probe (first byte
+    0x16) with an alert, echoes raw bytes, or answers HTTP requests (`http`) with 200."""
+
+    def __init__(self, ns: str, name: str, http: bool = False) -> None:
+        self.name = name.encode()
+        self.http = http
+        self.headers: list[pp.ProxyHeader] = []
+        self.data: list[bytes] = []
+        self.listener = Listener(ns, self._handle)
+        self.port = self.listener.port
+
+    def _handle(self, c: socket.socket) -> None:
+        buf = b""
+        while True:
+            res = pp.decode(buf)
+            if not isinstance(res, pp.NeedMore):
+                break
+            chunk = c.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+        head, used = res
+        buf = buf[used:]
+        self.headers.append(head)
+        if not buf:
+            buf = c.recv(65536)
+        if buf[:1] == b"\x16":  # ssl-hello-chk's ClientHello: a handshake_failure alert
+            c.sendall(b"\x15\x03\x01\x00\x02\x02\x28")
+            return
+        if not self.http:
+            got = b""
+            while buf:
+                got += buf
+                c.sendall(buf)
+                buf = c.recv(65536)
+            self.data.append(got)
+            return
+        while buf:
+            while b"\r\n\r\n" not in buf:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            req, _, buf = buf.partition(b"\r\n\r\n")
+            if not req.startswith(b"HEAD /health "):
+                self.data.append(req)
+            c.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(self.name), self.name)
+            )
+            if not buf:
+                buf = c.recv(65536)
+
+
+def _pp_fields(h: pp.ProxyHeader) -> tuple[object, ...]:
+    """A header without the client's port (each connection has its own)."""
+    src = (h.src[0], "P") if h.src else None
+    return (h.version, h.local, h.family, src, h.dst and h.dst[0], h.tlvs)
+
+
+def test_octavia_tcp_listeners_with_proxy_protocol_like_haproxy(tenant: tuple[Lab, str]) -> None:
+    """The rendered TCP/PROXY configuration: the PROXY v1 and v2 headers members receive
+    (from clients and from checks), what clients get back, source persistence, the HTTP
+    listener's L7 policy over PROXY, and the servers' state lines."""
+    lab, ns = tenant
+    src = (DATA / "octavia-tcp-proxy.cfg").read_text()
+    got: dict[str, object] = {}
+    for name in ("nsproxy", "haproxy"):
+        logs = Logs()
+        CLOSERS.append(logs.close)
+        stats = os.path.join(tempfile.mkdtemp(prefix="lbcfg-"), "stats.sock")
+        text = adapt(src, logs.port, stats)
+        ports = {p: free_port(ns) for p in ("5432", "6443", "80")}
+        for p, port in ports.items():
+            text = text.replace(f"198.51.100.20:{p}\n", f"127.0.0.1:{port} namespace {ns}\n")
+        text = text.replace("inter 5s", "inter 300ms").replace("inter 3s", "inter 300ms")
+        members = {
+            "61": PpMember(ns, "m61"),
+            "62": PpMember(ns, "m62"),
+            "63": PpMember(ns, "m63"),
+            "71": PpMember(ns, "m71"),
+            "72": PpMember(ns, "m72"),
+            "73": PpMember(ns, "m73"),
+            "81": PpMember(ns, "m81", http=True),
+            "82": PpMember(ns, "m82", http=True),
+        }
+        monitor = Listener(ns, lambda c: None)
+        for last, m in members.items():
+            text = re.sub(rf"192\.0\.2\.{last}:\d+", f"127.0.0.1:{m.port} namespace {ns}", text)
+        text = text.replace("addr 192.0.2.172 port 7443", f"addr 127.0.0.1 port {monitor.port}")
+        run_side(lab, name, text, stats)
+        # every checked member seen by its checks (the backups too), none DOWN
+        wait_until(
+            lambda ms=members: all(ms[k].headers for k in ("61", "62", "63", "71", "81", "82")),
+            10,
+            f"{name}: checks",
+        )
+        replies = []
+        for _ in range(3):  # balance source + stick on src: one member for this client
+            with socket_in(ns, socket.AF_INET) as s:
+                s.settimeout(5)
+                s.connect(("127.0.0.1", ports["5432"]))
+                s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # a PostgreSQL SSLRequest
+                s.shutdown(socket.SHUT_WR)
+                replies.append(s.recv(100))
+        for _ in range(2):  # roundrobin 10:5 over PROXY v2
+            with socket_in(ns, socket.AF_INET) as s:
+                s.settimeout(5)
+                s.connect(("127.0.0.1", ports["6443"]))
+                s.sendall(b"kube")
+                s.shutdown(socket.SHUT_WR)
+                replies.append(s.recv(100))
+        http = (
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: x\r\nUser-Agent: badbot/1\r\n\r\n"
+        )
+        with socket_in(ns, socket.AF_INET) as s:
+            s.settimeout(5)
+            s.connect(("127.0.0.1", ports["80"]))
+            s.sendall(http)
+            out = b""
+            while b"403" not in out and (chunk := s.recv(65536)):
+                out += chunk
+            replies.append(re.sub(rb"(?i)(set-cookie: SRV=)[^;\r]+", rb"\1X", out))
+        heads = {
+            k: sorted({_pp_fields(h) for h in m.headers}, key=repr) for k, m in members.items()
+        }
+        data = {k: [_normalize(d) for d in m.data] for k, m in members.items() if m.data}
+        got[name] = (replies, heads, data, state_lines(logs))
+    assert got["nsproxy"] == got["haproxy"]
+    replies, heads, data, _ = got["nsproxy"]  # type: ignore[misc]
+    assert len(set(replies[:3])) == 1  # source persistence
+    assert [h[:2] for h in heads["71"]] == [(2, False), (2, True)]  # clients', checks' LOCAL
+    assert all(h[0] == 1 for k in ("61", "62", "63", "81", "82") for h in heads[k])
+    assert heads["72"] == []  # checked on its monitor address, without PROXY
+    assert b"HTTP/1.1 403 Forbidden" in replies[-1]
