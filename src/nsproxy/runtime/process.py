@@ -27,7 +27,13 @@ from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.pool import IdlePool
 from nsproxy.runtime.stream import Stream
 from nsproxy.runtime.tables import StickTables
-from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, accept_date, compile_logformat
+from nsproxy.sample.logformat import (
+    CLF_FORMAT,
+    HTTPLOG_FORMAT,
+    TCPLOG_FORMAT,
+    accept_date,
+    compile_logformat,
+)
 from nsproxy.sample.types import Sample
 
 
@@ -63,6 +69,7 @@ class Runtime:
         self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
         self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
         self.clf_format = compile_logformat(CLF_FORMAT, http=True, mode_http=True)
+        self.tcplog_format = compile_logformat(TCPLOG_FORMAT, http=True, mode_http=True)
         self.backend_rules = any(
             px.is_backend and (px.rules.tcp_request_content or px.rules.use_server)
             for px in config.proxies
@@ -315,7 +322,10 @@ class Runtime:
             http = cfg.http
             if http is None or not (http.httplog or cfg.tcplog):
                 return
-            fmt = self.clf_format if http.clf else self.httplog_format
+            if http.httplog:
+                fmt = self.clf_format if http.clf else self.httplog_format
+            else:  # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
+                fmt = self.tcplog_format
         if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
             return
         level = LEVELS.get(txn.log_level or "", LOG_INFO)

@@ -27,6 +27,7 @@ from nsproxy.config.keywords.http_reply import (
     load_errorfile,
     parse_redirect,
 )
+from nsproxy.config.keywords.proxy import warn_format_override
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import Config
 from nsproxy.config.model_http import (
@@ -104,6 +105,8 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
         raise ConfigWarning(
             f"backend '{ctx.section.name}' : 'option httplog' directive is ignored in backends."
         )
+    if on:
+        warn_format_override(ctx, "option httplog clf" if rest else "option httplog")
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
     if on:
         ctx.section.fields["tcplog"] = False

@@ -176,6 +176,25 @@ def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
         raise ConfigError(f"failed to parse {what} : {exc}") from None
 
 
+def warn_format_override(ctx: Ctx, new: str) -> None:
+    """HAProxy's warning when a `defaults` section sets a log format over another one."""
+    if ctx.section.kind != "defaults":
+        return
+    f = ctx.section.fields
+    http: HttpCfg | None = f.get("http")
+    old = None
+    if f.get("log_format") is not None:
+        old = "log-format"
+    elif http is not None and http.httplog:
+        old = "option httplog clf" if http.clf else "option httplog"
+    elif f.get("tcplog"):
+        old = "option tcplog"
+    if old is not None:
+        ctx.state.warnings.append(
+            f"parsing [{ctx.where}]: '{new}' overrides previous '{old}' in 'defaults' section."
+        )
+
+
 def _forget_httplog(ctx: Ctx) -> None:
     """A later `option tcplog` or `log-format` replaces `option httplog`'s format, as in HAProxy
     (one log format per proxy: the last directive wins, and no fallback warning follows)."""
@@ -187,7 +206,9 @@ def _forget_httplog(ctx: Ctx) -> None:
 
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
+    compiled = _compiled_format(ctx, args, "log-format")
+    warn_format_override(ctx, "log-format")
+    ctx.section.fields["log_format"] = compiled
     _forget_httplog(ctx)
 
 
@@ -325,6 +346,8 @@ def _flag(name: str, field: str, *sections: str) -> None:
 
 @OPTIONS.register("tcplog")
 def _option_tcplog(ctx: Ctx, args: list[str]) -> None:
+    if args[-1] == "on":
+        warn_format_override(ctx, "option tcplog")
     ctx.section.fields["tcplog"] = args[-1] == "on"
     if args[-1] == "on":
         ctx.section.fields["log_format"] = None
