@@ -6,6 +6,7 @@ import dataclasses
 
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
+from nsproxy.config.keywords.sslhellochk import add_tcp_rule, use_tcp_check
 from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
 from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.registry import (
@@ -284,7 +285,7 @@ def _usesrc(ctx: Ctx, args: list[str]) -> None:
 def _tcp_check(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2:
         raise ConfigError("'tcp-check' expects 'connect', 'send', 'expect' or 'comment'.")
-    rules = ctx.section.fields.setdefault("tcp_check", [])
+    rules: list[TcpCheckRule] = []
     action = args[1]
     if action == "comment":
         return
@@ -311,6 +312,8 @@ def _tcp_check(ctx: Ctx, args: list[str]) -> None:
         rules.append(TcpCheckRule(rest[0], rest[1], negate))
     else:
         raise ConfigError(f"'tcp-check' : unknown action '{action}'.")
+    for rule in rules:
+        add_tcp_rule(ctx, rule)
 
 
 @KEYWORDS.register("option", *ALL)
@@ -370,7 +373,7 @@ for _opt, _field in (
 
 @OPTIONS.register("tcp-check")
 def _option_tcp_check(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields.setdefault("tcp_check", [])
+    use_tcp_check(ctx)
 
 
 _IGNORED_OPTIONS = [
