@@ -242,7 +242,8 @@ def test_kubespray_httpchk_over_tls_marks_a_member_down_and_up_like_haproxy(
         CLOSERS.append(logs.close)
         stats = os.path.join(tempfile.mkdtemp(prefix="lbcfg-"), "stats.sock")
         text = adapt(src, logs.port, stats)
-        text = text.replace("0.0.0.0:8081", f"127.0.0.1:{free_port(ns)} namespace {ns}")
+        healthz = free_port(ns)
+        text = text.replace("0.0.0.0:8081", f"127.0.0.1:{healthz} namespace {ns}")
         text = text.replace("  bind :::8081\n", "").replace("  bind [::1]:6443\n", "")
         text = text.replace("127.0.0.1:6443", f"127.0.0.1:{free_port(ns)} namespace {ns}")
         text = text.replace("inter 15s downinter 15s", "inter 200ms downinter 200ms")
@@ -256,9 +257,17 @@ def test_kubespray_httpchk_over_tls_marks_a_member_down_and_up_like_haproxy(
         wait_lines(logs, lambda ls: len(ls) >= 1, f"{name}: cp-2 DOWN")
         members[1].status = b"200 OK"
         down_up = wait_lines(logs, lambda ls: len(ls) >= 2, f"{name}: cp-2 UP again")
-        results[name] = (down_up, [members[0].requests[0]])
+        with socket_in(ns, socket.AF_INET) as c:  # the node's own health endpoint
+            c.settimeout(5)
+            c.connect(("127.0.0.1", healthz))
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := c.recv(65536):
+                answer += chunk
+        results[name] = (down_up, [members[0].requests[0], answer])
     assert results["nsproxy"] == results["haproxy"]
-    (down, up), (request,) = results["nsproxy"]
+    (down, up), (request, answer) = results["nsproxy"]
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     assert down.startswith("Server kube_api_backend/cp-2 is DOWN, reason: Layer7 wrong status")
     assert "code: 503" in down and up.startswith("Server kube_api_backend/cp-2 is UP")
     assert request == b"GET /healthz HTTP/1.0\r\n\r\n"
