@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from nsproxy.config.load import load
+from nsproxy.config.model import Config
 from nsproxy.netns import NetnsError
 from nsproxy.ops import identity, log, master, service
 
@@ -35,6 +36,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+NO_LISTENER = "Configuration file has no error but will not start (no listener) => exit(2)."
+
+
+def _listeners(config: Config) -> int:
+    """What HAProxy counts as listeners: enabled binds, stats sockets, local peers (and
+    nsproxy's own: namespace patterns and the Prometheus exporter)."""
+    g = config.global_
+    binds = sum(len(b.addrs) for px in config.frontends if not px.disabled for b in px.binds)
+    peers = sum(1 for p in g.peers if p.local is not None and not p.disabled)
+    own = len(config.namespace_patterns) + (g.prometheus_exporter is not None)
+    return binds + len(g.stats_sockets) + peers + own
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.version or args.version_full:
@@ -48,9 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     if config is None:
         return 1
     if args.check:
+        listeners = _listeners(config)
         if not args.quiet:
-            print("Configuration file is valid")
-        return 0
+            if log.console_counts.get("WARNING"):
+                print("Warnings were found.")
+            if listeners:
+                print("Configuration file is valid")
+            else:
+                print(NO_LISTENER)
+        return 0 if listeners else 2
     if args.master_cli and not master.is_master_worker(config, args):
         log.warning(
             "config : a master CLI socket was defined, but master-worker mode (-W) is not enabled."

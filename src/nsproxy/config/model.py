@@ -172,6 +172,9 @@ class ProxyCfg:
     http: HttpCfg | None = None
     http_check: HttpCheckCfg | None = None
     cookie: CookieCfg | None = None
+    fullconn: int = 0
+    load_server_state: str | None = None  # `load-server-state-from-file global|local|none`
+    server_state_file_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,8 @@ class GlobalCfg:
     tls: GlobalTls = field(default_factory=GlobalTls)
     # the map and ACL files the rules refer to: live objects the runtime API changes
     pattern_refs: PatRefs | None = None
+    server_state_file: str | None = None
+    server_state_base: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

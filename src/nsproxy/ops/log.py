@@ -128,6 +128,10 @@ class Logger:
             sink.emit(level, msg, self.tag, self.host)
 
 
+# how many messages of each kind went to stderr ("Warnings were found." after `-c`)
+console_counts: dict[str, int] = {}
+
+
 def alert(msg: str) -> None:
     _console("ALERT", msg)
 
@@ -142,6 +146,7 @@ def notice(msg: str) -> None:
 
 def _console(kind: str, msg: str) -> None:
     """HAProxy's stderr messages: '[ALERT]    (1234) : msg'."""
+    console_counts[kind] = console_counts.get(kind, 0) + 1
     label = f"[{kind}]".ljust(10)
     try:
         sys.stderr.write(f"{label} ({os.getpid()}) : {msg}\n")

@@ -10,14 +10,17 @@ import os
 import re
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import nsproxy.ops.stat_counters as stat_counters
 from nsproxy import proxy_protocol as pp
+from nsproxy.config.keywords.sslhellochk import SSL_HELLO_RULES
 from nsproxy.config.model import TcpCheckRule
 from nsproxy.config.model_check import HttpCheckCfg
 from nsproxy.ops import log
+from nsproxy.proto import sslv3_hello
 from nsproxy.runtime import connect, tls_wire
 from nsproxy.runtime.xprt_tls import TlsError, TlsTransport, Want
 
@@ -87,12 +90,16 @@ class ServerCheck:
         self.rt = rt
         self.srv = srv
         self.cfg = srv.cfg.check
-        self.rules: tuple[TcpCheckRule, ...] = srv.backend.cfg.tcp_check
+        rules = srv.backend.cfg.tcp_check
+        # `option ssl-hello-chk` is a protocol check: no tcp-check step in its messages
+        self.ssl_hello = rules == SSL_HELLO_RULES
+        self.rules: tuple[TcpCheckRule, ...] = () if self.ssl_hello else rules
         self.http_check: HttpCheckCfg | None = srv.backend.cfg.http_check
         self.rise = self.cfg.rise
         self.fall = self.cfg.fall
         # HAProxy starts a checked server UP, one failure away from DOWN
-        self.health = 0 if srv.admin_maint else self.rise
+        # (a server the state file restored DOWN must pass `rise` checks first)
+        self.health = 0 if srv.admin_maint or not srv.up else self.rise
         self.family, self.host, self.port = self._target()
         tls = srv.cfg.tls
         # as HAProxy: `check-ssl`, or `ssl` when the check goes to the server's own address
@@ -254,6 +261,8 @@ class ServerCheck:
         try:
             if self.http_check is not None:
                 status, info, code = await run.http_check(self.http_check)
+            elif self.ssl_hello:
+                status, info = await run.ssl_hello_check()
             else:
                 status, info = await run.execute()
         except _Failed as exc:
@@ -382,6 +391,26 @@ class _Run:
         if ex is not None and ex.kind in ("string", "rstring"):
             raise self._fail("L7RSP", "HTTP content check did not match", code)
         raise self._fail("L7STS", reason, code)
+
+    async def ssl_hello_check(self) -> tuple[str, str]:
+        """`option ssl-hello-chk`: an SSLv3 ClientHello; a TLS record type back passes (L6)."""
+        await self._connect(None)
+        await self._send(sslv3_hello.client_hello(int(time.time())))
+        bufsize = self.chk.rt.config.global_.bufsize
+        while True:
+            try:
+                await self._read()
+            except _Failed as exc:
+                if exc.result.status != "L7TOUT":
+                    raise
+                raise self._fail("L6TOUT", "") from None
+            verdict = sslv3_hello.judge(bytes(self.buf), self.eof or len(self.buf) >= bufsize)
+            if verdict is sslv3_hello.Verdict.PASSED:
+                return "L6OK", ""
+            if verdict is sslv3_hello.Verdict.FAILED:
+                raise self._fail("L6RSP", "")
+            if verdict is sslv3_hello.Verdict.EMPTY:
+                raise self._fail("L6RSP", "TCPCHK got an empty response at step 2")
 
     def _conn_error(self, exc: OSError) -> _Failed:
         return self._fail("L4CON", _strerror(exc) + self._where())

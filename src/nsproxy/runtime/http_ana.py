@@ -214,6 +214,8 @@ class WaitRequest:
                 s.finish_early()  # an idle keep-alive connection closed: nothing to log
             else:
                 s.fe.stats.failed_req += 1
+                txn.status = 400  # as HAProxy logs a request that never came,
+                s.backend = None  # before switching: the frontend as backend
                 s.close("CR")
             return Verdict.STOP
         if expired:

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import nsproxy.config.keywords.server_state as server_state_files
 import nsproxy.ops.admin_log as admin_log
 import nsproxy.ops.stat_counters as stat_counters
 from nsproxy.config.model import Config
@@ -16,7 +17,7 @@ from nsproxy.netns import Namespace, NamespaceRegistry
 from nsproxy.ops import log
 from nsproxy.ops.log import LEVELS, LOG_INFO, Logger, Sink, addr_text
 from nsproxy.proto.h1.head import Limits
-from nsproxy.runtime import relay, stickiness
+from nsproxy.runtime import relay, server_state, stickiness
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.clock import Clock
 from nsproxy.runtime.health import HealthChecks
@@ -26,7 +27,13 @@ from nsproxy.runtime.objects import Counters, Frontend
 from nsproxy.runtime.pool import IdlePool
 from nsproxy.runtime.stream import Stream
 from nsproxy.runtime.tables import StickTables
-from nsproxy.sample.logformat import CLF_FORMAT, HTTPLOG_FORMAT, accept_date, compile_logformat
+from nsproxy.sample.logformat import (
+    CLF_FORMAT,
+    HTTPLOG_FORMAT,
+    TCPLOG_FORMAT,
+    accept_date,
+    compile_logformat,
+)
 from nsproxy.sample.types import Sample
 
 
@@ -62,6 +69,7 @@ class Runtime:
         self.h1_limits = Limits.from_tune(g.bufsize, g.maxrewrite, g.maxhdr)
         self.httplog_format = compile_logformat(HTTPLOG_FORMAT, http=True, mode_http=True)
         self.clf_format = compile_logformat(CLF_FORMAT, http=True, mode_http=True)
+        self.tcplog_format = compile_logformat(TCPLOG_FORMAT, http=True, mode_http=True)
         self.backend_rules = any(
             px.is_backend and (px.rules.tcp_request_content or px.rules.use_server)
             for px in config.proxies
@@ -92,13 +100,17 @@ class Runtime:
         g = self.config.global_
         for name in self.config.namespaces:
             self.registry.open(name)
+        restored = server_state_files.restored(self.config)
         for px in self.config.proxies:
             if px.disabled:
                 continue
             logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
             if px.is_backend:
                 be = Backend(px, logger=logger)
-                be.set_servers([Server(s, be, self._ns(s.namespace)) for s in px.servers])
+                servers = [Server(s, be, self._ns(s.namespace)) for s in px.servers]
+                if px.name in restored:
+                    server_state.put_back(servers, restored[px.name])
+                be.set_servers(servers)
                 self.backends[px.name] = be
         templates = {p.template for p in self.config.namespace_patterns}
         for px in self.config.proxies:
@@ -311,7 +323,10 @@ class Runtime:
             http = cfg.http
             if http is None or not (http.httplog or cfg.tcplog):
                 return
-            fmt = self.clf_format if http.clf else self.httplog_format
+            if http.httplog:
+                fmt = self.clf_format if http.clf else self.httplog_format
+            else:  # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
+                fmt = self.tcplog_format
         if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
             return
         level = LEVELS.get(txn.log_level or "", LOG_INFO)

@@ -976,8 +976,10 @@ class Stream:
     @property
     def t_active(self) -> int:
         txn = self.http
-        if txn is None or txn.t_first < 0:
+        if txn is None:
             return -1
+        if txn.t_first < 0:  # no request byte: HAProxy's Ta is then the total time
+            return self.t_total
         return int((self.clock.time() - txn.t_first) * 1000)
 
     @property

@@ -12,10 +12,13 @@ from nsproxy.config.keywords import (
     rules,
     sections,
     server,
+    server_state,
+    sslhellochk,
     stats_page,
     stick,
     track,
     transparent,
+    tuning,
     userlist,
 )
 
@@ -31,9 +34,12 @@ __all__ = [
     "rules",
     "sections",
     "server",
+    "server_state",
+    "sslhellochk",
     "stats_page",
     "stick",
     "track",
     "transparent",
+    "tuning",
     "userlist",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsproxy.config.model import Config
+from nsproxy.config.model import Config, ProxyCfg
 from nsproxy.config.registry import post_check
 
 
@@ -19,12 +19,26 @@ def _backends_exist(state: Any, config: Config) -> None:
                 f"Proxy '{px.name}': unable to find required default_backend: "
                 f"'{px.default_backend}'."
             )
+        elif be.mode != px.mode and px.mode == "tcp":
+            # HAProxy upgrades the stream to HTTP there; nsproxy cannot yet: refused
+            state.errors.append(
+                f"{_kind(px)} '{px.name}' ({px.where}) : a tcp {_kind(px)} cannot use http "
+                f"backend '{be.name}' ({be.where}) as its default backend in nsproxy "
+                "(HAProxy would upgrade the stream to HTTP)."
+            )
         elif be.mode != px.mode:
             state.errors.append(
-                f"{'listen' if px.is_backend else 'frontend'} '{px.name}' : cannot use "
-                f"{px.mode.upper()} backend '{be.name}' as default backend "
-                f"(declared at {be.where})."
+                f"{px.mode} {_kind(px)} '{px.name}' ({px.where}) tries to use incompatible "
+                f"{be.mode} {_kind(be)} '{be.name}' ({be.where}) as its default backend "
+                "(see 'mode')."
             )
+
+
+def _kind(px: ProxyCfg) -> str:
+    """HAProxy's proxy_type_str()."""
+    if px.is_frontend and px.is_backend:
+        return "listen"
+    return "frontend" if px.is_frontend else "backend"
 
 
 @post_check

@@ -29,6 +29,8 @@ from nsproxy.tls.options import (
 
 _FACILITIES = tuple(FACILITIES)
 _FORMATS = ("raw", "rfc3164", "rfc5424", "short", "local", "iso", "timed", "priority")
+# the longest UNIX socket path HAProxy accepts (sun_path less the ".<pid>.tmp" it binds first)
+MAX_UNIX_PATH = 97
 
 
 @KEYWORDS.register("log", "global", *PROXY_SECTIONS)
@@ -197,6 +199,12 @@ def _stats(ctx: Ctx, args: list[str]) -> None:
         )
     except AddressError as exc:
         raise ConfigError(f"'stats socket' : {exc}") from None
+    if addr.family == socket.AF_UNIX and len(addr.host or "") > MAX_UNIX_PATH:
+        # HAProxy names the place twice in this message
+        raise ConfigError(
+            f"parsing [{ctx.where}] : 'stats socket' : socket path '{addr.host}' too long "
+            f"(max {MAX_UNIX_PATH})"
+        )
     mode: int | None = None
     level = "operator"
     expose_fd = False

@@ -27,6 +27,7 @@ from nsproxy.config.keywords.http_reply import (
     load_errorfile,
     parse_redirect,
 )
+from nsproxy.config.keywords.proxy import warn_format_override
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import Config
 from nsproxy.config.model_http import (
@@ -104,7 +105,12 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
         raise ConfigWarning(
             f"backend '{ctx.section.name}' : 'option httplog' directive is ignored in backends."
         )
+    if on:
+        warn_format_override(ctx, "option httplog clf" if rest else "option httplog")
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
+    if on:
+        ctx.section.fields["tcplog"] = False
+        ctx.section.fields["log_format"] = None
     _update(ctx, httplog=on, clf=on and bool(rest))
 
 
@@ -518,7 +524,16 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
+        formats = (
+            (cfg is not None and cfg.httplog)
+            or fields.get("tcplog")
+            or fields.get("log_format") is not None
+        )
         if cfg is None:
+            if formats and sec.is_frontend and not fields.get("logs"):
+                state.warnings.append(
+                    f"config : log format ignored for {px} since it has no log address."
+                )
             continue
         tcp = fields.get("mode", "tcp") != "http"
         if tcp and cfg.monitor_uri is not None:
@@ -531,7 +546,7 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
-        if cfg.httplog and sec.is_frontend and not fields.get("logs"):
+        if formats and sec.is_frontend and not fields.get("logs"):
             state.warnings.append(
                 f"config : log format ignored for {px} since it has no log address."
             )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
+from nsproxy.config.keywords.sslhellochk import add_tcp_rule, use_tcp_check
 from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
 from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.registry import (
@@ -174,9 +177,40 @@ def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
         raise ConfigError(f"failed to parse {what} : {exc}") from None
 
 
+def warn_format_override(ctx: Ctx, new: str) -> None:
+    """HAProxy's warning when a `defaults` section sets a log format over another one."""
+    if ctx.section.kind != "defaults":
+        return
+    f = ctx.section.fields
+    http: HttpCfg | None = f.get("http")
+    old = None
+    if f.get("log_format") is not None:
+        old = "log-format"
+    elif http is not None and http.httplog:
+        old = "option httplog clf" if http.clf else "option httplog"
+    elif f.get("tcplog"):
+        old = "option tcplog"
+    if old is not None:
+        ctx.state.warnings.append(
+            f"parsing [{ctx.where}]: '{new}' overrides previous '{old}' in 'defaults' section."
+        )
+
+
+def _forget_httplog(ctx: Ctx) -> None:
+    """A later `option tcplog` or `log-format` replaces `option httplog`'s format, as in HAProxy
+    (one log format per proxy: the last directive wins, and no fallback warning follows)."""
+    ctx.section.fields["_httplog_where"] = None
+    http: HttpCfg | None = ctx.section.fields.get("http")
+    if http is not None and http.httplog:
+        ctx.section.fields["http"] = dataclasses.replace(http, httplog=False, clf=False)
+
+
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
+    compiled = _compiled_format(ctx, args, "log-format")
+    warn_format_override(ctx, "log-format")
+    ctx.section.fields["log_format"] = compiled
+    _forget_httplog(ctx)
 
 
 @KEYWORDS.register("unique-id-format", *FE, backend=False)
@@ -251,7 +285,7 @@ def _usesrc(ctx: Ctx, args: list[str]) -> None:
 def _tcp_check(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2:
         raise ConfigError("'tcp-check' expects 'connect', 'send', 'expect' or 'comment'.")
-    rules = ctx.section.fields.setdefault("tcp_check", [])
+    rules: list[TcpCheckRule] = []
     action = args[1]
     if action == "comment":
         return
@@ -278,6 +312,8 @@ def _tcp_check(ctx: Ctx, args: list[str]) -> None:
         rules.append(TcpCheckRule(rest[0], rest[1], negate))
     else:
         raise ConfigError(f"'tcp-check' : unknown action '{action}'.")
+    for rule in rules:
+        add_tcp_rule(ctx, rule)
 
 
 @KEYWORDS.register("option", *ALL)
@@ -311,8 +347,17 @@ def _flag(name: str, field: str, *sections: str) -> None:
     OPTIONS.register(name, *sections)(handler)
 
 
+@OPTIONS.register("tcplog")
+def _option_tcplog(ctx: Ctx, args: list[str]) -> None:
+    if args[-1] == "on":
+        warn_format_override(ctx, "option tcplog")
+    ctx.section.fields["tcplog"] = args[-1] == "on"
+    if args[-1] == "on":
+        ctx.section.fields["log_format"] = None
+        _forget_httplog(ctx)
+
+
 for _opt, _field in (
-    ("tcplog", "tcplog"),
     ("dontlognull", "dontlognull"),
     ("redispatch", "redispatch"),
     ("allbackups", "allbackups"),
@@ -328,7 +373,7 @@ for _opt, _field in (
 
 @OPTIONS.register("tcp-check")
 def _option_tcp_check(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields.setdefault("tcp_check", [])
+    use_tcp_check(ctx)
 
 
 _IGNORED_OPTIONS = [
