@@ -97,7 +97,8 @@ class _Traffic:
 
 def test_pattern_mode_follows_namespaces(lab: Lab) -> None:
     steady = lab.netns("steady")
-    echo = lab.sink(None, "127.0.0.1", echo=True)
+    srv = lab.netns("srv")  # the echo server, out of reach of other runs on this machine
+    echo = lab.sink(srv, "127.0.0.1", echo=True)
     pattern = lab.prefix + "t-*"
     proxy = lab.proxy(
         tcp_defaults()
@@ -106,10 +107,10 @@ namespace_list
   namespace-pattern {pattern} template t_tmpl
 listen steady
   bind 127.0.0.1:80 namespace {steady}
-  server s 127.0.0.1:{echo.port}
+  server s 127.0.0.1:{echo.port} namespace {srv}
 listen t_tmpl
   bind 127.0.0.1:80
-  server s 127.0.0.1:{echo.port}
+  server s 127.0.0.1:{echo.port} namespace {srv}
 """
     )
     pid = proxy.proc.pid
@@ -332,7 +333,8 @@ listen tb
 def test_pattern_churn_leaves_other_tenants_alone(lab: Lab) -> None:
     """A tenant namespace created and deleted 20 times; another tenant's traffic never fails."""
     steady = lab.netns("steady")
-    echo = lab.sink(None, "127.0.0.1", echo=True)
+    srv = lab.netns("srv")  # the echo server, out of reach of other runs on this machine
+    echo = lab.sink(srv, "127.0.0.1", echo=True)
     proxy = lab.proxy(
         tcp_defaults()
         + f"""
@@ -340,10 +342,10 @@ namespace_list
   namespace-pattern {lab.prefix}t-* template t_tmpl
 listen steady
   bind 127.0.0.1:80 namespace {steady}
-  server s 127.0.0.1:{echo.port}
+  server s 127.0.0.1:{echo.port} namespace {srv}
 listen t_tmpl
   bind 127.0.0.1:80
-  server s 127.0.0.1:{echo.port}
+  server s 127.0.0.1:{echo.port} namespace {srv}
 """
     )
     traffic = _Traffic(steady, ("127.0.0.1", 80))
