@@ -146,6 +146,7 @@ class ProxyCfg:
     backlog: int = 0
     servers: tuple[ServerCfg, ...] = ()
     balance: str = "roundrobin"
+    random_draws: int = 2  # `balance random(<draws>)`
     hash_type: str = "map-based"
     hash_avalanche: bool | None = None
     retries: int = 3
