@@ -157,6 +157,7 @@ class HttpCfg:
     forwardfor: AddrHeader | None = None
     originalto: AddrHeader | None = None
     http_buffer_request: bool = False
+    pretend_keepalive: bool = False  # the server sees the request as under http-keep-alive
     monitor_uri: bytes | None = None
     http_reuse: str = "safe"
     unique_id_header: str | None = None

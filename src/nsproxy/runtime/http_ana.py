@@ -383,7 +383,8 @@ class BackendRequest:
             if uid is not None:
                 req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         txn.bytes_in += request_htx_size(req)
-        h1conn.prepare_request(req, txn.mode_server)
+        pretend = be is not None and be.pretend_keepalive
+        h1conn.prepare_request(req, h1conn.HttpMode.KEEP_ALIVE if pretend else txn.mode_server)
         return Verdict.NEXT
 
 

@@ -174,6 +174,16 @@ def _buffer_request(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, http_buffer_request=args[-1] == "on")
 
 
+@OPTIONS.register("http-pretend-keepalive")
+def _pretend_keepalive(ctx: Ctx, args: list[str]) -> None:
+    if ctx.section.kind == "frontend":
+        ctx.warn(
+            f"'{args[0]}' ignored because frontend '{ctx.section.name}' has no backend capability."
+        )
+        return
+    _update(ctx, pretend_keepalive=args[-1] == "on")
+
+
 def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
     def handler(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
@@ -194,7 +204,6 @@ def _not_used(ctx: Ctx, args: list[str]) -> None:
 
 
 for _opt in (
-    "http-pretend-keepalive",
     "http-no-delay",
     "http-ignore-probes",
     "http-use-proxy-header",
