@@ -1,0 +1,330 @@
+"""The OpenShift router's rendered configuration in real namespaces, nsproxy beside HAProxy 2.6.
+
+Each router runs in its own namespace, whose loopback carries the pod addresses the
+configuration names; recording origins listen there. A client inside the namespace takes
+the router's main paths: a plain HTTP route chosen by host through os_http_be.map, the
+redirect of an edge route's insecure traffic, the default backend's error page, SNI
+passthrough on 443 (req.ssl_sni through os_sni_passthrough.map and os_tcp_be.map), edge and
+re-encrypt routes terminated in fe_sni (reached over a UNIX socket with the PROXY protocol),
+TLS without SNI through fe_no_sni, and the stats listener's health URI. What the client and
+the origins observe must be the same under both programs.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+
+from lab.netlab import Lab, socket_in, wait_until
+from lab.openshift_router import HOSTS, Router, install
+
+HAPROXY = shutil.which("haproxy")
+PODS = {
+    "plain-a": ("10.128.2.15", 8080),
+    "plain-b": ("10.128.2.16", 8080),
+    "edge": ("10.128.2.17", 8080),
+    "reenc": ("10.128.2.18", 8443),
+    "pass": ("10.128.2.19", 8443),
+}
+PLAIN_COOKIE = "0c5b4ad1e05f6f6e8f2a7f3e9d5c6b1a"
+PLAIN_B_ID = "2a9f3e4d5c6b7a8998a7b6c5d4e3f201"
+
+
+@dataclass
+class Origin:
+    """A pod: answers every request with 200 and its name, records each request head."""
+
+    name: str
+    sock: socket.socket
+    tls: ssl.SSLContext | None = None
+    heads: list[bytes] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, raw: socket.socket) -> None:
+        c: socket.socket = raw
+        try:
+            c.settimeout(10)
+            if self.tls is not None:
+                c = self.tls.wrap_socket(raw, server_side=True)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                with self.lock:
+                    self.heads.append(head)
+                body = self.name.encode()
+                c.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            c.close()
+
+    def last_head(self) -> bytes:
+        return wait_until(lambda: self.heads[-1] if self.heads else None, 10, self.name)
+
+
+@dataclass
+class Site:
+    """One router namespace: the installed router tree, its origins and the client's CA."""
+
+    ns: str
+    router: Router
+    origins: dict[str, Origin]
+
+    def client_ctx(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.router.ca_file))
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+
+def _site(lab: Lab, name: str, ca: trustme.CA) -> Site:
+    ns = lab.netns(name)
+    for ip, _ in PODS.values():
+        lab.ip(ns, "addr", "add", f"{ip}/32", "dev", "lo")
+    root = Path(tempfile.mkdtemp(prefix=f"nsp-router-{name}-"))
+    # the process limit of the test machine, not the router's 50000
+    router = install(root, {"maxconn 50000": "maxconn 4000"}, ca=ca)
+    origins = {}
+    for pod, (ip, port) in PODS.items():
+        s = socket_in(ns, socket.AF_INET)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+        s.listen(64)
+        tls = None
+        if pod in ("reenc", "pass"):
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            host = "web-reenc.demo.svc" if pod == "reenc" else HOSTS["pass"]
+            ca.issue_cert(host).configure_cert(tls)
+            tls.set_alpn_protocols(["http/1.1"])
+        origins[pod] = Origin(pod, s, tls)
+        origins[pod].start()
+        lab._closers.append(s.close)  # noqa: SLF001 - the lab closes what the test opened
+    return Site(ns, router, origins)
+
+
+def _start(lab: Lab, site: Site, program: str) -> None:
+    sock = site.router.root / "run" / "haproxy.sock"
+    if program == "nsproxy":
+        lab.proxy(
+            site.router.config.read_text(),
+            command=("ip", "netns", "exec", site.ns, sys.executable, "-m", "nsproxy"),
+            ready_timeout=30.0,
+        )
+        return
+    assert HAPROXY is not None
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", site.ns, HAPROXY, "-db", "-f", str(site.router.config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    lab._closers.append(stop)  # noqa: SLF001
+    wait_until(lambda: sock.exists() or proc.poll() is not None, 15, "HAProxy's start")
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA(organization_name="Router Test CA")
+
+
+PROGRAMS = ["nsproxy", "haproxy"]
+
+
+@pytest.fixture(params=PROGRAMS)
+def site(request: pytest.FixtureRequest, lab: Lab, ca: trustme.CA) -> Iterator[Site]:
+    program = str(request.param)
+    if program == "haproxy" and HAPROXY is None:
+        pytest.skip("haproxy is not installed")
+    s = _site(lab, program[:3], ca)
+    _start(lab, s, program)
+    yield s
+    shutil.rmtree(s.router.root, ignore_errors=True)
+
+
+def _read_response(c: socket.socket) -> bytes:
+    out = b""
+    while b"\r\n\r\n" not in out:
+        data = c.recv(65536)
+        if not data:
+            return out
+        out += data
+    head = out.split(b"\r\n\r\n", 1)[0]
+    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if m is None:
+        while data := c.recv(65536):
+            out += data
+        return out
+    while len(out) < len(head) + 4 + int(m.group(1)):
+        data = c.recv(65536)
+        if not data:
+            break
+        out += data
+    return out
+
+
+def http(site: Site, port: int, raw: bytes, sni: str | None = None, tls: bool = False) -> bytes:
+    """One request from inside the router's namespace to 127.0.0.1:`port`; the response."""
+    s = socket_in(site.ns, socket.AF_INET)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    c: socket.socket = s
+    if tls:
+        ctx = site.client_ctx()
+        if sni is None:
+            ctx.check_hostname = False
+        c = ctx.wrap_socket(s, server_hostname=sni)
+    with c:
+        c.sendall(raw)
+        return _read_response(c)
+
+
+def get(host: str, path: str = "/", extra: bytes = b"") -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path.encode(), host.encode(), extra)
+
+
+def status_headers_body(resp: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    head, _, body = resp.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for ln in lines[1:]:
+        n, _, v = ln.partition(b":")
+        headers[n.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def forwarded(head: bytes) -> list[bytes]:
+    """The request headers the router adds or rewrites, in the order the origin got them."""
+    names = (b"host", b"x-forwarded-", b"forwarded", b"proxy", b"cookie")
+    return [ln for ln in head.split(b"\r\n")[1:] if ln.lower().startswith(names)]
+
+
+def test_plain_http_route_by_host_through_the_map(site: Site) -> None:
+    resp = http(site, 80, get("Web-Plain.Apps.Example.COM", "/x", b"Proxy: evil\r\n"))
+    status, headers, body = status_headers_body(resp)
+    assert status == 200 and body in (b"plain-a", b"plain-b")
+    pod = body.decode()
+    ident = "1f8e2d3c4b5a69788796a5b4c3d2e1f0" if pod == "plain-a" else PLAIN_B_ID
+    assert headers[b"set-cookie"] == f"{PLAIN_COOKIE}={ident}; path=/; HttpOnly".encode()
+    assert b"cache-control" not in headers  # `nocache` marks only cacheable responses
+    assert forwarded(site.origins[pod].last_head()) == [
+        b"host: web-plain.apps.example.com",
+        b"x-forwarded-host: web-plain.apps.example.com",
+        b"x-forwarded-port: 80",
+        b"x-forwarded-proto: http",
+        b"forwarded: for=127.0.0.1;host=web-plain.apps.example.com;proto=http",
+        b"x-forwarded-for: 127.0.0.1",
+    ]
+    # the cookie pins the pod it names
+    pinned = get(HOSTS["plain"], "/", b"Cookie: %s=%s\r\n" % (PLAIN_COOKIE.encode(), PLAIN_B_ID.encode()))
+    for _ in range(4):
+        status, headers, body = status_headers_body(http(site, 80, pinned))
+        assert (status, body) == (200, b"plain-b") and b"set-cookie" not in headers
+
+
+def test_insecure_edge_traffic_is_redirected_and_unknown_hosts_get_the_error_page(
+    site: Site,
+) -> None:
+    status, headers, _ = status_headers_body(http(site, 80, get(HOSTS["edge"], "/a?b=1")))
+    assert status == 302
+    assert headers[b"location"] == b"https://web-edge.apps.example.com/a?b=1"
+    resp = http(site, 80, get("nowhere.apps.example.com"))
+    assert resp.startswith(b"HTTP/1.0 503 Service Unavailable\r\n")
+    assert b"Application is not available" in resp
+
+
+def test_sni_passthrough_reaches_the_pod_with_its_own_certificate(site: Site) -> None:
+    s = socket_in(site.ns, socket.AF_INET)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", 443))
+    with site.client_ctx().wrap_socket(s, server_hostname=HOSTS["pass"]) as c:
+        cert = c.getpeercert()
+        assert cert is not None
+        assert ("DNS", HOSTS["pass"]) in cert["subjectAltName"]
+        c.sendall(get(HOSTS["pass"]))
+        status, _, body = status_headers_body(_read_response(c))
+    assert (status, body) == (200, b"pass")
+    # the pod got the client's bytes untouched: no header added
+    assert forwarded(site.origins["pass"].last_head()) == [b"Host: web-pass.apps.example.com"]
+
+
+def test_edge_route_terminates_in_fe_sni(site: Site) -> None:
+    resp = http(site, 443, get(HOSTS["edge"], "/e"), sni=HOSTS["edge"], tls=True)
+    status, headers, body = status_headers_body(resp)
+    assert (status, body) == (200, b"edge")
+    assert headers[b"strict-transport-security"] == b"max-age=31536000;includeSubDomains;preload"
+    assert headers[b"set-cookie"] == (
+        b"5e1d7c2b9a8f4e3d6c5b4a3928171605=3b0a4f5e6d7c8b9aa9b8c7d6e5f40312; path=/; "
+        b"HttpOnly; Secure; SameSite=None"
+    )
+    assert forwarded(site.origins["edge"].last_head()) == [
+        b"host: web-edge.apps.example.com",
+        b"x-forwarded-host: web-edge.apps.example.com",
+        b"x-forwarded-port: 443",
+        b"x-forwarded-proto: https",
+        b"forwarded: for=127.0.0.1;host=web-edge.apps.example.com;proto=https",
+        b"x-forwarded-for: 127.0.0.1",
+    ]
+
+
+def test_reencrypt_route_verifies_the_pod(site: Site) -> None:
+    resp = http(site, 443, get(HOSTS["reenc"]), sni=HOSTS["reenc"], tls=True)
+    status, _, body = status_headers_body(resp)
+    assert (status, body) == (200, b"reenc")
+    assert b"x-forwarded-proto: https" in site.origins["reenc"].last_head()
+
+
+def test_tls_without_sni_uses_the_default_certificate(site: Site) -> None:
+    resp = http(site, 443, get(HOSTS["edge"], "/n"), sni=None, tls=True)
+    status, _, body = status_headers_body(resp)
+    assert (status, body) == (200, b"edge")
+
+
+def test_stats_listener_health_uri(site: Site) -> None:
+    status, _, body = status_headers_body(http(site, 1936, get("router", "/healthz")))
+    assert status == 200 and b"Service ready." in body
+    auth = b"Authorization: Basic %s\r\n" % base64.b64encode(b"admin:routerpass")
+    close = b"Connection: close\r\n"
+    status, _, body = status_headers_body(http(site, 1936, get("router", "/;csv", auth + close)))
+    assert status == 200 and b"be_http:demo:web-plain" in body
+    status, _, _ = status_headers_body(http(site, 1936, get("router", "/;csv", close)))
+    assert status == 401
