@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class Origin:
     sock: socket.socket
     tls: ssl.SSLContext | None = None
     heads: list[bytes] = field(default_factory=list)
+    alpns: list[str | None] = field(default_factory=list)  # what each TLS handshake chose
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -69,7 +70,10 @@ class Origin:
         try:
             c.settimeout(10)
             if self.tls is not None:
-                c = self.tls.wrap_socket(raw, server_side=True)
+                tls_conn = self.tls.wrap_socket(raw, server_side=True)
+                with self.lock:
+                    self.alpns.append(tls_conn.selected_alpn_protocol())
+                c = tls_conn
             buf = b""
             while True:
                 while b"\r\n\r\n" not in buf:
@@ -101,6 +105,8 @@ class Site:
     ns: str
     router: Router
     origins: dict[str, Origin]
+    program: str = ""
+    output: Callable[[], str] | None = None
 
     def client_ctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.router.ca_file))
@@ -129,18 +135,20 @@ def _site(lab: Lab, name: str, ca: trustme.CA) -> Site:
             tls.set_alpn_protocols(["http/1.1"])
         origins[pod] = Origin(pod, s, tls)
         origins[pod].start()
-        lab._closers.append(s.close)  # noqa: SLF001 - the lab closes what the test opened
+        lab._closers.append(s.close)
     return Site(ns, router, origins)
 
 
 def _start(lab: Lab, site: Site, program: str) -> None:
     sock = site.router.root / "run" / "haproxy.sock"
+    site.program = program
     if program == "nsproxy":
-        lab.proxy(
+        proxy = lab.proxy(
             site.router.config.read_text(),
             command=("ip", "netns", "exec", site.ns, sys.executable, "-m", "nsproxy"),
             ready_timeout=30.0,
         )
+        site.output = proxy.output
         return
     assert HAPROXY is not None
     proc = subprocess.Popen(
@@ -157,7 +165,7 @@ def _start(lab: Lab, site: Site, program: str) -> None:
             proc.kill()
             proc.wait()
 
-    lab._closers.append(stop)  # noqa: SLF001
+    lab._closers.append(stop)
     wait_until(lambda: sock.exists() or proc.poll() is not None, 15, "HAProxy's start")
     assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
 
@@ -255,7 +263,9 @@ def test_plain_http_route_by_host_through_the_map(site: Site) -> None:
         b"x-forwarded-for: 127.0.0.1",
     ]
     # the cookie pins the pod it names
-    pinned = get(HOSTS["plain"], "/", b"Cookie: %s=%s\r\n" % (PLAIN_COOKIE.encode(), PLAIN_B_ID.encode()))
+    pinned = get(
+        HOSTS["plain"], "/", b"Cookie: %s=%s\r\n" % (PLAIN_COOKIE.encode(), PLAIN_B_ID.encode())
+    )
     for _ in range(4):
         status, headers, body = status_headers_body(http(site, 80, pinned))
         assert (status, body) == (200, b"plain-b") and b"set-cookie" not in headers
@@ -328,3 +338,29 @@ def test_stats_listener_health_uri(site: Site) -> None:
     assert status == 200 and b"be_http:demo:web-plain" in body
     status, _, _ = status_headers_body(http(site, 1936, get("router", "/;csv", close)))
     assert status == 401
+
+
+def test_http2_is_offered_only_where_it_is_spoken(site: Site) -> None:
+    """The router offers `h2` in its crt-list and to re-encrypted pods. HAProxy speaks HTTP/2
+    and takes it; nsproxy speaks HTTP/1.1 only, leaves `h2` out of both handshakes (saying so
+    when it starts) and the requests still succeed."""
+    expect = "h2" if site.program == "haproxy" else "http/1.1"
+    s = socket_in(site.ns, socket.AF_INET)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", 443))
+    ctx = ssl.create_default_context(cafile=str(site.router.ca_file))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with ctx.wrap_socket(s, server_hostname=HOSTS["edge"]) as c:
+        assert c.selected_alpn_protocol() == expect
+    reenc = site.origins["reenc"]
+    assert reenc.tls is not None
+    reenc.tls.set_alpn_protocols(["h2", "http/1.1"])  # the pod would take HTTP/2
+    resp = http(site, 443, get(HOSTS["reenc"]), sni=HOSTS["reenc"], tls=True)
+    assert wait_until(lambda: reenc.alpns, 10, "the pod's handshake") == [expect]
+    if site.program == "nsproxy":
+        assert resp.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert site.output is not None
+        out = site.output()
+        assert "offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only" in out
+        assert "server 'be_secure:demo:web-reenc/pod:web-reenc-" in out
+        assert f"crt-list '{site.router.root}/conf/cert_config.map' offers 'h2'" in out
