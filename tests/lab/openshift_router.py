@@ -10,6 +10,7 @@ import trustme
 
 DATA = Path(__file__).parent.parent / "config" / "data"
 CONFIG = DATA / "openshift-router.cfg"
+OPTIONS_CONFIG = DATA / "openshift-router-options.cfg"
 CONF_FILES = DATA / "openshift"
 ROOT = "/var/lib/haproxy"
 HOSTS = {
@@ -31,7 +32,10 @@ class Router:
 
 
 def install(
-    root: Path, replace: dict[str, str] | None = None, ca: trustme.CA | None = None
+    root: Path,
+    replace: dict[str, str] | None = None,
+    ca: trustme.CA | None = None,
+    config: Path = CONFIG,
 ) -> Router:
     """Copies the maps and error pages under `root`/conf, issues the default, route and
     destination certificates under `root`/router, and writes the configuration with
@@ -40,7 +44,7 @@ def install(
     conf = root / "conf"
     certs = root / "router" / "certs"
     cacerts = root / "router" / "cacerts"
-    for d in (conf, certs, cacerts, root / "run"):
+    for d in (conf, certs, cacerts, root / "run", root / "router" / "clientca"):
         d.mkdir(parents=True, exist_ok=True)
     for f in CONF_FILES.iterdir():
         text = f.read_text().replace(ROOT, str(root))
@@ -54,11 +58,15 @@ def install(
     ca.cert_pem.write_to_path(str(cacerts / "demo:web-reenc.pem"))
     ca_file = root / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    text = CONFIG.read_text().replace(ROOT, str(root))
+    ca.cert_pem.write_to_path(str(root / "router" / "clientca" / "ca.pem"))
+    whitelists = root / "router" / "whitelists"
+    whitelists.mkdir(exist_ok=True)
+    (whitelists / "demo:web-pass.txt").write_text("10.0.0.0/8\n127.0.0.1\n::1\n")
+    text = config.read_text().replace(ROOT, str(root))
     for old, new in (replace or {}).items():
         assert old in text, old
         text = text.replace(old, new)
-    config = root / "haproxy.config"
-    config.write_text(text)
-    shutil.copymode(CONFIG, config)
-    return Router(root, config, ca, ca_file)
+    out = root / "haproxy.config"
+    out.write_text(text)
+    shutil.copymode(CONFIG, out)
+    return Router(root, out, ca, ca_file)
