@@ -105,6 +105,8 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
             f"backend '{ctx.section.name}' : 'option httplog' directive is ignored in backends."
         )
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
+    if on:
+        ctx.section.fields["tcplog"] = False
     _update(ctx, httplog=on, clf=on and bool(rest))
 
 

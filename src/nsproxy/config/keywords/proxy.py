@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
@@ -343,7 +344,6 @@ def _flag(name: str, field: str, *sections: str) -> None:
 
 
 for _opt, _field in (
-    ("tcplog", "tcplog"),
     ("dontlognull", "dontlognull"),
     ("redispatch", "redispatch"),
     ("allbackups", "allbackups"),
@@ -355,6 +355,17 @@ for _opt, _field in (
     ("log-health-checks", "log_health_checks"),
 ):
     _flag(_opt, _field)
+
+
+@OPTIONS.register("tcplog")
+def _tcplog(ctx: Ctx, args: list[str]) -> None:
+    on = args[-1] == "on"
+    ctx.section.fields["tcplog"] = on
+    http = ctx.section.fields.get("http")
+    if on and isinstance(http, HttpCfg) and http.httplog:
+        # one log format per proxy: the last of `option httplog` / `option tcplog` wins
+        ctx.section.fields["http"] = replace(http, httplog=False, clf=False)
+        ctx.section.fields["_httplog_where"] = None
 
 
 @OPTIONS.register("tcp-check")
