@@ -212,6 +212,7 @@ class GlobalCfg:
     hard_stop_after: float | None = None
     master_worker: bool = False
     log_tag: str = "haproxy"
+    log_send_hostname: str | None = None  # the syslog header's hostname (None: not sent)
     node: str | None = None
     localpeer: str | None = None
     peers: tuple[PeersCfg, ...] = ()

@@ -139,6 +139,11 @@ def _log_tag(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["log_tag"] = args[1]
 
 
+@KEYWORDS.register("log-send-hostname", "global")
+def _log_send_hostname(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["log_send_hostname"] = args[1] if len(args) > 1 else socket.gethostname()
+
+
 @KEYWORDS.register("pp2-never-send-local", "global")
 def _pp2_never_send_local(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["pp2_never_send_local"] = True
