@@ -213,6 +213,7 @@ class GlobalCfg:
     master_worker: bool = False
     log_tag: str = "haproxy"
     log_send_hostname: str | None = None  # the syslog header's hostname (None: not sent)
+    h1_case_adjust: tuple[tuple[str, str], ...] = ()  # `h1-case-adjust <from> <to>` lines
     node: str | None = None
     localpeer: str | None = None
     peers: tuple[PeersCfg, ...] = ()

@@ -158,6 +158,8 @@ class HttpCfg:
     originalto: AddrHeader | None = None
     http_buffer_request: bool = False
     pretend_keepalive: bool = False  # the server sees the request as under http-keep-alive
+    case_adjust_client: bool = False  # `option h1-case-adjust-bogus-client` (frontend)
+    case_adjust_server: bool = False  # `option h1-case-adjust-bogus-server` (backend)
     monitor_uri: bytes | None = None
     http_reuse: str = "safe"
     unique_id_header: str | None = None

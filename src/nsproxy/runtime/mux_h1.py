@@ -265,7 +265,7 @@ class H1Mux(_TxnBytes):
         for ev in events:
             if isinstance(ev, ResponseHead):
                 if ev.status < 200 and ev.status != 101:  # interim: relayed as it is
-                    self.to_cli += serialize_response(ev)
+                    self.to_cli += self.stream.client_head(serialize_response(ev))
                     continue
                 if not self._final_head(ev):
                     return
@@ -305,7 +305,7 @@ class H1Mux(_TxnBytes):
         s.http_cookie_response()
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
-        self.to_cli += s.http_after_response(serialize_response(resp))
+        self.to_cli += s.client_head(s.http_after_response(serialize_response(resp)))
         if h1conn.tunnels(self.req, resp):
             self.tunnel = True
         return True

@@ -186,6 +186,26 @@ def _pretend_keepalive(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, pretend_keepalive=args[-1] == "on")
 
 
+def _case_adjust(field: str, side: str) -> Callable[[Ctx, list[str]], None]:
+    """`option h1-case-adjust-bogus-client|server`: only the proxy's `side` uses it."""
+    other = "frontend" if side == "backend" else "backend"
+
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        if ctx.section.kind == other:
+            ctx.warn(
+                f"'{args[0]}' ignored because {other} '{ctx.section.name}' has no {side} "
+                "capability."
+            )
+            return
+        _update(ctx, **{field: args[-1] == "on"})
+
+    return handler
+
+
+OPTIONS.register("h1-case-adjust-bogus-client")(_case_adjust("case_adjust_client", "frontend"))
+OPTIONS.register("h1-case-adjust-bogus-server")(_case_adjust("case_adjust_server", "backend"))
+
+
 def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
     def handler(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
@@ -212,8 +232,6 @@ for _opt in (
     "accept-invalid-http-request",
     "accept-invalid-http-response",
     "http-restrict-req-hdr-names",
-    "h1-case-adjust-bogus-client",
-    "h1-case-adjust-bogus-server",
     "disable-h2-upgrade",
 ):
     if OPTIONS.get(_opt) is None:
