@@ -160,6 +160,7 @@ class HttpCfg:
     pretend_keepalive: bool = False  # the server sees the request as under http-keep-alive
     case_adjust_client: bool = False  # `option h1-case-adjust-bogus-client` (frontend)
     case_adjust_server: bool = False  # `option h1-case-adjust-bogus-server` (backend)
+    ignore_probes: bool = False  # `option http-ignore-probes` (frontend)
     monitor_uri: bytes | None = None
     http_reuse: str = "safe"
     unique_id_header: str | None = None

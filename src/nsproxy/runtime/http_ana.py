@@ -210,20 +210,35 @@ class WaitRequest:
                 return Verdict.WAIT
             return Verdict.NEXT
         if s.req_eof or s.req_error:
-            if txn.t_first < 0 and s.txn_count:
+            if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()  # an idle keep-alive connection closed: nothing to log
             else:
                 s.fe.stats.failed_req += 1
+                _null_unlogged(s)
                 s.close("CR")
             return Verdict.STOP
         if expired:
-            if txn.t_first < 0 and s.txn_count:
+            if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()
             else:
                 s.fe.stats.failed_req += 1
+                _null_unlogged(s)
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
+
+
+def _probe(s: Stream) -> bool:
+    """A first request that never began, under `option http-ignore-probes`: closed silently."""
+    fe = s.fe_http
+    return fe is not None and fe.ignore_probes
+
+
+def _null_unlogged(s: Stream) -> None:
+    """`option dontlognull`: a first request that never began is answered but not logged."""
+    txn = s.http
+    if s.fe.cfg.dontlognull and txn is not None and txn.t_first < 0:
+        txn.log_level = "silent"  # counted as any request, only its log line goes
 
 
 # HAProxy's termination for an answer a rule made: `return` and `redirect` are local replies

@@ -187,7 +187,8 @@ def _pretend_keepalive(ctx: Ctx, args: list[str]) -> None:
 
 
 def _case_adjust(field: str, side: str) -> Callable[[Ctx, list[str]], None]:
-    """`option h1-case-adjust-bogus-client|server`: only the proxy's `side` uses it."""
+    """An HTTP option only the proxy's `side` uses (h1-case-adjust-bogus-client|server,
+    http-ignore-probes)."""
     other = "frontend" if side == "backend" else "backend"
 
     def handler(ctx: Ctx, args: list[str]) -> None:
@@ -204,6 +205,8 @@ def _case_adjust(field: str, side: str) -> Callable[[Ctx, list[str]], None]:
 
 OPTIONS.register("h1-case-adjust-bogus-client")(_case_adjust("case_adjust_client", "frontend"))
 OPTIONS.register("h1-case-adjust-bogus-server")(_case_adjust("case_adjust_server", "backend"))
+# a client that connects and leaves (or times out) without a byte: no 408, no log, no counter
+OPTIONS.register("http-ignore-probes")(_case_adjust("ignore_probes", "frontend"))
 
 
 def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
@@ -227,7 +230,6 @@ def _not_used(ctx: Ctx, args: list[str]) -> None:
 
 for _opt in (
     "http-no-delay",
-    "http-ignore-probes",
     "http-use-proxy-header",
     "accept-invalid-http-request",
     "accept-invalid-http-response",
@@ -584,4 +586,13 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
         if cfg.http_buffer_request:
             state.warnings.append(
                 f"config : 'option http-buffer-request' ignored for {px} as it requires HTTP mode."
+            )
+        if cfg.ignore_probes and sec.is_frontend:
+            state.warnings.append(
+                f"config : 'option http-ignore-probes' ignored for {px} as it requires HTTP mode."
+            )
+        if cfg.pretend_keepalive and sec.is_backend:
+            state.warnings.append(
+                f"config : 'option http-pretend-keepalive' ignored for {px} as it requires HTTP "
+                "mode."
             )
