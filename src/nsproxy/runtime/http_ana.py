@@ -24,7 +24,7 @@ from nsproxy.config.model_http import (
     evaluate,
     stream_modes,
 )
-from nsproxy.http import answers
+from nsproxy.http import answers, compression
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.errors import H1Error
@@ -398,6 +398,12 @@ class BackendRequest:
             if uid is not None:
                 req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         txn.bytes_in += request_htx_size(req)
+        comp = compression.effective(
+            fe.compression if fe is not None else None, be.compression if be else None
+        )
+        if comp is not None:
+            algo = compression.choose_algorithm(comp, req)
+            txn.comp = None if algo is None else (algo, comp.types)
         pretend = be is not None and be.pretend_keepalive
         h1conn.prepare_request(req, h1conn.HttpMode.KEEP_ALIVE if pretend else txn.mode_server)
         return Verdict.NEXT

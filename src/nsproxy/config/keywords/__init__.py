@@ -3,6 +3,7 @@
 from nsproxy.config.keywords import (
     bind,
     checks,
+    compression,
     cookie,
     global_,
     http,
@@ -23,6 +24,7 @@ from nsproxy.config.keywords import (
 __all__ = [
     "bind",
     "checks",
+    "compression",
     "cookie",
     "global_",
     "http",

@@ -71,6 +71,11 @@ def _update(ctx: Ctx, **changes: Any) -> None:
     ctx.section.fields["http"] = dataclasses.replace(http_cfg(ctx), **changes)
 
 
+def update_http(ctx: Ctx, **changes: Any) -> None:
+    """Replaces fields of the section's HTTP settings (for keyword modules beside this one)."""
+    _update(ctx, **changes)
+
+
 def _px(ctx: Ctx) -> str:
     """HAProxy's proxy_type_str() and name: "frontend 'fe'", "proxy 'l'" for a listen."""
     kind = "proxy" if ctx.section.kind == "listen" else ctx.section.kind
