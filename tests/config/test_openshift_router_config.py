@@ -9,7 +9,7 @@ from pathlib import Path
 
 from test_http_real_configs import messages
 
-from lab.openshift_router import install
+from lab.openshift_router import OPTIONS_CONFIG, install
 from nsproxy.config.parser import parse_files
 from sample.haproxy_ref import HAPROXY
 
@@ -23,6 +23,20 @@ def test_router_config_loads_like_haproxy(tmp_path: Path) -> None:
     router = install(tmp_path)
     got = _check([sys.executable, "-m", "nsproxy", "-c", "-f", str(router.config)])
     assert got == (0, [])
+    if HAPROXY is not None:
+        assert _check([HAPROXY, "-c", "-f", str(router.config)]) == got
+
+
+def test_router_config_with_options_loads_like_haproxy(tmp_path: Path) -> None:
+    router = install(tmp_path, config=OPTIONS_CONFIG)
+    got = _check([sys.executable, "-m", "nsproxy", "-c", "-f", str(router.config)])
+    assert got == (
+        0,
+        [
+            "WARNING config : 'option http-ignore-probes' ignored for frontend 'public_ssl' as it "
+            "requires HTTP mode."
+        ],
+    )
     if HAPROXY is not None:
         assert _check([HAPROXY, "-c", "-f", str(router.config)]) == got
 

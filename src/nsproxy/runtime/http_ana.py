@@ -380,6 +380,11 @@ class BackendRequest:
                 return Verdict.STOP
         cookie_request(s)
         txn.mode_client, txn.mode_server = stream_modes(fe, be)
+        # as HAProxy: the unique id header first, then X-Forwarded-For, then X-Original-To
+        if fe is not None and fe.unique_id_header is not None:
+            uid = s.unique_id
+            if uid is not None:
+                req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         ff = (be.forwardfor if be is not None else None) or (fe.forwardfor if fe else None)
         if ff is not None:
             value = _forwarded_for(s, ff)
@@ -393,10 +398,6 @@ class BackendRequest:
                 family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
                 value = rewrite.forwarded_for_value(family, addr.packed)
                 rewrite.add_forwarded_for(req.headers, value, ot.name, ot.if_none)
-        if fe is not None and fe.unique_id_header is not None:
-            uid = s.unique_id
-            if uid is not None:
-                req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         txn.bytes_in += request_htx_size(req)
         comp = compression.effective(
             fe.compression if fe is not None else None, be.compression if be else None

@@ -292,7 +292,8 @@ class H1Mux(_TxnBytes):
         self._flush_cli()
 
     def _compress(self, comp: tuple[str, tuple[str, ...]], resp: ResponseHead) -> None:
-        """The compression filter's look at the response head, before the response rules."""
+        """The compression filter's look at the response head, once the response rules and
+        the persistence cookie are done with it."""
         algo, types = comp
         length = resp.content_length if resp.framing == LENGTH else None
         if compresses(types, self.req, resp, length):
@@ -307,8 +308,6 @@ class H1Mux(_TxnBytes):
         txn.t_resp = self.clock.time()
         txn.status = resp.status
         self.resp = txn.resp = resp
-        if txn.comp is not None:
-            self._compress(txn.comp, resp)
         answer = s.http_response_rules()
         if answer is not None:
             if s.closed:
@@ -322,6 +321,8 @@ class H1Mux(_TxnBytes):
         s.http_captured_response()
         txn.bytes_out += response_htx_size(resp)
         s.http_cookie_response()
+        if txn.comp is not None:
+            self._compress(txn.comp, resp)
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
         self.to_cli += s.client_head(s.http_after_response(serialize_response(resp)))
