@@ -13,7 +13,6 @@ the origins observe must be the same under both programs.
 from __future__ import annotations
 
 import base64
-import shutil
 import socket
 import ssl
 from collections.abc import Iterator
