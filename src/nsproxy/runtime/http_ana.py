@@ -215,6 +215,7 @@ class WaitRequest:
             else:
                 s.fe.stats.failed_req += 1
                 _null_unlogged(s)
+                _never_began(s, 400)
                 s.close("CR")
             return Verdict.STOP
         if expired:
@@ -223,6 +224,7 @@ class WaitRequest:
             else:
                 s.fe.stats.failed_req += 1
                 _null_unlogged(s)
+                _never_began(s, 408)
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
@@ -239,6 +241,17 @@ def _null_unlogged(s: Stream) -> None:
     txn = s.http
     if s.fe.cfg.dontlognull and txn is not None and txn.t_first < 0:
         txn.log_level = "silent"  # counted as any request, only its log line goes
+
+
+def _never_began(s: Stream, status: int) -> None:
+    """A first request that never began, as HAProxy logs it: the frontend stands for the
+    backend, `status` (400 when the client left, 408 on timeout), Ta counted from the accept."""
+    txn = s.http
+    if txn is None or txn.t_first >= 0 or s.txn_count:
+        return
+    s.backend = None
+    txn.status = status
+    txn.t_first = txn.start
 
 
 # HAProxy's termination for an answer a rule made: `return` and `redirect` are local replies
