@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from lab.netlab import Lab, socket_in, wait_until
+from lab.netlab import Lab, cli, socket_in, wait_until
 from lab.openshift_router import HOSTS
 from lab.router_site import HAPROXY, Site, make_site, read_response, start_router
 
@@ -200,3 +200,20 @@ def test_http2_is_offered_only_where_it_is_spoken(site: Site) -> None:
         assert "offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only" in out
         assert "server 'be_secure:demo:web-reenc/pod:web-reenc-" in out
         assert f"crt-list '{site.router.root}/conf/cert_config.map' offers 'h2'" in out
+
+
+def test_route_added_and_removed_at_runtime_through_the_map(site: Site) -> None:
+    """The router's dynamic configuration manager edits os_http_be.map on the runtime API."""
+    sock = str(site.router.root / "run" / "haproxy.sock")
+    mapfile = site.router.root / "conf" / "os_http_be.map"
+    # the runtime API takes a backslash as an escape: the regex travels with doubled ones
+    key = r"^web-new\\.apps\\.example\\.com\\.?(:[0-9]+)?(/.*)?$"
+    request = get("web-new.apps.example.com")
+    assert http(site, 80, request).startswith(b"HTTP/1.0 503 ")
+    assert cli(sock, f"add map {mapfile} {key} be_http:demo:web-plain") == b"\n"
+    shown = cli(sock, f"show map {mapfile}").decode()
+    assert "web-new" in shown and r"^web-new\.apps" in shown
+    status, _, body = status_headers_body(http(site, 80, request))
+    assert status == 200 and body in (b"plain-a", b"plain-b")
+    assert cli(sock, f"del map {mapfile} {key}") == b"\n"
+    assert http(site, 80, request).startswith(b"HTTP/1.0 503 ")
