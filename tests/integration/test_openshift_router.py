@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -217,3 +218,26 @@ def test_route_added_and_removed_at_runtime_through_the_map(site: Site) -> None:
     assert status == 200 and body in (b"plain-a", b"plain-b")
     assert cli(sock, f"del map {mapfile} {key}") == b"\n"
     assert http(site, 80, request).startswith(b"HTTP/1.0 503 ")
+
+
+def test_reload_as_the_router_does_keeps_every_path(lab: Lab, ca: trustme.CA) -> None:
+    """The router's reload script starts a new process with `-x <stats socket> -sf <old pid>`:
+    the public listeners and the fe_sni/fe_no_sni UNIX sockets pass to it, the old one ends."""
+    s = make_site(lab, "rld", ca)
+    start_router(lab, s, "nsproxy")
+    assert s.process is not None
+    sock = str(s.router.root / "run" / "haproxy.sock")
+    new = lab.proxy(
+        s.router.config.read_text(),
+        command=("ip", "netns", "exec", s.ns, sys.executable, "-m", "nsproxy"),
+        extra_args=("-x", sock, "-sf", str(s.process.pid)),
+        ready_timeout=30.0,
+    )
+    assert s.process.wait(15) == 0
+    assert new.proc.poll() is None
+    status, _, body = status_headers_body(http(s, 80, get(HOSTS["plain"])))
+    assert status == 200 and body in (b"plain-a", b"plain-b")
+    resp = http(s, 443, get(HOSTS["edge"]), sni=HOSTS["edge"], tls=True)
+    assert status_headers_body(resp)[2] == b"edge"
+    resp = http(s, 443, get(HOSTS["edge"]), sni=None, tls=True)
+    assert status_headers_body(resp)[2] == b"edge"

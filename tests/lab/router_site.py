@@ -94,6 +94,7 @@ class Site:
     origins: dict[str, Origin]
     program: str = ""
     output: Callable[[], str] | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     def client_ctx(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.router.ca_file))
@@ -137,6 +138,7 @@ def start_router(lab: Lab, site: Site, program: str) -> None:
             ready_timeout=30.0,
         )
         site.output = proxy.output
+        site.process = proxy.proc
         return
     assert HAPROXY is not None
     proc = subprocess.Popen(
