@@ -476,7 +476,7 @@ def test_balancer_classes() -> None:
 
 def test_make_balancer_rejects_unknown_names() -> None:
     with pytest.raises(ValueError):
-        make_balancer("random", servers(1))
+        make_balancer("uri", servers(1))
     with pytest.raises(ValueError):
         make_balancer("source", servers(1), hash_type="avalanche")
 

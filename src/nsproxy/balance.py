@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import heapq
+import random
 from abc import ABC, abstractmethod
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "FirstBalancer",
     "LeastConnBalancer",
     "MapHashBalancer",
+    "RandomBalancer",
     "RoundRobinBalancer",
     "Server",
     "StaticRoundRobinBalancer",
@@ -31,7 +33,7 @@ SRV_UWGHT_MAX = SRV_UWGHT_RANGE
 SRV_EWGHT_RANGE = SRV_UWGHT_RANGE * BE_WEIGHT_SCALE
 SRV_EWGHT_MAX = SRV_UWGHT_MAX * BE_WEIGHT_SCALE
 
-ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source"})
+ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source", "random"})
 HASH_TYPES = frozenset({"map-based", "consistent"})
 
 _U32 = 0xFFFFFFFF
@@ -726,6 +728,22 @@ class ConsistentHashBalancer(Balancer):
             h = source_hash(key)
             if self.avalanche:
                 h = full_hash(h)
+        node = self._node_at(ring, h, exclude)
+        # Like HAProxy, a full target is not traded for another server.
+        return None if node is None else self._single(node)
+
+    def server_at(self, h: int, exclude: Server | None = None) -> Server | None:
+        """The server owning the ring point nearest to hash `h` (chash_get_server_hash)."""
+        ring = self._ring()
+        if ring is None:
+            return None
+        if isinstance(ring, _Node):
+            return ring.srv
+        node = self._node_at(ring, h, exclude)
+        return None if node is None else node.srv
+
+    @staticmethod
+    def _node_at(ring: _Ring, h: int, exclude: Server | None) -> _Node | None:
         keys = ring.keys
         n = len(keys)
         if not n:
@@ -746,8 +764,7 @@ class ConsistentHashBalancer(Balancer):
                 if loops > 1:
                     break
             node = ring.nodes[i]
-        # Like HAProxy, a full target is not traded for another server.
-        return self._single(node)
+        return node
 
     def _next_rr(self, ring: _Ring, exclude: Server | None) -> Server | None:
         n = len(ring.nodes)
@@ -776,6 +793,41 @@ class ConsistentHashBalancer(Balancer):
         return ring.nodes[avoided].srv if avoided >= 0 else None
 
 
+class RandomBalancer(ConsistentHashBalancer):
+    """`balance random(<draws>)`: the best of `draws` random points of the consistent ring,
+    the server with the fewest connections per unit of weight winning (lb_chash.c)."""
+
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        *,
+        allbackups: bool = False,
+        draws: int = 2,
+        rand: Callable[[], int] | None = None,
+    ) -> None:
+        self.draws = draws
+        self.rand = rand or (lambda: random.getrandbits(32))
+        super().__init__(servers, allbackups=allbackups)
+
+    def pick(self, key: bytes | None = None, exclude: Server | None = None) -> Server | None:
+        best: Server | None = None
+        for _ in range(self.draws):
+            prev = best
+            best = self.server_at(self.rand(), exclude)
+            if best is None:
+                break
+            if (
+                prev is not None
+                and prev is not best
+                and best.cur_conns * self._eweight(prev) > prev.cur_conns * self._eweight(best)
+            ):
+                best = prev
+        # a full server is not traded for another: the connection queues in the backend
+        if best is not None and not best.has_free_slot():
+            return None
+        return best
+
+
 def make_balancer(
     algorithm: str,
     servers: Sequence[Server],
@@ -783,6 +835,7 @@ def make_balancer(
     hash_type: str = "map-based",
     allbackups: bool = False,
     avalanche: bool | None = None,
+    draws: int = 2,
 ) -> Balancer:
     """Balancer for `balance <algorithm>`; `hash-type` only matters for `source`.
 
@@ -801,6 +854,8 @@ def make_balancer(
         return LeastConnBalancer(servers, allbackups=allbackups)
     if algorithm == "first":
         return FirstBalancer(servers, allbackups=allbackups)
+    if algorithm == "random":
+        return RandomBalancer(servers, allbackups=allbackups, draws=draws)
     if hash_type == "consistent":
         return ConsistentHashBalancer(
             servers, allbackups=allbackups, avalanche=True if avalanche is None else avalanche

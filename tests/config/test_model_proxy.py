@@ -158,5 +158,5 @@ def test_keyword_of_the_other_side_is_ignored_with_haproxys_warning() -> None:
 def test_bad_balance_is_an_error() -> None:
     assert errors("backend be\n  balance uri\n") == [
         "parsing [t.cfg:2] : 'balance' only supports 'roundrobin', 'static-rr', 'leastconn', "
-        "'first' and 'source' in nsproxy (got 'uri')."
+        "'first', 'source' and 'random' in nsproxy (got 'uri')."
     ]

@@ -347,6 +347,10 @@ class Lab:
         everything = "::/0" if fam == "-6" else "0.0.0.0/0"
         sh("ip", "-n", ns, fam, "route", "add", "local", everything, "dev", "lo", "table", "100")
 
+    def defer(self, closer: Callable[[], object]) -> None:
+        """Runs `closer` when the lab closes (before the namespaces go)."""
+        self._closers.append(closer)
+
     def sink(self, ns: str | None, host: str, port: int = 0, **kw: object) -> Sink:
         s = Sink(ns, host, port, **kw)  # type: ignore[arg-type]
         self._closers.append(s.close)

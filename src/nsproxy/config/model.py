@@ -146,6 +146,7 @@ class ProxyCfg:
     backlog: int = 0
     servers: tuple[ServerCfg, ...] = ()
     balance: str = "roundrobin"
+    random_draws: int = 2  # `balance random(<draws>)`
     hash_type: str = "map-based"
     hash_avalanche: bool | None = None
     retries: int = 3
@@ -214,6 +215,8 @@ class GlobalCfg:
     hard_stop_after: float | None = None
     master_worker: bool = False
     log_tag: str = "haproxy"
+    log_send_hostname: str | None = None  # the syslog header's hostname (None: not sent)
+    h1_case_adjust: tuple[tuple[str, str], ...] = ()  # `h1-case-adjust <from> <to>` lines
     node: str | None = None
     localpeer: str | None = None
     peers: tuple[PeersCfg, ...] = ()

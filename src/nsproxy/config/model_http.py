@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from nsproxy.config.where import Where
+from nsproxy.http.compression import CompressionCfg
 from nsproxy.proto.h1.connection import HttpMode
 from nsproxy.sample.acl import Condition
 from nsproxy.sample.context import Txn
@@ -157,6 +158,11 @@ class HttpCfg:
     forwardfor: AddrHeader | None = None
     originalto: AddrHeader | None = None
     http_buffer_request: bool = False
+    pretend_keepalive: bool = False  # the server sees the request as under http-keep-alive
+    case_adjust_client: bool = False  # `option h1-case-adjust-bogus-client` (frontend)
+    case_adjust_server: bool = False  # `option h1-case-adjust-bogus-server` (backend)
+    ignore_probes: bool = False  # `option http-ignore-probes` (frontend)
+    compression: CompressionCfg | None = None  # `compression algo|type|offload`
     monitor_uri: bytes | None = None
     http_reuse: str = "safe"
     unique_id_header: str | None = None

@@ -52,7 +52,8 @@ class Sink:
             self.sock.setblocking(False)
             self.dest = t.target
 
-    def emit(self, level: int, msg: str, tag: str, host: str) -> None:
+    def emit(self, level: int, msg: str, tag: str, host: str | None = None) -> None:
+        """One line at `level`; `host` is the `log-send-hostname` name (None: not sent)."""
         t = self.target
         if level > LEVELS[t.level] or level < LEVELS[t.min_level]:
             return
@@ -66,11 +67,13 @@ class Sink:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
             usec = int((now % 1) * 1_000_000)
             # HAProxy sends "-" as the hostname unless `log-send-hostname` is set.
-            line = f"<{pri}>1 {stamp}.{usec:06d}{_tz()} - {tag} {os.getpid()} - - {msg}"
+            name = host or "-"
+            line = f"<{pri}>1 {stamp}.{usec:06d}{_tz()} {name} {tag} {os.getpid()} - - {msg}"
         else:
             tm = time.localtime()
             stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {time.strftime('%H:%M:%S', tm)}"
-            line = f"<{pri}>{stamp} {tag}[{os.getpid()}]: {msg}"
+            name = f"{host} " if host else ""
+            line = f"<{pri}>{stamp} {name}{tag}[{os.getpid()}]: {msg}"
         # bytes that are not UTF-8 (a namespace's name) go out as they came, as in HAProxy
         data = (line + "\n").encode("utf-8", "surrogateescape")
         if self.sock is None:
@@ -107,10 +110,16 @@ class Logger:
 
     sinks: list[Sink] = field(default_factory=list)
     tag: str = "haproxy"
-    host: str = socket.gethostname()
+    host: str | None = None  # `log-send-hostname`
 
     @classmethod
-    def build(cls, targets: Sequence[LogTarget], tag: str, cache: dict[LogTarget, Sink]) -> Logger:
+    def build(
+        cls,
+        targets: Sequence[LogTarget],
+        tag: str,
+        cache: dict[LogTarget, Sink],
+        host: str | None = None,
+    ) -> Logger:
         sinks = []
         for t in targets:
             sink = cache.get(t)
@@ -118,7 +127,7 @@ class Logger:
                 sink = cache[t] = Sink(t)
                 sink.open()
             sinks.append(sink)
-        return cls(sinks, tag)
+        return cls(sinks, tag, host)
 
     def __bool__(self) -> bool:
         return bool(self.sinks)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from nsproxy.ops import admin_log, identity, stat_counters, stat_formats
 from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
+from nsproxy.ops.server_addr import set_addr
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.health import STATUSES, ServerCheck
 from nsproxy.runtime.objects import Counters
@@ -655,6 +656,8 @@ def _set_server(session: Session, args: list[str]) -> str:
     if what == "weight":
         set_weight(session.rt, be, srv, args[4] if len(args) > 4 else "")
         return ""
+    if what == "addr":
+        return set_addr(srv, args[4:])
     raise CliError(_SET_SERVER_USAGE)
 
 

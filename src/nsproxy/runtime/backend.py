@@ -113,6 +113,7 @@ class Backend:
             hash_type=c.hash_type,
             allbackups=c.allbackups,
             avalanche=c.hash_avalanche,
+            draws=c.random_draws,
         )
 
     def server_changed(self, srv: Server, now: float) -> int:

@@ -24,7 +24,7 @@ from nsproxy.config.model_http import (
     evaluate,
     stream_modes,
 )
-from nsproxy.http import answers
+from nsproxy.http import answers, compression
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.errors import H1Error
@@ -210,22 +210,48 @@ class WaitRequest:
                 return Verdict.WAIT
             return Verdict.NEXT
         if s.req_eof or s.req_error:
-            if txn.t_first < 0 and s.txn_count:
+            if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()  # an idle keep-alive connection closed: nothing to log
             else:
                 s.fe.stats.failed_req += 1
-                txn.status = 400  # as HAProxy logs a request that never came,
-                s.backend = None  # before switching: the frontend as backend
+                _null_unlogged(s)
+                _never_began(s, 400)
                 s.close("CR")
             return Verdict.STOP
         if expired:
-            if txn.t_first < 0 and s.txn_count:
+            if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()
             else:
                 s.fe.stats.failed_req += 1
+                _null_unlogged(s)
+                _never_began(s, 408)
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
+
+
+def _probe(s: Stream) -> bool:
+    """A first request that never began, under `option http-ignore-probes`: closed silently."""
+    fe = s.fe_http
+    return fe is not None and fe.ignore_probes
+
+
+def _null_unlogged(s: Stream) -> None:
+    """`option dontlognull`: a first request that never began is answered but not logged."""
+    txn = s.http
+    if s.fe.cfg.dontlognull and txn is not None and txn.t_first < 0:
+        txn.log_level = "silent"  # counted as any request, only its log line goes
+
+
+def _never_began(s: Stream, status: int) -> None:
+    """A first request that never began, as HAProxy logs it: the frontend stands for the
+    backend, `status` (400 when the client left, 408 on timeout), Ta counted from the accept."""
+    txn = s.http
+    if txn is None or txn.t_first >= 0 or s.txn_count:
+        return
+    s.backend = None
+    txn.status = status
+    txn.t_first = txn.start
 
 
 # HAProxy's termination for an answer a rule made: `return` and `redirect` are local replies
@@ -367,6 +393,11 @@ class BackendRequest:
                 return Verdict.STOP
         cookie_request(s)
         txn.mode_client, txn.mode_server = stream_modes(fe, be)
+        # as HAProxy: the unique id header first, then X-Forwarded-For, then X-Original-To
+        if fe is not None and fe.unique_id_header is not None:
+            uid = s.unique_id
+            if uid is not None:
+                req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         ff = (be.forwardfor if be is not None else None) or (fe.forwardfor if fe else None)
         if ff is not None:
             value = _forwarded_for(s, ff)
@@ -380,12 +411,15 @@ class BackendRequest:
                 family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
                 value = rewrite.forwarded_for_value(family, addr.packed)
                 rewrite.add_forwarded_for(req.headers, value, ot.name, ot.if_none)
-        if fe is not None and fe.unique_id_header is not None:
-            uid = s.unique_id
-            if uid is not None:
-                req.headers.append((fe.unique_id_header.lower().encode(), uid.encode()))
         txn.bytes_in += request_htx_size(req)
-        h1conn.prepare_request(req, txn.mode_server)
+        comp = compression.effective(
+            fe.compression if fe is not None else None, be.compression if be else None
+        )
+        if comp is not None:
+            algo = compression.choose_algorithm(comp, req)
+            txn.comp = None if algo is None else (algo, comp.types)
+        pretend = be is not None and be.pretend_keepalive
+        h1conn.prepare_request(req, h1conn.HttpMode.KEEP_ALIVE if pretend else txn.mode_server)
         return Verdict.NEXT
 
 

@@ -20,6 +20,7 @@ class HttpTxn:
         "captures_res",
         "ck_cli",
         "ck_srv",
+        "comp",
         "keep_client",
         "log_level",
         "mode_client",
@@ -66,6 +67,7 @@ class HttpTxn:
         self.rule_action = ""  # the http-request/response action that answered, if any
         self.ck_cli = "-"  # persistence cookie in the request: N none, V valid, I invalid, D down
         self.ck_srv = "-"  # in the response: N none, I inserted, R rewritten, P prefixed
+        self.comp: tuple[str, tuple[str, ...]] | None = None  # compression: algorithm, types
 
     def ms(self, a: float, b: float) -> int:
         """Milliseconds from `a` to `b`, -1 when either did not happen."""

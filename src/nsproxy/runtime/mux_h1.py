@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from nsproxy.http.compression import Compressor, compresses, rewrite_response
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
+    LENGTH,
     RequestHead,
     ResponseHead,
     response_htx_size,
@@ -77,6 +79,7 @@ class H1Mux(_TxnBytes):
     __slots__ = (
         "cfd",
         "clock",
+        "comp",
         "crecv",
         "csend",
         "ctls",
@@ -109,6 +112,7 @@ class H1Mux(_TxnBytes):
         self.to_cli = bytearray()
         self.to_srv = bytearray()
         self.tunnel = False
+        self.comp: Compressor | None = None
 
     # -- what the stream's timers ask ---------------------------------------------------------
     @property
@@ -265,22 +269,36 @@ class H1Mux(_TxnBytes):
         for ev in events:
             if isinstance(ev, ResponseHead):
                 if ev.status < 200 and ev.status != 101:  # interim: relayed as it is
-                    self.to_cli += serialize_response(ev)
+                    self.to_cli += self.stream.client_head(serialize_response(ev))
                     continue
                 if not self._final_head(ev):
                     return
             elif isinstance(ev, Data):
                 assert self.resp is not None
-                txn.bytes_out += len(ev.data)
-                self.to_cli += encode_data(self.resp.framing, ev.data)
+                data = ev.data if self.comp is None else self.comp.feed(ev.data)
+                txn.bytes_out += len(data)
+                self.to_cli += encode_data(self.resp.framing, data)
             elif isinstance(ev, EndOfMessage):
                 assert self.resp is not None
+                if self.comp is not None:
+                    last = self.comp.finish()
+                    txn.bytes_out += len(last)
+                    self.to_cli += encode_data(self.resp.framing, last)
                 self.to_cli += encode_end(self.resp.framing, ev.trailers)
                 txn.resp_done = True
             elif isinstance(ev, Tunnel):
                 txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
         self._flush_cli()
+
+    def _compress(self, comp: tuple[str, tuple[str, ...]], resp: ResponseHead) -> None:
+        """The compression filter's look at the response head, once the response rules and
+        the persistence cookie are done with it."""
+        algo, types = comp
+        length = resp.content_length if resp.framing == LENGTH else None
+        if compresses(types, self.req, resp, length):
+            rewrite_response(resp, algo)
+            self.comp = Compressor(algo)
 
     def _final_head(self, resp: ResponseHead) -> bool:
         """Response rules, Connection handling; False when the stream ended meanwhile."""
@@ -303,9 +321,11 @@ class H1Mux(_TxnBytes):
         s.http_captured_response()
         txn.bytes_out += response_htx_size(resp)
         s.http_cookie_response()
+        if txn.comp is not None:
+            self._compress(txn.comp, resp)
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
-        self.to_cli += s.http_after_response(serialize_response(resp))
+        self.to_cli += s.client_head(s.http_after_response(serialize_response(resp)))
         if h1conn.tunnels(self.req, resp):
             self.tunnel = True
         return True

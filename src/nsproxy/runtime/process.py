@@ -104,7 +104,12 @@ class Runtime:
         for px in self.config.proxies:
             if px.disabled:
                 continue
-            logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
+            logger = Logger.build(
+                px.logs,
+                g.log_tag,
+                self._sinks,  # type: ignore[arg-type]
+                g.log_send_hostname,
+            )
             if px.is_backend:
                 be = Backend(px, logger=logger)
                 servers = [Server(s, be, self._ns(s.namespace)) for s in px.servers]
@@ -119,7 +124,12 @@ class Runtime:
             target = self.backends.get(px.name) if px.is_backend else None
             if px.default_backend is not None:
                 target = self.backends.get(px.default_backend)
-            logger = Logger.build(px.logs, g.log_tag, self._sinks)  # type: ignore[arg-type]
+            logger = Logger.build(
+                px.logs,
+                g.log_tag,
+                self._sinks,  # type: ignore[arg-type]
+                g.log_send_hostname,
+            )
             fe = Frontend(px, target, logger)
             for bind in () if px.name in templates else px.binds:
                 ns = self._ns(bind.namespace)

@@ -19,6 +19,7 @@ from nsproxy.addresses import PortMode
 from nsproxy.config.model_http import AddrHeader, HttpCfg
 from nsproxy.netns import Namespace, NetnsError
 from nsproxy.ops.log import LEVELS, LOG_ERR, LOG_INFO, addr_text, alert
+from nsproxy.proto.h1.case_adjust import adjust_head, case_map
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
@@ -708,7 +709,7 @@ class Stream:
             self.mux = h1
             txn.t_sent = self.clock.time()
             body, self.http_body = self.http_body, []
-            h1.start(head + serialize_request(txn.req), body)
+            h1.start(head + self.server_head(serialize_request(txn.req)), body)
             if self.phase is not Phase.MUX:
                 return
         else:
@@ -730,6 +731,20 @@ class Stream:
         self.arm_idle()
 
     # -- HTTP transactions ---------------------------------------------------------------------
+    def server_head(self, data: bytes) -> bytes:
+        """A request head as the server gets it (`option h1-case-adjust-bogus-server`)."""
+        be = self.be_http
+        if be is None or not be.case_adjust_server:
+            return data
+        return adjust_head(data, case_map(self.rt.config.global_.h1_case_adjust))
+
+    def client_head(self, data: bytes) -> bytes:
+        """A response head as the client gets it (`option h1-case-adjust-bogus-client`)."""
+        fe = self.fe_http
+        if fe is None or not fe.case_adjust_client:
+            return data
+        return adjust_head(data, case_map(self.rt.config.global_.h1_case_adjust))
+
     @property
     def fe_http(self) -> HttpCfg | None:
         return self.fe.cfg.http

@@ -69,7 +69,9 @@ class TlsState:
             tls, defaults = bind.tls, g.bind_defaults
             if http:
                 tls, defaults = _without_h2(bind, tls), _drop_h2(defaults)
-            found = SniStore.build(self.store, tls, defaults, g)
+            found = SniStore.build(self.store, tls, defaults, g, no_h2=http)
+            if http:
+                _warn_h2_entries(found)
             self.binds[id(bind)] = found
         return found
 
@@ -79,6 +81,12 @@ class TlsState:
         if found is None or found[0] is not srv:
             tls = srv.cfg.tls
             assert tls is not None
+            if srv.backend.cfg.mode == "http" and tls.alpn is not None and "h2" in tls.alpn:
+                tls = dataclasses.replace(tls, alpn=tuple(p for p in tls.alpn if p != "h2"))
+                log.warning(
+                    f"server '{srv.backend.name}/{srv.name}' offers 'h2' in 'alpn': nsproxy "
+                    "speaks HTTP/1.1 only, 'h2' is not offered."
+                )
             bundle = self.store.bundle(tls.crt) if tls.crt else None
             found = (srv, ServerTlsClient(tls, bundle))
             self.servers[id(srv)] = found
@@ -121,6 +129,19 @@ def _without_h2(bind: BindCfg, tls: BindTls) -> BindTls:
         "HTTP/1.1 only, 'h2' is not offered."
     )
     return dataclasses.replace(tls, options=opts)
+
+
+def _warn_h2_entries(sni: SniStore) -> None:
+    """One warning per crt-list whose entries offer `h2` (SniStore left it out)."""
+    for name in dict.fromkeys(
+        inst.source
+        for inst in sni.instances
+        if inst.entry.options.alpn is not None and "h2" in inst.entry.options.alpn
+    ):
+        log.warning(
+            f"crt-list '{name}' offers 'h2' in 'alpn': nsproxy speaks HTTP/1.1 only, "
+            "'h2' is not offered."
+        )
 
 
 def state(rt: Runtime) -> TlsState:

@@ -120,6 +120,7 @@ register_fetch(
     FetchDef("ssl_c_sha1", _of(_fc, tf.ssl_c_sha1, _BIN), _BIN, _C),
     FetchDef("ssl_c_der", _of(_fc, tf.ssl_c_der, _BIN), _BIN, _C),
     FetchDef("ssl_c_serial", _of(_fc, tf.ssl_c_serial, _BIN), _BIN, _C),
+    FetchDef("ssl_c_version", _of(_fc, tf.ssl_c_version, _INT), _INT, _C),
     FetchDef("ssl_c_notafter", _of(_fc, tf.ssl_c_notafter, _STR), _STR, _C),
     FetchDef("ssl_c_notbefore", _of(_fc, tf.ssl_c_notbefore, _STR), _STR, _C),
     FetchDef("ssl_bc", _present(_bc), _BOOL, _S),

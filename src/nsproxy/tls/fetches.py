@@ -160,6 +160,12 @@ def ssl_c_serial(facts: HandshakeFacts) -> bytes | None:
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
 
 
+def ssl_c_version(facts: HandshakeFacts) -> int | None:
+    """The client certificate's X.509 version number (3 for a v3 certificate)."""
+    cert = _cert(facts)
+    return None if cert is None else cert.version.value + 1
+
+
 def ssl_c_notafter(facts: HandshakeFacts) -> str | None:
     cert = _cert(facts)
     if cert is None:

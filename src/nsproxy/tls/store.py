@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nsproxy.config.model_tls import BindTls, CrtListEntry, GlobalTls, SslOptions
 from nsproxy.tls import native
@@ -92,6 +92,7 @@ class SniStore:
     lists: list[str] = field(default_factory=list)
     empty_ctx: ssl.SSLContext | None = None
     cache: tuple[int, float] | None = None  # tune.ssl.cachesize, tune.ssl.lifetime
+    no_h2: bool = False  # `h2` is left out of every certificate's ALPN list (HTTP/1.1 only)
 
     @classmethod
     def build(
@@ -100,10 +101,11 @@ class SniStore:
         cfg: BindTls,
         defaults: SslOptions | None = None,
         tune: GlobalTls | None = None,
+        no_h2: bool = False,
     ) -> SniStore:
         """The SNI store of a bind from its model (`defaults`: `ssl-default-bind-*`, `tune`:
         the global section's TLS settings); raises PemError / ContextError."""
-        sni = cls(store, cfg.options.over(defaults or SslOptions()), cfg.strict_sni)
+        sni = cls(store, cfg.options.over(defaults or SslOptions()), cfg.strict_sni, no_h2=no_h2)
         if tune is not None:
             sni.cache = (tune.cachesize, tune.lifetime)
         for crt in cfg.crts:
@@ -123,6 +125,8 @@ class SniStore:
     def add(self, entry: CrtListEntry, source: str) -> Instance:
         bundle = self.store.bundle(entry.crt)
         opts = entry.options.over(self.options)
+        if self.no_h2 and opts.alpn is not None and "h2" in opts.alpn:
+            opts = replace(opts, alpn=tuple(p for p in opts.alpn if p != "h2") or None)
         inst = Instance(entry, source, opts, self._context(bundle, opts))
         self._index(inst, bundle)
         self.instances.append(inst)

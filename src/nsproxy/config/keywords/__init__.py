@@ -3,6 +3,7 @@
 from nsproxy.config.keywords import (
     bind,
     checks,
+    compression,
     cookie,
     global_,
     http,
@@ -13,6 +14,7 @@ from nsproxy.config.keywords import (
     sections,
     server,
     server_state,
+    server_template,
     sslhellochk,
     stats_page,
     stick,
@@ -25,6 +27,7 @@ from nsproxy.config.keywords import (
 __all__ = [
     "bind",
     "checks",
+    "compression",
     "cookie",
     "global_",
     "http",
@@ -35,6 +38,7 @@ __all__ = [
     "sections",
     "server",
     "server_state",
+    "server_template",
     "sslhellochk",
     "stats_page",
     "stick",

@@ -141,6 +141,22 @@ def _log_tag(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["log_tag"] = args[1]
 
 
+@KEYWORDS.register("log-send-hostname", "global")
+def _log_send_hostname(ctx: Ctx, args: list[str]) -> None:
+    ctx.section.fields["log_send_hostname"] = args[1] if len(args) > 1 else socket.gethostname()
+
+
+@KEYWORDS.register("h1-case-adjust", "global")
+def _h1_case_adjust(ctx: Ctx, args: list[str]) -> None:
+    if len(args) > 3:
+        raise ConfigError(f"'{args[0]}' cannot handle unexpected argument '{args[3]}'.")
+    if len(args) < 3 or not args[1] or not args[2]:
+        raise ConfigError(f"'{args[0]}' expects <from> and <to> as argument.")
+    if args[1].lower() != args[2].lower():
+        raise ConfigError("<from> and <to> must not differ execpt the case")  # sic
+    ctx.section.fields.setdefault("h1_case_adjust", []).append((args[1], args[2]))
+
+
 @KEYWORDS.register("pp2-never-send-local", "global")
 def _pp2_never_send_local(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["pp2_never_send_local"] = True

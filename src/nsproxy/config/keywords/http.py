@@ -72,6 +72,11 @@ def _update(ctx: Ctx, **changes: Any) -> None:
     ctx.section.fields["http"] = dataclasses.replace(http_cfg(ctx), **changes)
 
 
+def update_http(ctx: Ctx, **changes: Any) -> None:
+    """Replaces fields of the section's HTTP settings (for keyword modules beside this one)."""
+    _update(ctx, **changes)
+
+
 def _px(ctx: Ctx) -> str:
     """HAProxy's proxy_type_str() and name: "frontend 'fe'", "proxy 'l'" for a listen."""
     kind = "proxy" if ctx.section.kind == "listen" else ctx.section.kind
@@ -180,6 +185,39 @@ def _buffer_request(ctx: Ctx, args: list[str]) -> None:
     _update(ctx, http_buffer_request=args[-1] == "on")
 
 
+@OPTIONS.register("http-pretend-keepalive")
+def _pretend_keepalive(ctx: Ctx, args: list[str]) -> None:
+    if ctx.section.kind == "frontend":
+        ctx.warn(
+            f"'{args[0]}' ignored because frontend '{ctx.section.name}' has no backend capability."
+        )
+        return
+    _update(ctx, pretend_keepalive=args[-1] == "on")
+
+
+def _case_adjust(field: str, side: str) -> Callable[[Ctx, list[str]], None]:
+    """An HTTP option only the proxy's `side` uses (h1-case-adjust-bogus-client|server,
+    http-ignore-probes)."""
+    other = "frontend" if side == "backend" else "backend"
+
+    def handler(ctx: Ctx, args: list[str]) -> None:
+        if ctx.section.kind == other:
+            ctx.warn(
+                f"'{args[0]}' ignored because {other} '{ctx.section.name}' has no {side} "
+                "capability."
+            )
+            return
+        _update(ctx, **{field: args[-1] == "on"})
+
+    return handler
+
+
+OPTIONS.register("h1-case-adjust-bogus-client")(_case_adjust("case_adjust_client", "frontend"))
+OPTIONS.register("h1-case-adjust-bogus-server")(_case_adjust("case_adjust_server", "backend"))
+# a client that connects and leaves (or times out) without a byte: no 408, no log, no counter
+OPTIONS.register("http-ignore-probes")(_case_adjust("ignore_probes", "frontend"))
+
+
 def _removed(since: str, advice: str) -> Callable[[Ctx, list[str]], None]:
     def handler(ctx: Ctx, args: list[str]) -> None:
         raise ConfigError(
@@ -200,15 +238,11 @@ def _not_used(ctx: Ctx, args: list[str]) -> None:
 
 
 for _opt in (
-    "http-pretend-keepalive",
     "http-no-delay",
-    "http-ignore-probes",
     "http-use-proxy-header",
     "accept-invalid-http-request",
     "accept-invalid-http-response",
     "http-restrict-req-hdr-names",
-    "h1-case-adjust-bogus-client",
-    "h1-case-adjust-bogus-server",
     "disable-h2-upgrade",
 ):
     if OPTIONS.get(_opt) is None:
@@ -570,4 +604,13 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
         if cfg.http_buffer_request:
             state.warnings.append(
                 f"config : 'option http-buffer-request' ignored for {px} as it requires HTTP mode."
+            )
+        if cfg.ignore_probes and sec.is_frontend:
+            state.warnings.append(
+                f"config : 'option http-ignore-probes' ignored for {px} as it requires HTTP mode."
+            )
+        if cfg.pretend_keepalive and sec.is_backend:
+            state.warnings.append(
+                f"config : 'option http-pretend-keepalive' ignored for {px} as it requires HTTP "
+                "mode."
             )

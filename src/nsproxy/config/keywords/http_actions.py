@@ -27,6 +27,7 @@ from nsproxy.config.keywords.track import (
 from nsproxy.config.model_http import ALLOW, REJECT, ErrorFile, HttpResult, Verb
 from nsproxy.config.registry import ConfigError
 from nsproxy.http import answers
+from nsproxy.proto.h1 import replace_uri
 from nsproxy.proto.h1.head import Header, RequestHead
 from nsproxy.proto.h1.rewrite import (
     add_header,
@@ -93,6 +94,7 @@ SUPPORTED: dict[str, frozenset[str]] = {
             "deny",
             "redirect",
             "reject",
+            *replace_uri.ACTIONS,
             "return",
             "set-log-level",
             "set-method",
@@ -387,6 +389,26 @@ def _uri_action(action: str, args: list[str], i: int, renv: RuleEnv) -> tuple[Ac
     return rewrite, i + 1
 
 
+def _replace_uri_action(action: str, args: list[str], i: int, renv: RuleEnv) -> tuple[Act, int]:
+    msg = "expects exactly 2 arguments <match-regex> and <replace-format>"
+    _need(args, i, 2, msg, exact=True)
+    try:
+        regex = re.compile(args[i].encode("latin-1", "surrogateescape"))
+    except re.error as e:
+        raise ConfigError(
+            f"failed to parse the regex : regex '{args[i]}' is invalid (error={e})"
+        ) from None
+    fmt = _format(args[i + 1], renv)
+
+    def replace(txn: Txn) -> HttpResult | None:
+        req = txn.http_req
+        if req is not None:
+            req.target = replace_uri.replace_target(action, req.target, regex, fmt(txn))
+        return None
+
+    return replace, i + 2
+
+
 def _var_action(action: str, args: list[str], i: int, renv: RuleEnv) -> tuple[Act, int]:
     base, _, rest = action.partition("(")
     if not rest.endswith(")"):
@@ -517,6 +539,8 @@ def _parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
         return _uri_action(base, args, i, renv)
     if base in ("set-var", "set-var-fmt", "unset-var"):
         return _var_action(action, args, i, renv)
+    if base in replace_uri.ACTIONS:
+        return _replace_uri_action(base, args, i, renv)
     if base == "allow":
         return (lambda txn: ALLOW), i
     if base == "reject":

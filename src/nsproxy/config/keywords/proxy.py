@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from nsproxy.addresses import AddressError, parse_source
 from nsproxy.config.keywords.rules import env_of
@@ -116,13 +117,42 @@ def _backlog(ctx: Ctx, args: list[str]) -> None:
 
 @KEYWORDS.register("balance", *ALL, frontend=False)
 def _balance(ctx: Ctx, args: list[str]) -> None:
-    if len(args) < 2 or args[1] not in ALGORITHMS:
-        got = args[1] if len(args) > 1 else ""
+    algo = args[1] if len(args) > 1 else ""
+    if algo.startswith("random"):
+        # HAProxy compares only the first six characters, then reads an optional `(draws)`
+        ctx.section.fields["random_draws"] = random_draws(algo[6:])
+        ctx.section.fields["balance"] = "random"
+        return
+    if algo not in ALGORITHMS:
         raise ConfigError(
-            f"'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'first' and "
-            f"'source' in nsproxy (got '{got}')."
+            f"'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'first', "
+            f"'source' and 'random' in nsproxy (got '{algo}')."
         )
-    ctx.section.fields["balance"] = args[1]
+    ctx.section.fields["balance"] = algo
+
+
+def random_draws(rest: str) -> int:
+    """The number of draws of `balance random[(<draws>)]` from what follows `random`."""
+    if not rest.startswith("(") or rest[1:2] == ")":
+        return 2
+    m = re.match(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?", rest[1:])
+    assert m is not None
+    digits = m.group(2) or "0"
+    value = (
+        int(digits, 0)
+        if digits.lower().startswith("0x")
+        else int(digits, 8 if digits[0] == "0" else 10)
+    )
+    if m.group(1) == "-":
+        value = -value
+    end = rest[1 + (m.end() if m.group(2) else 0) :]
+    if end[:1] != ")":
+        if not end:
+            raise ConfigError("balance random : missing closing parenthesis.")
+        raise ConfigError(f"balance random : unexpected character '{end[0]}' after argument.")
+    if value < 1:
+        raise ConfigError("balance random : number of draws must be at least 1.")
+    return value
 
 
 @KEYWORDS.register("hash-type", *ALL, frontend=False)

@@ -106,20 +106,24 @@ def dynamic_server(where: Where, backend: str, name: str, words: list[str]) -> S
 def _server(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 3:
         raise ConfigError("'server' expects <name> and <addr>[:<port>] as arguments.")
-    name = args[1]
+    add_server(ctx, args[1], args[2], args[3:])
+
+
+def add_server(ctx: Ctx, name: str, addr_word: str, options: list[str]) -> None:
+    """One server of the current backend from its name, address word and option words."""
     px = ctx.section.name
     line = f"'server {px}/{name}'"
     try:
-        addr = parse_server(args[2])
+        addr = parse_server(addr_word)
     except AddressError as exc:
         raise ConfigError(f"{line} : {exc}") from None
-    opts = _parse_options(ctx, args[3:], line)
+    opts = _parse_options(ctx, options, line)
     servers: list[ServerCfg] = ctx.section.fields.setdefault("servers", [])
     for other in servers:
         if other.name == name:
             raise ConfigError(
-                f"{line} : backend '{px}' has already a server named '{name}' "
-                f"declared at {other.where}."
+                f"backend '{px}', another server named '{name}' was already defined at line "
+                f"{other.where.line}, please use distinct names."
             )
     check, fields = _checked(f"{line} : ", opts)
     if opts.get("namespace") is not None:
