@@ -8,6 +8,7 @@ import re
 import pytest
 from haproxy_live import Haproxy, free_port
 
+from lab.netlab import wait_until
 from nsproxy.stick.cli import entry_line, table_command
 from nsproxy.stick.table import StickTable
 
@@ -169,7 +170,13 @@ def test_track_and_deny_burst_like_haproxy(burst: int) -> None:
             conn.request("GET", "/", headers={"Connection": "close"})
             theirs.append(conn.getresponse().status)
             conn.close()
-        shown = h.cli("show table fe")
+
+        # HAProxy may still be closing the last connection when its client has the answer
+        def closed() -> str | None:
+            out = h.cli("show table fe")
+            return out if "conn_cur=0" in out else None
+
+        shown = wait_until(closed, 10, "HAProxy's last connection closed")
     finally:
         h.close()
     t = StickTable(
