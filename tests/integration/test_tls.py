@@ -837,8 +837,8 @@ backend kube_api_backend
 def test_kubespray_api_balancer_passthrough_and_check_ssl_like_haproxy(
     tenant: tuple[Lab, str], pki: Pki
 ) -> None:
-    """kubespray's shape without its HTTP check (`option httpchk GET /healthz` and
-    `http-check expect status 200`: nsproxy has no HTTP checks yet, its checks stay layer 6):
+    """kubespray's shape with layer-6 checks only (its HTTP check, `option httpchk GET
+    /healthz`, is in tests/integration/test_lb_configs.py):
     TLS to the API servers passes through untouched; `check-ssl` checks each node in TLS:
     a TLS node passes (L6OK), a clear one fails the handshake (L6RSP), a closed port L4CON."""
     lab, ns = tenant
