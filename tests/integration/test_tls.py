@@ -1149,6 +1149,7 @@ def test_session_reuse_to_the_server_like_haproxy(
     origins = [Origin(ns, pki.member) for _ in range(2)]
     CLOSERS.extend(o.close for o in origins)
     resumed = []
+    infos = []
     for name, origin in zip(("nsproxy", "haproxy"), origins, strict=True):
         port = free_port(ns)
         logs = Logs()
@@ -1167,9 +1168,23 @@ def test_session_reuse_to_the_server_like_haproxy(
         else:
             lab.haproxy(text, stats)
         wait_until(lambda p=port: _listening(ns, p), 10, f"{name} listening")
+        before = wait_until(lambda st=stats: _ssl_info(st), 10, f"{name}'s probe closed")
         for data in (b"one", b"two", b"three"):
             assert raw_talk(ns, port, data, fin=True) == data
         # the last two: before them, whether the listener probe's connection left a session
         # depends on when it was cut
         resumed.append([s.resumed for s in origin.wait(3)][-2:])
+        after = wait_until(lambda st=stats: _ssl_info(st), 10, f"{name}'s TLS closed")
+        infos.append((after["MaxSslConns"], int(after["CumSslConns"]) - int(before["CumSslConns"])))
     assert resumed[0] == resumed[1] == ([True] * 2 if not reuse else [False] * 2)
+    # `show info`: three more TLS connections to the server, none left open (_ssl_info)
+    assert infos[0] == infos[1] == ("0", 3)
+
+
+def _ssl_info(stats: str) -> dict[str, str] | None:
+    """The connection counts of `show info`, once no TLS connection is open."""
+    fields = dict(
+        ln.split(": ", 1) for ln in cli(stats, "show info").decode().splitlines() if ": " in ln
+    )
+    got = {k: fields[k] for k in ("MaxSslConns", "CurrSslConns", "CumSslConns")}
+    return got if got["CurrSslConns"] == "0" else None

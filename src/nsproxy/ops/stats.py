@@ -14,6 +14,7 @@ from nsproxy.ops.server_addr import set_addr
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.health import STATUSES, ServerCheck
 from nsproxy.runtime.objects import Counters
+from nsproxy.runtime.tls_wire import TlsState
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -362,12 +363,40 @@ def _show_stat(session: Session, args: list[str]) -> str:
     return stat_formats.stat_text(rows, STAT_COLUMNS)
 
 
-_ZERO_INFO = (
-    "SslRate "
-    "SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
-    "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
-    "SslCacheLookups SslCacheMisses CompressBpsIn CompressBpsOut CompressBpsRateLim"
-)
+_ZERO_INFO = "CompressBpsIn CompressBpsOut CompressBpsRateLim"
+
+
+def _ssl_info(rt: Runtime) -> tuple[list[tuple[str, object]], list[tuple[str, object]]]:
+    """The SSL fields of `show info`: the connection counts, then the rates (HAProxy's
+    global.sslconns, totalsslconns, ssl_per_sec, ssl_fe_keys_per_sec, ssl_be_keys_per_sec)."""
+    tls = rt.tls_state
+    if not isinstance(tls, TlsState):
+        names = (
+            "SslRate SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
+            "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
+            "SslCacheLookups SslCacheMisses"
+        )
+        conns: list[tuple[str, object]] = [("MaxSslConns", 0), ("CurrSslConns", 0)]
+        return [*conns, ("CumSslConns", 0)], [(k, 0) for k in names.split()]
+    p = tls.process
+    sess_rate = stat_counters.rate(p.rate)
+    key_rate = stat_counters.rate(p.fe_keys)
+    reuse = 0
+    if key_rate < sess_rate:
+        reuse = 100 - (100 * key_rate + (sess_rate - 1) // 2) // sess_rate
+    return [("MaxSslConns", 0), ("CurrSslConns", p.cur), ("CumSslConns", p.total)], [
+        ("SslRate", sess_rate),
+        ("SslRateLimit", 0),
+        ("MaxSslRate", p.rate_max),
+        ("SslFrontendKeyRate", key_rate),
+        ("SslFrontendMaxKeyRate", p.fe_keys_max),
+        ("SslFrontendSessionReuse_pct", reuse),
+        ("SslBackendKeyRate", stat_counters.rate(p.be_keys)),
+        ("SslBackendMaxKeyRate", p.be_keys_max),
+        # HAProxy 2.6 (Debian, OpenSSL 3) shows 0 for both, even while it resumes sessions
+        ("SslCacheLookups", 0),
+        ("SslCacheMisses", 0),
+    ]
 
 
 def info_fields(rt: Runtime) -> list[tuple[str, object]]:
@@ -379,6 +408,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     live = live_bytes(rt)
     out_bytes += sum(live.get(fe, (0, 0))[1] for fe in rt.frontends.values())
     zero = 0
+    ssl_conns, ssl_rates = _ssl_info(rt)
     return [
         ("Name", identity.NAME),
         ("Version", identity.VERSION),
@@ -400,7 +430,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("CurrConns", rt.stats.cur_conns),
         ("CumConns", rt.stats.total_conns),
         ("CumReq", rt.stats.total_conns),
-        *[(k, zero) for k in ("MaxSslConns", "CurrSslConns", "CumSslConns")],
+        *ssl_conns,
         ("Maxpipes", g.maxpipes),
         ("PipesUsed", 0),
         ("PipesFree", 0),
@@ -410,6 +440,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("SessRate", stat_counters.rate(rt.stats.sess_rate)),
         ("SessRateLimit", 0),
         ("MaxSessRate", rt.stats.sess_rate_max),
+        *ssl_rates,
         *[(k, zero) for k in _ZERO_INFO.split()],
         ("Tasks", len(rt.streams)),
         ("Run_queue", 0),

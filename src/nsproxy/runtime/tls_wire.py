@@ -12,10 +12,12 @@ from nsproxy import proxy_protocol as pp
 from nsproxy.config.model import BindCfg
 from nsproxy.config.model_tls import BindTls, SslOptions
 from nsproxy.ops import log
+from nsproxy.ops.stat_counters import PERIOD, now_ms
 from nsproxy.runtime import connect, relay
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.xprt_tls import ERR_ABORT, ERR_EMPTY, ERR_TIMEOUT, TlsError, TlsTransport, Want
 from nsproxy.sample import Hook, Sample, compile_expr
+from nsproxy.stick.freq import FreqCtr
 from nsproxy.tls.certapi import CertApi
 from nsproxy.tls.contexts import ServerTlsClient
 from nsproxy.tls.fetches import facts_of
@@ -37,6 +39,39 @@ class TlsCounters:
     failed: int = 0  # handshakes that failed (ssl_failed_handshake)
 
 
+@dataclass(eq=False, slots=True)
+class SslProcess:
+    """The process's SSL figures in `show info`, counted as HAProxy counts them: TLS
+    connections open and in all (both sides), SSL listener accepts per second, and full
+    handshakes (key computations) per second on the client side and on the server side."""
+
+    cur: int = 0
+    total: int = 0
+    rate: FreqCtr = field(default_factory=FreqCtr)
+    rate_max: int = 0
+    fe_keys: FreqCtr = field(default_factory=FreqCtr)
+    fe_keys_max: int = 0
+    be_keys: FreqCtr = field(default_factory=FreqCtr)
+    be_keys_max: int = 0
+
+    def opened(self, tx: TlsTransport) -> None:
+        self.cur += 1
+        self.total += 1
+        tx.on_close = self.closed
+
+    def closed(self) -> None:
+        self.cur -= 1
+
+    def accepted(self) -> None:
+        self.rate_max = max(self.rate_max, self.rate.update(PERIOD, 1, now_ms()))
+
+    def keyed(self, client_side: bool) -> None:
+        if client_side:
+            self.fe_keys_max = max(self.fe_keys_max, self.fe_keys.update(PERIOD, 1, now_ms()))
+        else:
+            self.be_keys_max = max(self.be_keys_max, self.be_keys.update(PERIOD, 1, now_ms()))
+
+
 @dataclass(eq=False)
 class TlsState:
     """TLS objects of one runtime: the certificate store (what the runtime API changes), the
@@ -48,6 +83,7 @@ class TlsState:
     servers: dict[int, tuple[Server, ServerTlsClient]] = field(default_factory=dict)
     sni_exprs: dict[str, Callable[[Txn], Sample | None]] = field(default_factory=dict)
     counters: dict[str, TlsCounters] = field(default_factory=dict)  # by proxy name
+    process: SslProcess = field(default_factory=SslProcess)
     api: CertApi = field(init=False)
 
     def __post_init__(self) -> None:
@@ -183,6 +219,9 @@ class TlsHandshake:
         if tx is None:
             tx = TlsTransport(cli.sock, self.sni.context(), True, max_record=self.max_record)
             cli.tls = tx
+            process = state(s.rt).process
+            process.accepted()
+            process.opened(tx)
             if s.req:
                 tx.incoming.write(bytes(s.req))
                 del s.req[:]
@@ -194,9 +233,12 @@ class TlsHandshake:
             s.poller.clear_writer(cli.fd)
             handshake_done(s)
             facts = cli.facts = facts_of(tx.obj, tx.sni)
-            c = state(s.rt).counters_of(s.fe.name)
+            st = state(s.rt)
+            c = st.counters_of(s.fe.name)
             c.sessions += 1
             c.reused += facts.resumed
+            if not facts.resumed:
+                st.process.keyed(True)
             fill_req(s)
             return Verdict.NEXT
         if expired or s.req_error:
@@ -305,9 +347,12 @@ class ServerHandshake:
             assert sc is not None
             facts = sc.facts = facts_of(tx.obj)
             s.tc = int((s.clock.time() - s.connect_ts) * 1000)  # %Tc: TCP and TLS, as HAProxy
-            c = state(s.rt).counters_of(be)
+            st = state(s.rt)
+            c = st.counters_of(be)
             c.sessions += 1
             c.reused += facts.resumed
+            if not facts.resumed:
+                st.process.keyed(False)
             self.client.sessions.keep(tx.obj)
             s.server_tls_done()
 
@@ -327,5 +372,6 @@ def start_server_tls(s: Stream, srv: Server) -> None:
     if srv.cfg.send_proxy:
         tx.backlog += connect.proxy_header(s.rt, s, srv)
     sc.tls = tx
+    st.process.opened(tx)
     sc.sessions = client.sessions
     ServerHandshake(s, client, tx).step()

@@ -7,6 +7,7 @@ import contextlib
 import enum
 import socket
 import ssl
+from collections.abc import Callable
 from typing import cast
 
 from nsproxy.tls import native
@@ -72,6 +73,7 @@ class TlsTransport:
         "incoming",
         "max_record",
         "obj",
+        "on_close",
         "outgoing",
         "server_side",
         "sock",
@@ -104,6 +106,7 @@ class TlsTransport:
         self.backlog = bytearray()
         self.eof = False
         self.tx_done = False
+        self.on_close: Callable[[], None] | None = None  # once, when the socket is closed
         # a server starts by reading the ClientHello; a client by writing its own
         self.wants = Want.READ if server_side else Want.WRITE
 
@@ -276,6 +279,9 @@ class TlsTransport:
             with contextlib.suppress(ssl.SSLError, ValueError):
                 self.obj.unwrap()
         self.sock.close()
+        closed, self.on_close = self.on_close, None
+        if closed is not None:
+            closed()
 
     # ---- facts
     @property
