@@ -501,6 +501,14 @@ def _kind(section: Any) -> str:
     return "proxy" if section.kind == "listen" else section.kind
 
 
+def _no_log_address(state: Any, sec: Any, px: str, httplog: bool) -> None:
+    """A frontend with a log format (httplog, tcplog, log-format) and nowhere to log it."""
+    fields = sec.fields
+    has_format = httplog or fields.get("tcplog") or fields.get("log_format") is not None
+    if has_format and sec.is_frontend and not fields.get("logs"):
+        state.warnings.append(f"config : log format ignored for {px} since it has no log address.")
+
+
 @post_check
 def _http_in_tcp_mode(state: Any, config: Config) -> None:
     """HAProxy's warnings for HTTP settings of a proxy left in TCP mode, and its errors for
@@ -518,9 +526,10 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
-        if cfg is None:
-            continue
         tcp = fields.get("mode", "tcp") != "http"
+        if cfg is None:
+            _no_log_address(state, sec, px, False)
+            continue
         if tcp and cfg.monitor_uri is not None:
             state.warnings.append(
                 f"config : monitor-uri will be ignored for {px} (needs 'mode http')."
@@ -531,10 +540,7 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
-        if cfg.httplog and sec.is_frontend and not fields.get("logs"):
-            state.warnings.append(
-                f"config : log format ignored for {px} since it has no log address."
-            )
+        _no_log_address(state, sec, px, cfg.httplog)
         if not tcp:
             continue
         for field, name in (

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from nsproxy.addresses import AddressError, parse_source
-from nsproxy.config.keywords.rules import env_of
-from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
+from nsproxy.config.model import SourceCfg, TcpCheckRule
 from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.registry import (
     KEYWORDS,
@@ -17,7 +16,6 @@ from nsproxy.config.registry import (
     parse_int,
     parse_time,
 )
-from nsproxy.sample import Hook, SampleError, compile_logformat
 
 ALL = PROXY_SECTIONS
 FE = ("defaults", "frontend", "listen")
@@ -161,27 +159,6 @@ def _enabled(ctx: Ctx, args: list[str]) -> None:
 @KEYWORDS.register("description", "global", *ALL)
 def _description(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["description"] = " ".join(args[1:])
-
-
-def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
-    ctx.need(args, 1, "an argument")
-    http = ctx.section.fields.get("mode") == "http"
-    try:
-        return compile_logformat(
-            " ".join(args[1:]), Hook.FE_LOG_END, env_of(ctx), http=http, mode_http=http
-        )
-    except SampleError as exc:
-        raise ConfigError(f"failed to parse {what} : {exc}") from None
-
-
-@KEYWORDS.register("log-format", *FE, backend=False)
-def _log_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields["log_format"] = _compiled_format(ctx, args, "log-format")
-
-
-@KEYWORDS.register("unique-id-format", *FE, backend=False)
-def _unique_id_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields["unique_id_format"] = _compiled_format(ctx, args, "unique-id-format")
 
 
 def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
