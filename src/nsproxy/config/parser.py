@@ -203,4 +203,8 @@ def parse_files(
                 if words:
                     yield where, words
 
-    return parse_lines(gen(), state)
+    cwd = os.getcwd()
+    try:
+        return parse_lines(gen(), state)
+    finally:
+        os.chdir(cwd)  # `default-path` changes it while the files are read

@@ -4,9 +4,11 @@ from nsproxy.config.keywords import (
     bind,
     checks,
     cookie,
+    default_path,
     global_,
     http,
     httpcheck,
+    init_addr,
     log_formats,
     namespace,
     proxy,
@@ -17,6 +19,7 @@ from nsproxy.config.keywords import (
     stick,
     track,
     transparent,
+    unix_bind,
     userlist,
 )
 
@@ -24,9 +27,11 @@ __all__ = [
     "bind",
     "checks",
     "cookie",
+    "default_path",
     "global_",
     "http",
     "httpcheck",
+    "init_addr",
     "log_formats",
     "namespace",
     "proxy",
@@ -37,5 +42,6 @@ __all__ = [
     "stick",
     "track",
     "transparent",
+    "unix_bind",
     "userlist",
 ]

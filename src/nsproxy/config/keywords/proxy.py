@@ -324,6 +324,8 @@ _IGNORED_OPTIONS = [
 
 
 def _ignored_option(ctx: Ctx, args: list[str]) -> None:
+    if args[-1] == "off":
+        return  # `no option X`: what nsproxy does anyway
     raise ConfigWarning(f"'option {args[0]}' is not used by nsproxy; ignored.")
 
 
