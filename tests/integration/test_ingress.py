@@ -1,0 +1,215 @@
+"""The Kubernetes ingress controllers' configurations in a namespace, nsproxy beside HAProxy 2.6.
+
+Each rendering (tests/config/data/*-ingress.cfg) runs with its binds and servers moved into a
+namespace that holds the pods (recording origins) and the client. The same requests go to
+both proxies: the answers, the pod each request reached and the bytes it arrived with must be
+the same, and the routing must be the one the controller's maps describe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ingress.files import CONFIGS, IngressFiles, lay_out
+from ingress.lab import Placed, Pods, copy_files, http, place, pod_addresses, request
+from lab.netlab import Lab, socket_in
+
+HAPROXY = "haproxy"
+VIP = "10.96.0.10"
+API = ("10.244.1.11", "10.244.1.12")
+WEB = ("10.244.2.11", "10.244.2.12")
+SECURE = ("10.244.3.11", "10.244.3.12")
+DEFAULT = ("10.244.9.11", "10.244.9.12")
+
+needs_haproxy = pytest.mark.skipif(
+    subprocess.run(["sh", "-c", f"command -v {HAPROXY}"], capture_output=True).returncode != 0,
+    reason="haproxy is not installed",
+)
+
+
+@dataclass
+class Side:
+    """One proxy on one placed configuration."""
+
+    placed: Placed
+    files: IngressFiles
+
+    def addr(self, port: int) -> tuple[str, int]:
+        return (VIP, self.placed.ports[port])
+
+
+@dataclass
+class Ingress:
+    """nsproxy and HAProxy on the same configuration, the pods, the client's namespace."""
+
+    ns: str
+    pods: Pods
+    nsproxy: Side
+    haproxy: Side
+
+    def both(
+        self, port: int, raw: bytes, tls: ssl.SSLContext | None = None, sni: str | None = None
+    ) -> tuple[tuple[bytes, object, list[tuple[str, bytes]]], ...]:
+        """`raw` through HAProxy then nsproxy: (answer, certificate, what the pods saw)."""
+        out = []
+        for side in (self.haproxy, self.nsproxy):
+            self.pods.take()
+            answer, cert = http(self.ns, side.addr(port), raw, tls, sni)
+            seen = self.pods.take() if b" 200 OK" in answer[:20] else []
+            out.append((answer, cert, seen))
+        return tuple(out)
+
+
+def _start(lab: Lab, name: str) -> Iterator[Ingress]:
+    text = CONFIGS[name].read_text()
+    ns = lab.netns("ingress")
+    lab.ip(ns, "addr", "add", f"{VIP}/32", "dev", "lo")
+    addrs = pod_addresses(text)
+    for addr in addrs:
+        lab.ip(ns, "addr", "add", f"{addr}/32", "dev", "lo")
+    pods = Pods(ns, addrs)
+    pods.start()
+    top = Path(tempfile.mkdtemp(prefix="nsp-ingress-"))
+    files_n = lay_out(top / "n")
+    files_h = IngressFiles(copy_files(files_n.root, top / "h"), files_n.ca)
+    placed_n, placed_h = place(text, ns, VIP), place(text, ns, VIP)
+    lab.proxy(placed_n.text, env=files_n.env)
+    os.environ.update(files_h.env)
+    try:
+        stats = next(
+            str(files_h.root / p) for p in ("admin.sock", "haproxy-runtime-api.sock") if p in text
+        )
+        lab.haproxy(placed_h.text, stats)
+    finally:
+        del os.environ["INGRESS_DIR"]
+    try:
+        yield Ingress(ns, pods, Side(placed_n, files_n), Side(placed_h, files_h))
+    finally:
+        pods.close()
+
+
+@pytest.fixture
+def kubernetes_ingress(lab: Lab) -> Iterator[Ingress]:
+    yield from _start(lab, "kubernetes-ingress")
+
+
+def _client_tls(files: IngressFiles) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    files.ca.configure_trust(ctx)
+    ctx.check_hostname = False
+    return ctx
+
+
+def _san(cert: object) -> list[str]:
+    assert isinstance(cert, dict)
+    return [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+
+
+def _same(results: tuple[tuple[bytes, object, list[tuple[str, bytes]]], ...]) -> None:
+    """HAProxy's and nsproxy's answers and pod-side requests are the same (the pod chosen
+    within a backend may differ: each balances on its own)."""
+    (ans_h, cert_h, seen_h), (ans_n, cert_n, seen_n) = results
+    body = re.compile(rb"\r\n\r\n(10\.244\.\d+)\.\d+$")
+    assert body.sub(rb"\r\n\r\n\1.x", ans_n) == body.sub(rb"\r\n\r\n\1.x", ans_h)
+    assert _san(cert_n) == _san(cert_h) if cert_h is not None else cert_n is None
+    assert [r for _, r in seen_n] == [r for _, r in seen_h]
+    assert [a.rsplit(".", 1)[0] for a, _ in seen_n] == [a.rsplit(".", 1)[0] for a, _ in seen_h]
+
+
+def _pod(results: tuple[tuple[bytes, object, list[tuple[str, bytes]]], ...]) -> str:
+    seen = results[1][2]
+    assert len(seen) == 1, results
+    return seen[0][0]
+
+
+@needs_haproxy
+def test_kubernetes_ingress_routes_hosts_and_paths_like_haproxy(
+    kubernetes_ingress: Ingress,
+) -> None:
+    ing = kubernetes_ingress
+    for host, path, group in (
+        ("app.example.com", "/api", API),  # path-prefix-exact.map
+        ("app.example.com", "/api/v1/users?id=3", API),  # path-prefix.map, longest prefix
+        ("APP.example.com:80", "/", WEB),  # Host lowered, port dropped
+        ("app.example.com", "/apix", WEB),  # not under /api/
+        ("app.example.com", "/healthz", WEB),  # path-exact.map
+        ("unknown.example.com", "/api", DEFAULT),  # default_backend
+    ):
+        res = ing.both(80, request(host, path))
+        _same(res)
+        assert _pod(res) in group, (host, path, res)
+        seen = res[1][2][0][1]
+        assert seen.startswith(f"GET {path} HTTP/1.1\r\n".encode())
+        assert b"\r\nx-forwarded-for: 10.96.0.10\r\n" in seen.lower()
+
+
+@needs_haproxy
+def test_kubernetes_ingress_redirects_the_tls_host_to_https_like_haproxy(
+    kubernetes_ingress: Ingress,
+) -> None:
+    res = kubernetes_ingress.both(80, request("secure.example.com", "/login?next=%2F"))
+    _same(res)
+    answer = res[1][0]
+    assert answer.startswith(b"HTTP/1.1 302 Found\r\n")
+    assert b"\r\nlocation: https://secure.example.com:443/login?next=%2F\r\n" in answer
+    assert res[1][2] == []
+
+
+@needs_haproxy
+def test_kubernetes_ingress_terminates_tls_with_the_hosts_certificate_like_haproxy(
+    kubernetes_ingress: Ingress,
+) -> None:
+    ing = kubernetes_ingress
+    tls = _client_tls(ing.nsproxy.files)
+    res = ing.both(443, request("secure.example.com", "/account"), tls, "secure.example.com")
+    _same(res)
+    assert _san(res[1][1]) == ["secure.example.com"]
+    assert _pod(res) in SECURE
+    seen = res[1][2][0][1].lower()
+    assert b"\r\nx-forwarded-proto: https\r\n" in seen
+    # no SNI: the directory's first certificate, and the Host header still routes
+    res = ing.both(443, request("app.example.com", "/api/x"), tls, None)
+    _same(res)
+    assert _san(res[1][1]) == ["ingress.default"]
+    assert _pod(res) in API
+
+
+@needs_haproxy
+def test_kubernetes_ingress_health_and_default_answers_like_haproxy(
+    kubernetes_ingress: Ingress,
+) -> None:
+    ing = kubernetes_ingress
+    res = ing.both(1042, request("x", "/healthz"))
+    _same(res)
+    assert res[1][0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@needs_haproxy
+def test_kubernetes_ingress_offers_http1_where_haproxy_picks_h2(
+    kubernetes_ingress: Ingress,
+) -> None:
+    """`alpn h2,http/1.1`: HAProxy picks h2; nsproxy has no HTTP/2 and picks http/1.1, then
+    serves the request."""
+    ing = kubernetes_ingress
+    tls = _client_tls(ing.nsproxy.files)
+    tls.set_alpn_protocols(["h2", "http/1.1"])
+    chosen = []
+    for side in (ing.haproxy, ing.nsproxy):
+        with socket_in(ing.ns, socket.AF_INET) as s:
+            s.settimeout(10)
+            s.connect(side.addr(443))
+            with tls.wrap_socket(s, server_hostname="secure.example.com") as c:
+                chosen.append(c.selected_alpn_protocol())
+    assert chosen == ["h2", "http/1.1"]
+    answer, _ = http(ing.ns, ing.nsproxy.addr(443), request("app.example.com", "/"), tls, None)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
