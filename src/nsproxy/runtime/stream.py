@@ -220,6 +220,8 @@ class Stream:
 
     @property
     def server_name(self) -> str | None:
+        if self.server is None and self.http is not None and self.http.applet is not None:
+            return f"<{self.http.applet}>"
         return self.server.name if self.server is not None else None
 
     @property
@@ -282,7 +284,8 @@ class Stream:
 
     @property
     def t_queue(self) -> int:
-        return self.tw if (self.server is not None or self.tw) else -1
+        applet = self.http is not None and self.http.applet is not None
+        return self.tw if (self.server is not None or self.tw or applet) else -1
 
     @property
     def t_connect(self) -> int:
@@ -971,6 +974,8 @@ class Stream:
     @property
     def t_response(self) -> int:
         txn = self.http
+        if txn is not None and txn.applet is not None:
+            return 0  # an applet answers as soon as it is called
         return -1 if txn is None or txn.answered else txn.ms(txn.t_sent, txn.t_resp)
 
     @property

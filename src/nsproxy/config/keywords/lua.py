@@ -1,0 +1,59 @@
+"""`lua-load`, `lua-load-per-thread`, `lua-prepend-path`, and the `lua.NAME` services the
+loaded scripts register for `http-request use-service`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nsproxy.config.model_http import HttpResult, Verb
+from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx
+from nsproxy.lua.applet import run_http_service
+from nsproxy.lua.engine import LuaEngine, LuaError
+from nsproxy.sample.context import Txn
+from nsproxy.sample.patref import PatRefs
+
+
+def _engine(ctx: Ctx) -> LuaEngine:
+    refs: PatRefs = ctx.state.global_.fields.setdefault("pattern_refs", PatRefs())
+    if refs.lua is None:
+        refs.lua = LuaEngine()
+    engine: LuaEngine = refs.lua
+    return engine
+
+
+@KEYWORDS.register("lua-load", "global")
+@KEYWORDS.register("lua-load-per-thread", "global")
+def _lua_load(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2 or not args[1]:
+        raise ConfigError(f"'{args[0]}' expects a file name as parameter.")
+    try:
+        _engine(ctx).load(args[1])
+    except LuaError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@KEYWORDS.register("lua-prepend-path", "global")
+def _lua_prepend_path(ctx: Ctx, args: list[str]) -> None:
+    if len(args) < 2 or not args[1]:
+        raise ConfigError("'lua-prepend-path' expects to receive a <path> as argument")
+    kind = args[2] if len(args) > 2 else "path"
+    if kind not in ("path", "cpath"):
+        raise ConfigError("'lua-prepend-path' expects <type> to either be 'path' or 'cpath'")
+    _engine(ctx).prepend_path(args[1], kind)
+
+
+def lua_service(refs: PatRefs, name: str) -> Any | None:
+    """The rule action of `use-service NAME` when NAME is `lua.<service>` of a loaded script
+    (None otherwise): it answers with what the applet wrote."""
+    engine = refs.lua
+    if not isinstance(engine, LuaEngine) or not name.startswith("lua."):
+        return None
+    fn = engine.service(name[4:])
+    if fn is None:
+        return None
+
+    def act(txn: Txn) -> HttpResult:
+        status, data, close, _ = run_http_service(engine, fn, txn)
+        return HttpResult(Verb.SERVICE, status, data, close, service=name)
+
+    return act
