@@ -213,3 +213,83 @@ def test_kubernetes_ingress_offers_http1_where_haproxy_picks_h2(
     assert chosen == ["h2", "http/1.1"]
     answer, _ = http(ing.ns, ing.nsproxy.addr(443), request("app.example.com", "/"), tls, None)
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.fixture
+def haproxy_ingress(lab: Lab) -> Iterator[Ingress]:
+    yield from _start(lab, "haproxy-ingress")
+
+
+@needs_haproxy
+def test_haproxy_ingress_routes_hosts_and_paths_like_haproxy(haproxy_ingress: Ingress) -> None:
+    ing = haproxy_ingress
+    for host, path, group in (
+        ("app.example.com", "/api", API),  # map_beg on host#path, longest first
+        ("app.example.com", "/api/v1/users?id=3", API),
+        ("App.Example.com:80", "/", WEB),  # host lowered, port dropped
+        ("app.example.com", "/apix", API),  # a prefix match: /api begins /apix
+        ("unknown.example.com", "/api", DEFAULT),  # default_backend
+    ):
+        res = ing.both(80, request(host, path))
+        _same(res)
+        assert _pod(res) in group, (host, path, res)
+        seen = res[1][2][0][1].lower()
+        assert b"\r\nx-forwarded-proto: http\r\n" in seen
+
+
+@needs_haproxy
+def test_haproxy_ingress_strips_client_certificate_headers_like_haproxy(
+    haproxy_ingress: Ingress,
+) -> None:
+    forged = "X-SSL-Client-CN: admin\r\nX-SSL-Client-Cert: Zm9v\r\nX-Forwarded-Proto: https\r\n"
+    res = haproxy_ingress.both(80, request("app.example.com", "/", forged))
+    _same(res)
+    seen = res[1][2][0][1].lower()
+    assert b"x-ssl-client" not in seen
+    assert seen.count(b"x-forwarded-proto") == 1
+
+
+@needs_haproxy
+def test_haproxy_ingress_redirects_the_tls_host_to_https_like_haproxy(
+    haproxy_ingress: Ingress,
+) -> None:
+    res = haproxy_ingress.both(80, request("secure.example.com", "/login?next=%2F"))
+    _same(res)
+    answer = res[1][0]
+    assert answer.startswith(b"HTTP/1.1 302 Found\r\n")
+    assert b"\r\nlocation: https://secure.example.com/login?next=%2F\r\n" in answer
+    assert res[1][2] == []
+
+
+@needs_haproxy
+def test_haproxy_ingress_terminates_tls_with_the_crt_list_certificates_like_haproxy(
+    haproxy_ingress: Ingress,
+) -> None:
+    ing = haproxy_ingress
+    tls = _client_tls(ing.nsproxy.files)
+    res = ing.both(443, request("secure.example.com", "/account"), tls, "secure.example.com")
+    _same(res)
+    assert _san(res[1][1]) == ["secure.example.com"]
+    assert _pod(res) in SECURE  # ssl_fc: no redirect over TLS
+    assert b"\r\nx-forwarded-proto: https\r\n" in res[1][2][0][1].lower()
+    # another name: the crt-list's default certificate ('!*'), routing by Host
+    res = ing.both(443, request("app.example.com", "/api/x"), tls, "app.example.com")
+    _same(res)
+    assert _san(res[1][1]) == ["ingress.default"]
+    assert _pod(res) in API
+
+
+@needs_haproxy
+def test_haproxy_ingress_lua_404_and_healthz_like_haproxy(haproxy_ingress: Ingress) -> None:
+    ing = haproxy_ingress
+    res = ing.both(10253, request("x", "/healthz"))
+    _same(res)
+    assert res[1][0].startswith(b"HTTP/1.1 200 OK\r\n")
+    (ans_h, _, _), (ans_n, _, _) = ing.both(10253, request("x", "/other"))
+    # the Lua applet's headers come in the order of a Lua table walk (random in HAProxy)
+    head_h, _, body_h = ans_h.partition(b"\r\n\r\n")
+    head_n, _, body_n = ans_n.partition(b"\r\n\r\n")
+    assert head_n.split(b"\r\n")[0] == head_h.split(b"\r\n")[0] == b"HTTP/1.1 404 Not Found"
+    assert sorted(head_n.split(b"\r\n")[1:]) == sorted(head_h.split(b"\r\n")[1:])
+    assert body_n == body_h
+    assert b"<h1>404 Not Found</h1>" in body_n

@@ -25,7 +25,8 @@ def _engine(ctx: Ctx) -> LuaEngine:
 @KEYWORDS.register("lua-load-per-thread", "global")
 def _lua_load(ctx: Ctx, args: list[str]) -> None:
     if len(args) < 2 or not args[1]:
-        raise ConfigError(f"'{args[0]}' expects a file name as parameter.")
+        what = "a file name" if args[0] == "lua-load" else "a file"
+        raise ConfigError(f"'{args[0]}' expects {what} as parameter.")
     try:
         _engine(ctx).load(args[1])
     except LuaError as exc:
