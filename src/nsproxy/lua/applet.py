@@ -3,10 +3,10 @@ and the answer it builds, as the bytes HAProxy 2.6 sends for it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nsproxy.config.keywords.http_reply import reason
 from nsproxy.http import answers
 from nsproxy.lua.engine import LuaEngine
 from nsproxy.sample.context import Txn
@@ -98,9 +98,10 @@ class AppletRun:
             return
         unset_var(self.txn.vars, scope, var)
 
-    def answer(self, http10: bool) -> tuple[bytes, bool]:
+    def answer(self, http10: bool, reason: Callable[[int], str]) -> tuple[bytes, bool]:
         """The response bytes and whether the connection closes after it: HAProxy's H1 side
-        chunks a body of unknown length for HTTP/1.1 and closes after it for HTTP/1.0."""
+        chunks a body of unknown length for HTTP/1.1 and closes after it for HTTP/1.0.
+        `reason`: the phrase of a status the applet gave none for."""
         version = b"HTTP/1.0" if http10 else b"HTTP/1.1"
         phrase = self.reason if self.reason is not None else reason(self.status)
         head = [b"%s %d %s\r\n" % (version, self.status, phrase.encode("latin-1", "replace"))]
@@ -117,9 +118,12 @@ class AppletRun:
         return b"".join(head) + b"\r\n" + body, close
 
 
-def run_http_service(engine: LuaEngine, fn: Any, txn: Txn) -> tuple[int, bytes, bool, str]:
+def run_http_service(
+    engine: LuaEngine, fn: Any, txn: Txn, reason: Callable[[int], str]
+) -> tuple[int, bytes, bool, str]:
     """Runs service function `fn` on the request of `txn`: (status, answer, close, error);
-    a failing applet gets HAProxy's 500 answer and its error text."""
+    a failing applet gets HAProxy's 500 answer and its error text. `reason`: HAProxy's
+    phrase for a status."""
     req = txn.http_req
     assert req is not None
     target = req.target
@@ -140,5 +144,5 @@ def run_http_service(engine: LuaEngine, fn: Any, txn: Txn) -> tuple[int, bytes, 
     if not ok or not run.started:
         why = err if not ok else "the applet did not call start_response()"
         return 500, answers.answer(500), answers.closes(500), why
-    data, close = run.answer(req.version == b"HTTP/1.0")
+    data, close = run.answer(req.version == b"HTTP/1.0", reason)
     return run.status, data, close, ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nsproxy.config.keywords.http_reply import reason
 from nsproxy.config.model_http import HttpResult, Verb
 from nsproxy.config.registry import KEYWORDS, ConfigError, Ctx
 from nsproxy.lua.applet import run_http_service
@@ -54,7 +55,7 @@ def lua_service(refs: PatRefs, name: str) -> Any | None:
         return None
 
     def act(txn: Txn) -> HttpResult:
-        status, data, close, _ = run_http_service(engine, fn, txn)
+        status, data, close, _ = run_http_service(engine, fn, txn, reason)
         return HttpResult(Verb.SERVICE, status, data, close, service=name)
 
     return act
