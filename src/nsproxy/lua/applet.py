@@ -122,8 +122,8 @@ def run_http_service(
     engine: LuaEngine, fn: Any, txn: Txn, reason: Callable[[int], str]
 ) -> tuple[int, bytes, bool, str]:
     """Runs service function `fn` on the request of `txn`: (status, answer, close, error);
-    a failing applet gets HAProxy's 500 answer and its error text. `reason`: HAProxy's
-    phrase for a status."""
+    a failing applet gets HAProxy's 500 answer and its error text (in HAProxy's traceback
+    form). `reason`: HAProxy's phrase for a status."""
     req = txn.http_req
     assert req is not None
     target = req.target
@@ -141,8 +141,7 @@ def run_http_service(
         body=bytes(txn.req_body),
     )
     ok, err = engine.call(fn, engine.applet(run, headers))
-    if not ok or not run.started:
-        why = err if not ok else "the applet did not call start_response()"
-        return 500, answers.answer(500), answers.closes(500), why
+    if not ok or not run.started:  # an applet that never started answers 500 silently
+        return 500, answers.answer(500), answers.closes(500), err
     data, close = run.answer(req.version == b"HTTP/1.0", reason)
     return run.status, data, close, ""

@@ -56,7 +56,12 @@ local a = {
 function a:set_status(code, reason) py.set_status(code, reason) end
 function a:add_header(name, value) py.add_header(tostring(name), tostring(value)) end
 function a:start_response() py.start_response() end
-function a:send(data) py.send(tostring(data)) end
+function a:send(data)
+    if not py.started then
+        error("Lua: 'send' you must call start_response() before sending data.", 2)
+    end
+    py.send(tostring(data))
+end
 function a:getline() return py.getline() end
 function a:receive(size) return py.receive(size) end
 function a:get_var(name) return py.get_var(name) end
@@ -66,6 +71,48 @@ function a:get_priv() return py.priv end
 function a:set_priv(value) py.priv = value end
 return a
 """
+
+
+# A message handler giving HAProxy's runtime error text: "<message> from <traceback>", the
+# traceback walking from the failing call to the service function `top` as HAProxy's
+# hlua_traceback() words it; the applet object's methods show as the C methods they are there.
+_HANDLER = """
+local applet_src, top = ...
+return function(msg)
+    local parts = {}
+    local level = 2
+    while true do
+        local ar = debug.getinfo(level, "Slntf")
+        if ar == nil then break end
+        local where
+        if ar.source == applet_src then
+            parts = {}
+            where = "[C]: in method '" .. tostring(ar.name) .. "'"
+        else
+            if ar.currentline > 0 then
+                where = ar.short_src .. ":" .. ar.currentline .. ": "
+            else
+                where = ar.short_src .. ": "
+            end
+            if ar.namewhat ~= "" and ar.name ~= nil then
+                where = where .. "in " .. ar.namewhat .. " '" .. ar.name .. "'"
+            elseif ar.what == "main" then
+                where = where .. "in main chunk"
+            elseif ar.what ~= "C" then
+                where = where .. "in function line " .. ar.linedefined
+            else
+                where = where .. "?"
+            end
+            if ar.istailcall then where = where .. " ..." end
+        end
+        parts[#parts + 1] = where
+        if ar.func == top then break end
+        level = level + 1
+    end
+    return tostring(msg) .. " from " .. table.concat(parts, ", ")
+end
+"""
+APPLET_SOURCE = "=[nsproxy applet]"
 
 
 class LuaError(Exception):
@@ -115,7 +162,9 @@ class LuaEngine:
         self.runtime = lua54.LuaRuntime(unpack_returned_tuples=True, register_eval=False)
         self.registry = Registry()
         self.runtime.execute(_CORE, self.registry)
-        self._applet = self.runtime.compile(_APPLET)
+        g = self.runtime.globals()
+        self._applet = g.load(_APPLET, APPLET_SOURCE)
+        self._handler = self.runtime.compile(_HANDLER)
         self.files: list[str] = []
 
     def prepend_path(self, path: str, kind: str = "path") -> None:
@@ -145,9 +194,9 @@ class LuaEngine:
         return self._applet(facts, hdrs)
 
     def call(self, fn: Any, *args: Any) -> tuple[bool, str]:
-        """`fn(*args)` under pcall with a traceback: (ok, error text)."""
+        """`fn(*args)` protected: (ok, HAProxy's "<message> from <traceback>" on failure)."""
         g = self.runtime.globals()
-        ran = g.xpcall(fn, g.debug.traceback, *args)
+        ran = g.xpcall(fn, self._handler(APPLET_SOURCE, fn), *args)
         if isinstance(ran, tuple):
             return bool(ran[0]), "" if ran[0] else str(ran[1])
         return bool(ran), ""

@@ -25,6 +25,8 @@ from nsproxy.config.model_http import (
     stream_modes,
 )
 from nsproxy.http import answers
+from nsproxy.ops import log
+from nsproxy.ops.log import LOG_ERR
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1 import rewrite
 from nsproxy.proto.h1.chunks import chunk_framing
@@ -287,6 +289,9 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         s.close("PR")
         return Verdict.STOP
     if res.verb is Verb.SERVICE and res.data:  # an applet's own answer (a Lua service)
+        if res.error:
+            (s.backend or s.fe).logger.emit(LOG_ERR, res.error)
+            log.alert(res.error)
         s.fe.stats.intercepted += 1
         assert s.http is not None
         s.http.applet = res.service

@@ -55,7 +55,9 @@ def lua_service(refs: PatRefs, name: str) -> Any | None:
         return None
 
     def act(txn: Txn) -> HttpResult:
-        status, data, close, _ = run_http_service(engine, fn, txn, reason)
-        return HttpResult(Verb.SERVICE, status, data, close, service=name)
+        status, data, close, err = run_http_service(engine, fn, txn, reason)
+        if err:
+            err = f"Lua applet http '<{name}>': [state-id 0] runtime error: {err}."
+        return HttpResult(Verb.SERVICE, status, data, close, service=name, error=err)
 
     return act
