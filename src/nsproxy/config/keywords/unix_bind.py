@@ -1,5 +1,5 @@
-"""`unix-bind`: the defaults of every UNIX socket the configuration listens on (path prefix,
-file mode; the owner options are checked and accepted)."""
+"""`unix-bind`: the defaults of the UNIX sockets proxies listen on (path prefix, file mode;
+the owner options are checked and accepted)."""
 
 from __future__ import annotations
 
@@ -72,26 +72,22 @@ def _unix(addr: SockAddr, prefix: str | None) -> SockAddr:
 
 @pre_build
 def _apply_unix_bind(state: Any) -> None:
-    """The prefix and mode given to every UNIX listener: binds and stats sockets."""
+    """The prefix and mode given to the UNIX binds of proxies (HAProxy 2.6 leaves the
+    `stats socket` lines as they are)."""
     gfields = state.global_.fields
     prefix: str | None = gfields.get("unix_bind_prefix")
     mode: int | None = gfields.get("unix_bind_mode")
     if prefix is None and mode is None:
         return
 
-    def fix(cfg: Any, addrs_field: str) -> Any:
-        addrs = getattr(cfg, addrs_field)
-        many = isinstance(addrs, tuple)
-        seq = addrs if many else (addrs,)
-        if not any(a.family == socket.AF_UNIX for a in seq):
+    def fix(cfg: Any) -> Any:
+        if not any(a.family == socket.AF_UNIX for a in cfg.addrs):
             return cfg
-        new = tuple(_unix(a, prefix) for a in seq)
-        changes: dict[str, Any] = {addrs_field: new if many else new[0]}
+        changes: dict[str, Any] = {"addrs": tuple(_unix(a, prefix) for a in cfg.addrs)}
         if cfg.mode is None and mode is not None:
             changes["mode"] = mode
         return dataclasses.replace(cfg, **changes)
 
-    gfields["stats_sockets"] = [fix(s, "addr") for s in gfields.get("stats_sockets", [])]
     for sec in state.proxies:
         if "binds" in sec.fields:
-            sec.fields["binds"] = [fix(b, "addrs") for b in sec.fields["binds"]]
+            sec.fields["binds"] = [fix(b) for b in sec.fields["binds"]]
