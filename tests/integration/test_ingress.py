@@ -154,6 +154,25 @@ def test_kubernetes_ingress_routes_hosts_and_paths_like_haproxy(
 
 
 @needs_haproxy
+@pytest.mark.parametrize("name", ["kubernetes-ingress", "haproxy-ingress"])
+def test_each_request_of_a_keep_alive_connection_is_routed_like_haproxy(
+    lab: Lab, name: str
+) -> None:
+    """Three pipelined requests on one connection, three hosts: each goes to its backend."""
+    for ing in _start(lab, name):
+        raw = (
+            request("app.example.com", "/api/a").replace(b"Connection: close\r\n", b"")
+            + request("unknown.example.com", "/").replace(b"Connection: close\r\n", b"")
+            + request("app.example.com", "/")
+        )
+        res = ing.both(80, raw)
+        _same(res)
+        groups = [a.rsplit(".", 1)[0] for a, _ in res[1][2]]
+        assert groups == ["10.244.1", "10.244.9", "10.244.2"]
+        assert res[1][0].count(b"HTTP/1.1 200 OK\r\n") == 3
+
+
+@needs_haproxy
 def test_kubernetes_ingress_redirects_the_tls_host_to_https_like_haproxy(
     kubernetes_ingress: Ingress,
 ) -> None:

@@ -847,6 +847,9 @@ class Stream:
         now = self.clock.time()
         self.txn_count += 1
         self.http = HttpTxn(now, time.time())
+        v = self.txn_vars
+        if v is not None:  # a new transaction: its txn/req/res variables start empty
+            v["txn"], v["req"], v["res"] = {}, {}, {}
         self.mux = None
         self.backend = self.fe.backend
         self.forced_server = None
