@@ -312,3 +312,25 @@ def test_haproxy_ingress_lua_404_and_healthz_like_haproxy(haproxy_ingress: Ingre
     assert sorted(head_n.split(b"\r\n")[1:]) == sorted(head_h.split(b"\r\n")[1:])
     assert body_n == body_h
     assert b"<h1>404 Not Found</h1>" in body_n
+
+
+EDGE = [
+    (b"GET http://app.example.com/api/x HTTP/1.1\r\nHost: app.example.com\r\n", API),
+    (b"GET /api/x HTTP/1.0\r\nHost: app.example.com\r\n", API),
+    (b"GET /api/x HTTP/1.0\r\n", DEFAULT),  # no Host
+    (b"GET /%61pi/x HTTP/1.1\r\nHost: app.example.com\r\n", WEB),  # maps see the raw path
+    (b"GET /API HTTP/1.1\r\nHost: app.example.com\r\n", WEB),  # paths keep their case
+    (b"GET /api HTTP/1.1\r\nHost: app.example.com.\r\n", DEFAULT),  # a trailing dot
+    (b"POST /api/x HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 5\r\n", API),
+]
+
+
+@needs_haproxy
+@pytest.mark.parametrize("name", ["kubernetes-ingress", "haproxy-ingress"])
+def test_unusual_requests_are_routed_like_haproxy(lab: Lab, name: str) -> None:
+    for ing in _start(lab, name):
+        for head, group in EDGE:
+            body = b"hello" if head.startswith(b"POST") else b""
+            res = ing.both(80, head + b"Connection: close\r\n\r\n" + body)
+            _same(res)
+            assert _pod(res) in group, (head, res)
