@@ -43,9 +43,17 @@ class Side:
 
     placed: Placed
     files: IngressFiles
+    logs: socket.socket  # where its `log 127.0.0.1 ...` lines arrive (raw format)
 
     def addr(self, port: int) -> tuple[str, int]:
         return (VIP, self.placed.ports[port])
+
+    def log_line(self, needle: str) -> str:
+        """The next log line containing `needle` (raises on timeout)."""
+        while True:
+            line = self.logs.recv(65536).decode().strip()
+            if needle in line:
+                return line
 
 
 @dataclass
@@ -82,20 +90,37 @@ def _start(lab: Lab, name: str) -> Iterator[Ingress]:
     top = Path(tempfile.mkdtemp(prefix="nsp-ingress-"))
     files_n = lay_out(top / "n")
     files_h = IngressFiles(copy_files(files_n.root, top / "h"), files_n.ca)
-    placed_n, placed_h = place(text, ns, VIP), place(text, ns, VIP)
-    lab.proxy(placed_n.text, env=files_n.env)
+    placed_n, placed_h = _logged(place(text, ns, VIP)), _logged(place(text, ns, VIP))
+    lab.proxy(placed_n[0].text, env=files_n.env)
     os.environ.update(files_h.env)
     try:
         stats = next(
             str(files_h.root / p) for p in ("admin.sock", "haproxy-runtime-api.sock") if p in text
         )
-        lab.haproxy(placed_h.text, stats)
+        lab.haproxy(placed_h[0].text, stats)
     finally:
         del os.environ["INGRESS_DIR"]
     try:
-        yield Ingress(ns, pods, Side(placed_n, files_n), Side(placed_h, files_h))
+        yield Ingress(
+            ns,
+            pods,
+            Side(placed_n[0], files_n, placed_n[1]),
+            Side(placed_h[0], files_h, placed_h[1]),
+        )
     finally:
         pods.close()
+        placed_n[1].close()
+        placed_h[1].close()
+
+
+def _logged(placed: Placed) -> tuple[Placed, socket.socket]:
+    """The configuration's syslog target on loopback replaced by a socket of the test (and
+    all levels: the controller's `notice` would keep the traffic lines out)."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    target = f"log 127.0.0.1:{udp.getsockname()[1]} format raw local0"
+    return Placed(placed.text.replace("log 127.0.0.1 local0 notice", target), placed.ports), udp
 
 
 @pytest.fixture
@@ -334,3 +359,28 @@ def test_unusual_requests_are_routed_like_haproxy(lab: Lab, name: str) -> None:
             res = ing.both(80, head + b"Connection: close\r\n\r\n" + body)
             _same(res)
             assert _pod(res) in group, (head, res)
+
+
+def _comparable(line: str) -> str:
+    """A log line without the client port, the date and the timers' values."""
+    line = re.sub(r"^(\S+):\d+ \[[^]]+\]", r"\1:PORT [DATE]", line)
+    return re.sub(r"(\] \S+ \S+ )[-\d]+/[-\d]+/[-\d]+/[-\d]+/[-\d]+ ", r"\1T/T/T/T/T ", line)
+
+
+@needs_haproxy
+def test_kubernetes_ingress_log_format_lines_like_haproxy(kubernetes_ingress: Ingress) -> None:
+    """The controller's log-format (from its named defaults section) in both frontends."""
+    ing = kubernetes_ingress
+    tls = _client_tls(ing.nsproxy.files)
+    for port, host, path, t in (
+        (80, "app.example.com", "/api/v1?x=1", None),
+        (80, "secure.example.com", "/login", None),
+        (80, "nowhere.example.com", "/", None),
+        (443, "secure.example.com", "/account", tls),
+    ):
+        ing.both(port, request(host, path), t, host if t else None)
+        base = host + path.split("?")[0]  # %[var(txn.base)]: `base`, no query string
+        line_h = ing.haproxy.log_line(base)
+        line_n = ing.nsproxy.log_line(base)
+        assert _comparable(line_n) == _comparable(line_h)
+        assert f'"GET {base} HTTP/1.1"' in line_n
