@@ -18,9 +18,9 @@ frontend fe
   maxconn 500
   backlog 64
   default_backend be
+  option tcplog
   log-format "%ci %b"
   unique-id-format %{+X}o%ci
-  option tcplog
   option dontlognull
   option log-separate-errors
   option splice-request

@@ -27,6 +27,7 @@ from nsproxy.config.keywords.http_reply import (
     load_errorfile,
     parse_redirect,
 )
+from nsproxy.config.keywords.log_formats import forget_log_format
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import Config
 from nsproxy.config.model_http import (
@@ -105,6 +106,8 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
             f"backend '{ctx.section.name}' : 'option httplog' directive is ignored in backends."
         )
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
+    if on:
+        forget_log_format(ctx)
     _update(ctx, httplog=on, clf=on and bool(rest))
 
 

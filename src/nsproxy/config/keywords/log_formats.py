@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from nsproxy.config.model import Where
-from nsproxy.config.registry import KEYWORDS, Ctx, pre_build
+from nsproxy.config.registry import KEYWORDS, OPTIONS, Ctx, pre_build
 from nsproxy.sample import Hook, SampleError, compile_logformat
 from nsproxy.sample.patref import CompileEnv, PatRefs
 
@@ -29,6 +29,21 @@ def _store(ctx: Ctx, args: list[str], field: str) -> None:
 @KEYWORDS.register("log-format", *FE, backend=False)
 def _log_format(ctx: Ctx, args: list[str]) -> None:
     _store(ctx, args, "log_format")
+
+
+def forget_log_format(ctx: Ctx) -> None:
+    """`option httplog`/`tcplog` replace a `log-format` given before (or inherited), as each
+    of them sets HAProxy's one log format string."""
+    ctx.section.fields.pop("_log_format_src", None)
+    ctx.section.fields.pop("log_format", None)
+
+
+@OPTIONS.register("tcplog")
+def _tcplog(ctx: Ctx, args: list[str]) -> None:
+    on = args[-1] == "on"
+    ctx.section.fields["tcplog"] = on
+    if on:
+        forget_log_format(ctx)
 
 
 @KEYWORDS.register("unique-id-format", *FE, backend=False)

@@ -289,7 +289,6 @@ def _flag(name: str, field: str, *sections: str) -> None:
 
 
 for _opt, _field in (
-    ("tcplog", "tcplog"),
     ("dontlognull", "dontlognull"),
     ("redispatch", "redispatch"),
     ("allbackups", "allbackups"),
