@@ -22,7 +22,7 @@ import pytest
 
 from ingress.files import CONFIGS, IngressFiles, lay_out
 from ingress.lab import Placed, Pods, copy_files, http, place, pod_addresses, request
-from lab.netlab import Lab, socket_in
+from lab.netlab import Lab, cli, socket_in
 
 HAPROXY = "haproxy"
 VIP = "10.96.0.10"
@@ -384,3 +384,35 @@ def test_kubernetes_ingress_log_format_lines_like_haproxy(kubernetes_ingress: In
         line_n = ing.nsproxy.log_line(base)
         assert _comparable(line_n) == _comparable(line_h)
         assert f'"GET {base} HTTP/1.1"' in line_n
+
+
+@needs_haproxy
+def test_kubernetes_ingress_runtime_updates_like_haproxy(kubernetes_ingress: Ingress) -> None:
+    """What the controller does without a reload: a new route in the maps, an endpoint moved
+    (`set server ... addr ... port`), another one put in maintenance."""
+    ing = kubernetes_ingress
+    web = WEB[0]
+    for side in (ing.haproxy, ing.nsproxy):
+        api = str(side.files.root / "haproxy-runtime-api.sock")
+        d = side.files.root
+        answers = [
+            cli(api, f"add map {d}/host.map new.example.com new.example.com"),
+            cli(api, f"add map {d}/path-prefix.map new.example.com/ default_svc_secure_http"),
+            cli(api, f"set server default_svc_api_http/SRV_1 addr {web} port 8080"),
+            cli(api, "set server default_svc_api_http/SRV_2 state maint"),
+        ]
+        assert (
+            answers[2]
+            == (
+                f"IP changed from '{API[0]}' to '{web}', no need to change the port by "
+                "'stats socket command'\n\n"
+            ).encode()
+        )
+        assert [a for i, a in enumerate(answers) if i != 2] == [b"\n"] * 3
+    res = ing.both(80, request("new.example.com", "/x"))
+    _same(res)
+    assert _pod(res) in SECURE
+    for _ in range(2):
+        res = ing.both(80, request("app.example.com", "/api/x"))
+        _same(res)
+        assert _pod(res) == web

@@ -7,7 +7,7 @@ import resource
 import time
 from typing import TYPE_CHECKING
 
-from nsproxy.ops import admin_log, identity, stat_counters, stat_formats
+from nsproxy.ops import admin_log, identity, server_addr, stat_counters, stat_formats
 from nsproxy.ops.cli_args import parse_weight
 from nsproxy.ops.runtime_api import ADMIN, OPERATOR, CliError, CommandSet, Session
 from nsproxy.runtime.backend import Backend, Server
@@ -639,7 +639,7 @@ _SET_SERVER_USAGE = (
     "set",
     "server",
     usage="set server <bk>/<srv> [opts]",
-    help="change a server's state or weight",
+    help="change a server's state, weight, address or ssl",
 )
 def _set_server(session: Session, args: list[str]) -> str:
     session.need(ADMIN)
@@ -653,6 +653,11 @@ def _set_server(session: Session, args: list[str]) -> str:
     if what == "weight":
         set_weight(session.rt, be, srv, args[4] if len(args) > 4 else "")
         return ""
+    if what == "addr":
+        if len(args) < 5 or not args[4]:
+            raise CliError(server_addr.USAGE)
+        port = (args[6] if len(args) > 6 else "") if len(args) > 5 and args[5] == "port" else None
+        return server_addr.set_addr(session.rt, srv, args[4], port)
     raise CliError(_SET_SERVER_USAGE)
 
 

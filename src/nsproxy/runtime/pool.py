@@ -73,6 +73,12 @@ class IdlePool:
         self.poller.clear_reader(conn.fd)
         return conn, reader
 
+    def drop(self, srv: Server) -> None:
+        """Closes the idle connections to `srv` (its address changed)."""
+        for key in [k for k in self.conns if k[0] == id(srv)]:
+            for conn, _ in self.conns.pop(key):
+                self._close(conn)
+
     def _close(self, conn: Connection) -> None:
         self.poller.forget(conn.fd)
         conn.close()
