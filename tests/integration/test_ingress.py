@@ -416,3 +416,30 @@ def test_kubernetes_ingress_runtime_updates_like_haproxy(kubernetes_ingress: Ing
         res = ing.both(80, request("app.example.com", "/api/x"))
         _same(res)
         assert _pod(res) == web
+
+
+@needs_haproxy
+def test_kubernetes_ingress_certificate_update_like_haproxy(kubernetes_ingress: Ingress) -> None:
+    """A renewed certificate through the runtime API (`set ssl cert <<` then `commit`), on
+    the master-worker process the controller runs."""
+    ing = kubernetes_ingress
+    tls = _client_tls(ing.nsproxy.files)
+    renewed = ing.nsproxy.files.ca.issue_cert("secure.example.com", "www.secure.example.com")
+    pem = renewed.private_key_and_cert_chain_pem.bytes().decode()
+    steps = []
+    for side in (ing.haproxy, ing.nsproxy):
+        api = str(side.files.root / "haproxy-runtime-api.sock")
+        path = f"{side.files.root}/certs/1-secure.pem"
+        steps.append(
+            [
+                cli(api, f"set ssl cert {path} <<\n{pem}").replace(
+                    str(side.files.root).encode(), b"D"
+                ),
+                cli(api, f"commit ssl cert {path}").replace(str(side.files.root).encode(), b"D"),
+            ]
+        )
+    assert steps[0] == steps[1]
+    assert steps[1][1].endswith(b"Success!\n\n")
+    res = ing.both(443, request("secure.example.com", "/a"), tls, "secure.example.com")
+    _same(res)
+    assert _san(res[1][1]) == ["secure.example.com", "www.secure.example.com"]
