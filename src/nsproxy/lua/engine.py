@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lupa import lua54
-
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 # The `core` table, built in Lua over the Python callbacks in `reg` (Lua calls Python
@@ -159,6 +157,10 @@ class LuaEngine:
     state is the same thing for one thread)."""
 
     def __init__(self) -> None:
+        try:
+            from lupa import lua54  # only configurations with Lua need it
+        except ImportError as exc:
+            raise LuaError(f"Lua is not available: {exc} (the 'lupa' package)") from None
         self.runtime = lua54.LuaRuntime(unpack_returned_tuples=True, register_eval=False)
         self.registry = Registry()
         self.runtime.execute(_CORE, self.registry)

@@ -17,7 +17,10 @@ from nsproxy.sample.patref import PatRefs
 def _engine(ctx: Ctx) -> LuaEngine:
     refs: PatRefs = ctx.state.global_.fields.setdefault("pattern_refs", PatRefs())
     if refs.lua is None:
-        refs.lua = LuaEngine()
+        try:
+            refs.lua = LuaEngine()
+        except LuaError as exc:
+            raise ConfigError(str(exc)) from None
     engine: LuaEngine = refs.lua
     return engine
 
