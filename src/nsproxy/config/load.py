@@ -23,7 +23,8 @@ def load(files: list[str], quiet: bool = False, localpeer: str | None = None) ->
         log.alert(e if e.startswith("config :") else f"config : {e}")
     if config is None:
         for path in expand_paths(files):
-            if any(f"[{path}:" in e for e in state.errors):
+            # "Parsing [file:line]: ..." comes from the configuration check, after the files
+            if any(f"[{path}:" in e and not e.startswith("Parsing [") for e in state.errors):
                 log.alert(f"config : Error(s) found in configuration file : {path}")
         log.alert("config : Fatal errors found in configuration.")
     return config

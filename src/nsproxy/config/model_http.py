@@ -58,6 +58,7 @@ class HttpResult:
     data: bytes = b""
     close: bool = False
     service: str | None = None
+    error: str = ""  # what went wrong in the service that answered (logged as an alert)
 
 
 ALLOW = HttpResult(Verb.ALLOW)

@@ -28,6 +28,7 @@ class SslOptions:
     extras: tuple[tuple[str, str], ...] = ()  # accepted without effect (npn, curves, ...)
     ca_ignore_err: frozenset[int] | None = None  # X509 errors ignored above the leaf
     crt_ignore_err: frozenset[int] | None = None  # X509 errors ignored on the leaf
+    dh_file: str | None = None  # DH parameters for DHE ciphers (global `ssl-dh-param-file`)
 
     def over(self, base: SslOptions) -> SslOptions:
         """These options with `base` filling what is not set here."""
@@ -49,6 +50,7 @@ class SslOptions:
             crt_ignore_err=self.crt_ignore_err
             if self.crt_ignore_err is not None
             else base.crt_ignore_err,
+            dh_file=self.dh_file if self.dh_file is not None else base.dh_file,
         )
 
 

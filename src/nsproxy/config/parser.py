@@ -22,6 +22,7 @@ from nsproxy.config.model import (
 from nsproxy.config.registry import (
     KEYWORDS,
     POST_CHECKS,
+    PRE_BUILDS,
     SECTIONS,
     ConfigError,
     ConfigWarning,
@@ -133,6 +134,8 @@ def parse_lines(
             state.warn(where, str(exc))
         except ConfigError as exc:
             state.error(where, str(exc), exc.style)
+    for step in PRE_BUILDS:
+        step(state)
     try:
         config = _build(state)
     except (TypeError, ValueError) as exc:
@@ -200,4 +203,8 @@ def parse_files(
                 if words:
                     yield where, words
 
-    return parse_lines(gen(), state)
+    cwd = os.getcwd()
+    try:
+        return parse_lines(gen(), state)
+    finally:
+        os.chdir(cwd)  # `default-path` changes it while the files are read

@@ -151,3 +151,14 @@ def post_check(fn: PostCheck) -> PostCheck:
     """Registers a whole-configuration check that runs once every line is parsed."""
     POST_CHECKS.append(fn)
     return fn
+
+
+PreBuild = Callable[[Any], None]
+PRE_BUILDS: list[PreBuild] = []
+
+
+def pre_build(fn: PreBuild) -> PreBuild:
+    """Registers a step over the parse state that runs once every line is parsed, before the
+    model is built (what HAProxy resolves only when a section's settings are final)."""
+    PRE_BUILDS.append(fn)
+    return fn

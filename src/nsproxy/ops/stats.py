@@ -673,7 +673,7 @@ _SET_SERVER_USAGE = (
     "set",
     "server",
     usage="set server <bk>/<srv> [opts]",
-    help="change a server's state or weight",
+    help="change a server's state, weight, address or ssl",
 )
 def _set_server(session: Session, args: list[str]) -> str:
     session.need(ADMIN)
@@ -688,7 +688,9 @@ def _set_server(session: Session, args: list[str]) -> str:
         set_weight(session.rt, be, srv, args[4] if len(args) > 4 else "")
         return ""
     if what == "addr":
-        return set_addr(srv, args[4:])
+        answer = set_addr(srv, args[4:])
+        session.rt.idle_pool.drop(srv)  # idle connections to the old address are not reused
+        return answer
     raise CliError(_SET_SERVER_USAGE)
 
 

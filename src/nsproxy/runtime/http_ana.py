@@ -25,8 +25,11 @@ from nsproxy.config.model_http import (
     stream_modes,
 )
 from nsproxy.http import answers, compression
+from nsproxy.ops import log
+from nsproxy.ops.log import LOG_ERR
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1 import rewrite
+from nsproxy.proto.h1.chunks import chunk_framing
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
     Header,
@@ -312,6 +315,17 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         s.fe.stats.denied_req += 1
         s.rst_client()
         s.close("PR")
+        return Verdict.STOP
+    if res.verb is Verb.SERVICE and res.data:  # an applet's own answer (a Lua service)
+        if res.error:
+            (s.backend or s.fe).logger.emit(LOG_ERR, res.error)
+            log.alert(res.error)
+        s.fe.stats.intercepted += 1
+        assert s.http is not None
+        s.http.applet = res.service
+        s.tc = 0  # the stream "connects" to the applet at once
+        s.http.bytes_out -= chunk_framing(res.data)  # HTX counts the data, not its chunking
+        answer(s, res.data, res.status, "LR", res.close)
         return Verdict.STOP
     if res.verb is Verb.SERVICE:
         service = s.rt.services.get(res.service or "")

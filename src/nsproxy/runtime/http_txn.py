@@ -14,6 +14,7 @@ class HttpTxn:
 
     __slots__ = (
         "answered",
+        "applet",
         "bytes_in",
         "bytes_out",
         "captures_req",
@@ -49,6 +50,7 @@ class HttpTxn:
         self.t_sent = -1.0  # request head written to the server
         self.t_resp = -1.0  # response head received
         self.req: RequestHead | None = None
+        self.applet: str | None = None  # the service that answered (`use-service`), for %s
         self.resp: ResponseHead | None = None
         self.req_line = ""
         self.status = -1

@@ -71,7 +71,7 @@ class IdlePool:
         return conn, reader
 
     def drop(self, srv: Server) -> None:
-        """Closes the idle connections kept for `srv` (`del server`)."""
+        """Closes the idle connections kept for `srv` (maintenance, `del server`, a new address)."""
         for key in [k for k in self.conns if k[0] is srv]:
             for conn, _ in self.conns.pop(key):
                 self._close(conn)

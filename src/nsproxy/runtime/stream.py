@@ -221,6 +221,8 @@ class Stream:
 
     @property
     def server_name(self) -> str | None:
+        if self.server is None and self.http is not None and self.http.applet is not None:
+            return f"<{self.http.applet}>"
         return self.server.name if self.server is not None else None
 
     @property
@@ -283,7 +285,8 @@ class Stream:
 
     @property
     def t_queue(self) -> int:
-        return self.tw if (self.server is not None or self.tw) else -1
+        applet = self.http is not None and self.http.applet is not None
+        return self.tw if (self.server is not None or self.tw or applet) else -1
 
     @property
     def t_connect(self) -> int:
@@ -859,6 +862,9 @@ class Stream:
         now = self.clock.time()
         self.txn_count += 1
         self.http = HttpTxn(now, time.time())
+        v = self.txn_vars
+        if v is not None:  # a new transaction: its txn/req/res variables start empty
+            v["txn"], v["req"], v["res"] = {}, {}, {}
         self.mux = None
         self.backend = self.fe.backend
         self.forced_server = None
@@ -986,6 +992,8 @@ class Stream:
     @property
     def t_response(self) -> int:
         txn = self.http
+        if txn is not None and txn.applet is not None:
+            return 0  # an applet answers as soon as it is called
         return -1 if txn is None or txn.answered else txn.ms(txn.t_sent, txn.t_resp)
 
     @property

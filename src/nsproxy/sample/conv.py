@@ -395,6 +395,21 @@ def _sha1(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
     return Sample(SmpType.BIN, hashlib.sha1(_b(smp)).digest(), smp.may_change)
 
 
+_SHA2 = {224: hashlib.sha224, 256: hashlib.sha256, 384: hashlib.sha384, 512: hashlib.sha512}
+
+
+def _sha2_check(args: list[ArgValue]) -> list[ArgValue]:
+    if args and args[0] not in _SHA2:
+        raise ValueError(f"Unsupported number of bits: '{args[0]}'")
+    return args
+
+
+def _sha2(smp: Sample, args: Sequence[ArgValue], txn: Txn) -> Sample | None:
+    bits = args[0] if args else 256
+    assert isinstance(bits, int)
+    return Sample(SmpType.BIN, _SHA2[bits](_b(smp)).digest(), smp.may_change)
+
+
 # ---- addresses -----------------------------------------------------------------------------
 
 
@@ -628,6 +643,7 @@ register_conv(
     ConvDef("base64", _base64, _BIN, _STR),
     ConvDef("b64dec", _b64dec, _STR, _BIN),
     ConvDef("sha1", _sha1, _BIN, _BIN),
+    ConvDef("sha2", _sha2, _BIN, _BIN, _OPT_INT, _sha2_check),
     ConvDef("crc32", _hash(zlib.crc32), _BIN, _INT, _OPT_INT),
     ConvDef("djb2", _hash(_djb2), _BIN, _INT, _OPT_INT),
     ConvDef("sdbm", _hash(_sdbm), _BIN, _INT, _OPT_INT),

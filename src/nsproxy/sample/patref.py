@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from nsproxy.sample.userlist import Userlists
 
@@ -109,6 +110,7 @@ class PatRefs:
         self.userlists = Userlists()  # the configuration's userlists, for http_auth()
         # stick tables named by fetch arguments: (file, line, table, arg pos, keyword, proxy)
         self.table_uses: list[tuple[str, int, str, int, str, str]] = []
+        self.lua: Any = None  # the configuration's Lua state (`lua-load`), services by name
 
     def lookup(self, name: str) -> PatRef | None:
         """`#<id>` or a file name, as HAProxy's pat_ref_lookup_ref()."""

@@ -90,6 +90,8 @@ def server_context(bundle: CertBundle | None, opts: SslOptions) -> ssl.SSLContex
         ctx.options |= ssl.OP_NO_TICKET
     if opts.alpn:
         ctx.set_alpn_protocols(list(opts.alpn))
+    if opts.dh_file is not None:
+        ctx.load_dh_params(opts.dh_file)
     return ctx
 
 

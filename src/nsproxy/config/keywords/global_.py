@@ -267,7 +267,6 @@ def _prometheus_exporter(ctx: Ctx, args: list[str]) -> None:
 
 
 _TOLERATED = [
-    "ssl-dh-param-file",
     "spread-checks",
     "tune.maxaccept",
     "tune.pipesize",

@@ -27,7 +27,7 @@ from nsproxy.config.keywords.http_reply import (
     load_errorfile,
     parse_redirect,
 )
-from nsproxy.config.keywords.proxy import warn_format_override
+from nsproxy.config.keywords.log_formats import forget_log_format, warn_format_override
 from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.model import Config
 from nsproxy.config.model_http import (
@@ -115,7 +115,7 @@ def _httplog(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["_httplog_where"] = ctx.where if on else None
     if on:
         ctx.section.fields["tcplog"] = False
-        ctx.section.fields["log_format"] = None
+        forget_log_format(ctx)
     _update(ctx, httplog=on, clf=on and bool(rest))
 
 
@@ -541,6 +541,14 @@ def _kind(section: Any) -> str:
     return "proxy" if section.kind == "listen" else section.kind
 
 
+def _no_log_address(state: Any, sec: Any, px: str, httplog: bool) -> None:
+    """A frontend with a log format (httplog, tcplog, log-format) and nowhere to log it."""
+    fields = sec.fields
+    has_format = httplog or fields.get("tcplog") or fields.get("log_format") is not None
+    if has_format and sec.is_frontend and not fields.get("logs"):
+        state.warnings.append(f"config : log format ignored for {px} since it has no log address.")
+
+
 @post_check
 def _http_in_tcp_mode(state: Any, config: Config) -> None:
     """HAProxy's warnings for HTTP settings of a proxy left in TCP mode, and its errors for
@@ -558,18 +566,10 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                     f"Proxy '{sec.name}': unable to find capture id '{idx}' referenced by "
                     f"{kind} capture rule."
                 )
-        formats = (
-            (cfg is not None and cfg.httplog)
-            or fields.get("tcplog")
-            or fields.get("log_format") is not None
-        )
-        if cfg is None:
-            if formats and sec.is_frontend and not fields.get("logs"):
-                state.warnings.append(
-                    f"config : log format ignored for {px} since it has no log address."
-                )
-            continue
         tcp = fields.get("mode", "tcp") != "http"
+        if cfg is None:
+            _no_log_address(state, sec, px, False)
+            continue
         if tcp and cfg.monitor_uri is not None:
             state.warnings.append(
                 f"config : monitor-uri will be ignored for {px} (needs 'mode http')."
@@ -580,10 +580,7 @@ def _http_in_tcp_mode(state: Any, config: Config) -> None:
                 f"config : parsing [{where}] : 'option httplog' not usable with {px} (needs "
                 "'mode http'). Falling back to 'option tcplog'."
             )
-        if formats and sec.is_frontend and not fields.get("logs"):
-            state.warnings.append(
-                f"config : log format ignored for {px} since it has no log address."
-            )
+        _no_log_address(state, sec, px, cfg.httplog)
         if not tcp:
             continue
         for field, name in (

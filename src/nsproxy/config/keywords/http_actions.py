@@ -18,6 +18,7 @@ from nsproxy.config.keywords.http_reply import (
     parse_reply,
     reason,
 )
+from nsproxy.config.keywords.lua import lua_service
 from nsproxy.config.keywords.track import (
     is_sc_action,
     is_track,
@@ -591,6 +592,9 @@ def _parse_action(args: list[str], renv: RuleEnv) -> tuple[Act, int]:
         name = args[i] if i < len(args) else ""
         if not name:
             raise ConfigError("'use-service' expects a service name.")
+        lua = lua_service(renv.env.refs, name)
+        if lua is not None:
+            return lua, i + 1
         if name not in SERVICES:
             raise ConfigError(f"'{name}' unknown service name.")
         result = HttpResult(Verb.SERVICE, service=name)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from nsproxy.addresses import AddressError, parse_source
-from nsproxy.config.keywords.rules import env_of
 from nsproxy.config.keywords.sslhellochk import add_tcp_rule, use_tcp_check
-from nsproxy.config.model import LogFormat, SourceCfg, TcpCheckRule
+from nsproxy.config.model import SourceCfg, TcpCheckRule
 from nsproxy.config.model_http import HttpCfg
 from nsproxy.config.registry import (
     KEYWORDS,
@@ -21,7 +19,6 @@ from nsproxy.config.registry import (
     parse_int,
     parse_time,
 )
-from nsproxy.sample import Hook, SampleError, compile_logformat
 
 ALL = PROXY_SECTIONS
 FE = ("defaults", "frontend", "listen")
@@ -196,58 +193,6 @@ def _description(ctx: Ctx, args: list[str]) -> None:
     ctx.section.fields["description"] = " ".join(args[1:])
 
 
-def _compiled_format(ctx: Ctx, args: list[str], what: str) -> LogFormat:
-    ctx.need(args, 1, "an argument")
-    http = ctx.section.fields.get("mode") == "http"
-    try:
-        return compile_logformat(
-            " ".join(args[1:]), Hook.FE_LOG_END, env_of(ctx), http=http, mode_http=http
-        )
-    except SampleError as exc:
-        raise ConfigError(f"failed to parse {what} : {exc}") from None
-
-
-def warn_format_override(ctx: Ctx, new: str) -> None:
-    """HAProxy's warning when a `defaults` section sets a log format over another one."""
-    if ctx.section.kind != "defaults":
-        return
-    f = ctx.section.fields
-    http: HttpCfg | None = f.get("http")
-    old = None
-    if f.get("log_format") is not None:
-        old = "log-format"
-    elif http is not None and http.httplog:
-        old = "option httplog clf" if http.clf else "option httplog"
-    elif f.get("tcplog"):
-        old = "option tcplog"
-    if old is not None:
-        ctx.state.warnings.append(
-            f"parsing [{ctx.where}]: '{new}' overrides previous '{old}' in 'defaults' section."
-        )
-
-
-def _forget_httplog(ctx: Ctx) -> None:
-    """A later `option tcplog` or `log-format` replaces `option httplog`'s format, as in HAProxy
-    (one log format per proxy: the last directive wins, and no fallback warning follows)."""
-    ctx.section.fields["_httplog_where"] = None
-    http: HttpCfg | None = ctx.section.fields.get("http")
-    if http is not None and http.httplog:
-        ctx.section.fields["http"] = dataclasses.replace(http, httplog=False, clf=False)
-
-
-@KEYWORDS.register("log-format", *FE, backend=False)
-def _log_format(ctx: Ctx, args: list[str]) -> None:
-    compiled = _compiled_format(ctx, args, "log-format")
-    warn_format_override(ctx, "log-format")
-    ctx.section.fields["log_format"] = compiled
-    _forget_httplog(ctx)
-
-
-@KEYWORDS.register("unique-id-format", *FE, backend=False)
-def _unique_id_format(ctx: Ctx, args: list[str]) -> None:
-    ctx.section.fields["unique_id_format"] = _compiled_format(ctx, args, "unique-id-format")
-
-
 def parse_source_args(args: list[str], allow_range: bool) -> SourceCfg:
     """`source ADDR[:PORT|:LOW-HIGH] [usesrc ...] [interface IF]` (args without 'source')."""
     if not args:
@@ -377,16 +322,6 @@ def _flag(name: str, field: str, *sections: str) -> None:
     OPTIONS.register(name, *sections)(handler)
 
 
-@OPTIONS.register("tcplog")
-def _option_tcplog(ctx: Ctx, args: list[str]) -> None:
-    if args[-1] == "on":
-        warn_format_override(ctx, "option tcplog")
-    ctx.section.fields["tcplog"] = args[-1] == "on"
-    if args[-1] == "on":
-        ctx.section.fields["log_format"] = None
-        _forget_httplog(ctx)
-
-
 for _opt, _field in (
     ("dontlognull", "dontlognull"),
     ("redispatch", "redispatch"),
@@ -422,6 +357,8 @@ _IGNORED_OPTIONS = [
 
 
 def _ignored_option(ctx: Ctx, args: list[str]) -> None:
+    if args[-1] == "off":
+        return  # `no option X`: what nsproxy does anyway
     raise ConfigWarning(f"'option {args[0]}' is not used by nsproxy; ignored.")
 
 

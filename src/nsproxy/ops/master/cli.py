@@ -279,6 +279,9 @@ class MasterCli:
         if first.startswith("@"):
             return self._routed(session, first[1:], text.lstrip()[len(first) :].lstrip())
         workers = self.master.current()
+        payload = session.payload
+        if payload is not None:  # `cmd <<` with its lines: the worker gets them too
+            text = f"{text} <<\n{payload}" + ("" if payload.endswith("\n") else "\n")
         answers = self._ask(session, workers, text)
         if not answers:
             return "No worker answered.\n"
