@@ -43,7 +43,7 @@ def _config(ns: str, sink_port: int) -> str:
     return "".join(out)
 
 
-def _collect(ns: str, sink: Sink) -> list[bytes]:
+def _collect(ns: str, sink: Sink, side: str) -> list[bytes]:
     got = []
     for i in range(len(CASES)):
         before = len(sink.conns)
@@ -51,7 +51,10 @@ def _collect(ns: str, sink: Sink) -> list[bytes]:
             c.sendall(b"payload")
             c.shutdown(socket.SHUT_WR)
             recv_all(c)
-        conn = sink.wait_conns(before + 1)[before]
+        try:
+            conn = sink.wait_conns(before + 1)[before]
+        except TimeoutError as exc:
+            raise AssertionError(f"{side}: '{CASES[i]}' never reached the server") from exc
         conn.closed.wait(5)
         got.append(bytes(conn.data))
     hdr = bytes.fromhex(
@@ -100,7 +103,7 @@ def test_sent_headers_match_haproxy(lab: Lab) -> None:
         )
         try:
             _wait_listening(ns, 20199)
-            theirs = _collect(ns, sink)
+            theirs = _collect(ns, sink, "HAProxy")
         finally:
             hap.terminate()
             hap.wait(5)
@@ -109,7 +112,7 @@ def test_sent_headers_match_haproxy(lab: Lab) -> None:
     ns = lab.netns("diff")
     proxy = Proxy(_config(ns, sink.port))
     try:
-        ours = _collect(ns, sink)
+        ours = _collect(ns, sink, "nsproxy")
     finally:
         proxy.stop()
     assert ours[0].startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 41000 20100\r\n")

@@ -161,10 +161,17 @@ class Sink:
                 c, peer = self.sock.accept()
             except OSError:
                 return
-            conn = Conn(peer[:2], c.getsockname()[:2])
+            try:
+                local = c.getsockname()[:2]
+            except OSError:  # already reset by the peer: still recorded, as it was accepted
+                local = ("", 0)
+            conn = Conn(peer[:2], local)
             with self._lock:
                 self.conns.append(conn)
-            threading.Thread(target=self._handle, args=(c, conn), daemon=True).start()
+            try:
+                threading.Thread(target=self._handle, args=(c, conn), daemon=True).start()
+            except RuntimeError:  # no thread left to start: serve this one here
+                self._handle(c, conn)
 
     def _handle(self, c: socket.socket, conn: Conn) -> None:
         with c:
