@@ -77,6 +77,8 @@ class BindCfg:
     v6only: bool = False
     accept_proxy: bool = False
     transparent: bool = False
+    defer_accept: bool = False  # TCP_DEFER_ACCEPT: accepted once data came (up to 1 s)
+    tfo: bool = False  # TCP_FASTOPEN, its queue the listen backlog
     mode: int | None = None
     maxconn: int = 0
     tls: BindTls | None = None

@@ -125,6 +125,11 @@ class Listener:
                 sock.bind((host, a.port, 0, int(scope)) if scope else a.sockaddr())
             fe = self.frontend.cfg
             backlog = b.backlog or fe.backlog or fe.maxconn or self.rt.config.global_.maxconn
+            if a.family != socket.AF_UNIX:
+                if b.defer_accept:  # as HAProxy: up to one second
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+                if b.tfo:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, backlog)
             sock.listen(backlog)
         except BaseException:
             sock.close()

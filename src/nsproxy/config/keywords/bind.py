@@ -120,20 +120,14 @@ for _name, _field, _kind in (
     ("v6only", "v6only", "flag"),
     ("accept-proxy", "accept_proxy", "flag"),
     ("transparent", "transparent", "flag"),
+    ("defer-accept", "defer_accept", "flag"),
+    ("tfo", "tfo", "flag"),
     ("user", "", "ignored"),
     ("group", "", "ignored"),
     ("process", "", "ignored"),
     ("thread", "", "ignored"),
 ):
     _option(_name, _field, _kind)
-
-
-def _ignored_flag(ctx: Ctx, rest: list[str]) -> None:
-    rest.pop(0)
-
-
-for _name in ("defer-accept", "tfo"):
-    BIND_OPTIONS.register(_name)(_ignored_flag)
 
 
 # ---- TLS (`ssl`, `crt`, `crt-list`, `verify`, ...): certificates are loaded while parsing, as
