@@ -44,7 +44,13 @@ frontend fe
     assert (b.addrs, b.v4v6, b.id) == ((SockAddr(socket.AF_INET6, "::", 8443),), True, 3)
     assert (c.addrs, c.v6only) == ((SockAddr(socket.AF_INET6, "::1", 9000),), True)
     assert (d.addrs, d.mode) == ((SockAddr(socket.AF_UNIX, "/run/fe.sock", 0),), 0o660)
-    assert e == BindCfg(Where("t.cfg", 7), (SockAddr(socket.AF_INET, "127.0.0.1", 82),), id=6)
+    assert e == BindCfg(
+        Where("t.cfg", 7),
+        (SockAddr(socket.AF_INET, "127.0.0.1", 82),),
+        id=6,
+        defer_accept=True,
+        tfo=True,
+    )
 
 
 def test_port_range_is_one_address_per_port() -> None:
