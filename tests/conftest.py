@@ -20,6 +20,16 @@ settings.register_profile("nsproxy", deadline=None, suppress_health_check=[Healt
 settings.load_profile("nsproxy")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.soak` tests run only with NSPROXY_SOAK=1 (run them yourself)."""
+    if os.environ.get("NSPROXY_SOAK") == "1":
+        return
+    skip = pytest.mark.skip(reason="soak: set NSPROXY_SOAK=1 to run")
+    for item in items:
+        if item.get_closest_marker("soak") is not None:
+            item.add_marker(skip)
+
+
 def _need_root() -> None:
     if os.geteuid() != 0:
         if os.environ.get("CI"):

@@ -822,8 +822,9 @@ class RandomBalancer(ConsistentHashBalancer):
                 and best.cur_conns * self._eweight(prev) > prev.cur_conns * self._eweight(best)
             ):
                 best = prev
-        # a full server is not traded for another: the connection queues in the backend
-        if best is not None and not best.has_free_slot():
+        # a full server is not traded for another: the connection queues in the backend (and
+        # one that went down before the ring was rebuilt is not returned either)
+        if best is not None and not (best.has_free_slot() and best.usable()):
             return None
         return best
 

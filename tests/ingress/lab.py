@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.netlab import free_port, socket_in
+from lab.netlab import free_port, socket_in, stop_listener
 
 POD_PORT = 8080
 BIND_RE = re.compile(r"^(\s*bind\s+)(\S+)(.*)$", re.M)
@@ -33,6 +33,7 @@ class Pods:
     addrs: list[str]
     seen: list[tuple[str, bytes]] = field(default_factory=list)
     socks: list[socket.socket] = field(default_factory=list)
+    acceptors: list[threading.Thread] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -42,7 +43,9 @@ class Pods:
             s.bind((addr, POD_PORT))
             s.listen(64)
             self.socks.append(s)
-            threading.Thread(target=self._serve, args=(s, addr), daemon=True).start()
+            acceptor = threading.Thread(target=self._serve, args=(s, addr), daemon=True)
+            acceptor.start()
+            self.acceptors.append(acceptor)
 
     def _serve(self, s: socket.socket, addr: str) -> None:
         while True:
@@ -87,10 +90,8 @@ class Pods:
         return out
 
     def close(self) -> None:
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+        for s, acceptor in zip(self.socks, self.acceptors, strict=True):
+            stop_listener(s, acceptor)
 
 
 @dataclass(frozen=True)

@@ -330,8 +330,12 @@ listen tb
     assert "No such namespace" in cli(f"del netns {b}")
 
 
+@pytest.mark.soak
 def test_pattern_churn_leaves_other_tenants_alone(lab: Lab) -> None:
-    """A tenant namespace created and deleted 20 times; another tenant's traffic never fails."""
+    """A tenant namespace created and deleted 20 times; another tenant's traffic never fails.
+
+    A soak (NSPROXY_SOAK=1). It is what showed the test-server race that `stop_listener`
+    fixes (docs/DESIGN.md, "Test harness note")."""
     steady = lab.netns("steady")
     srv = lab.netns("srv")  # the echo server, out of reach of other runs on this machine
     echo = lab.sink(srv, "127.0.0.1", echo=True)

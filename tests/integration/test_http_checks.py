@@ -12,7 +12,7 @@ import socket
 import tempfile
 import threading
 
-from lab.netlab import Lab, free_port, socket_in, wait_until
+from lab.netlab import Lab, free_port, socket_in, stop_listener, wait_until
 
 
 class CheckServer:
@@ -25,7 +25,8 @@ class CheckServer:
         self.port = int(self.sock.getsockname()[1])
         self.status = status
         self.requests: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
@@ -48,7 +49,7 @@ class CheckServer:
                     pass
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listener(self.sock, self._acceptor)
 
 
 BACKENDS = [

@@ -11,7 +11,7 @@ import socket
 import tempfile
 import threading
 
-from lab.netlab import Lab, cli, free_port, socket_in, wait_until
+from lab.netlab import Lab, cli, free_port, socket_in, stop_listener, wait_until
 
 CONFIG = """global
     server-state-file {state}
@@ -47,7 +47,8 @@ class Named:
 
     def listen(self) -> None:
         self.sock.listen(64)
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
@@ -59,7 +60,7 @@ class Named:
                 c.sendall(self.name)
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listener(self.sock, self._acceptor)
 
 
 def _ask(ns: str, port: int) -> bytes:

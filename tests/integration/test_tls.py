@@ -22,7 +22,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from lab.netlab import Lab, Proxy, cli, free_port, socket_in, wait_until
+from lab.netlab import Lab, Proxy, cli, free_port, socket_in, stop_listener, wait_until
 from nsproxy import proxy_protocol as pp
 from nsproxy.runtime.xprt_tls import TlsError, TlsTransport, Want
 
@@ -236,7 +236,8 @@ class Origin:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._names = threading.local()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _sni(self, obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
         self._names.sni = name
@@ -310,9 +311,7 @@ class Origin:
         return wait_until(enough, 10, f"{n} connection(s) at the origin")
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+        stop_listener(self.sock, self._acceptor)
 
 
 def _recv_exact(c: socket.socket, n: int) -> bytes:

@@ -122,6 +122,18 @@ class Conn:
     closed: threading.Event = field(default_factory=threading.Event)
 
 
+def stop_listener(sock: socket.socket, acceptor: threading.Thread | None) -> None:
+    """Stops a listening socket served by an accept thread: shutdown (the blocked accept
+    returns), the thread joined, then close. Closing first would let a thread about to call
+    accept() use the fd number after the kernel gave it to a newer socket, and steal that
+    socket's connections (seen once: a test's server answered by another test's origin)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    if acceptor is not None and acceptor is not threading.current_thread():
+        acceptor.join(5)
+    sock.close()
+
+
 class Sink:
     """A TCP server in a namespace: records what each connection sent and who sent it.
 
@@ -203,9 +215,7 @@ class Sink:
 
     def close(self) -> None:
         self._stop = True
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+        stop_listener(self.sock, self._thread)
 
 
 class Proxy:

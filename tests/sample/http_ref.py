@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.netlab import free_port
+from lab.netlab import free_port, stop_listener
 
 from .haproxy_ref import HAPROXY, wait_listening
 
@@ -101,7 +101,7 @@ class Recorder:
 
     def close(self) -> None:
         self.stopping = True
-        self.listener.close()
+        stop_listener(self.listener, self.thread)
 
 
 class HttpRef:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from lab.netlab import stop_listener
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 Done = Callable[[bytes], bool]
@@ -146,7 +148,7 @@ class Backend:
             return bytes(self.received[idx])
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listener(self.sock, self.thread)
 
 
 def config(
