@@ -42,6 +42,7 @@ from nsproxy.proto.h1.head import (
 from nsproxy.proto.h1.reader import Data, EndOfMessage, Event
 from nsproxy.runtime import stickiness
 from nsproxy.runtime.analysers import Verdict
+from nsproxy.runtime.http_txn import NO_EVENTS
 
 if TYPE_CHECKING:
     from nsproxy.runtime.stream import Stream
@@ -182,15 +183,17 @@ class WaitRequest:
         h1 = s.h1
         assert txn is not None and h1 is not None
         events = s.http_events
-        s.http_events = []
+        s.http_events = NO_EVENTS
         try:
             if s.req:
                 if txn.t_first < 0:
                     txn.t_first = s.clock.time()
-                events += h1.feed(bytes(s.req))
+                fed = h1.feed(bytes(s.req))
+                events = events + fed if events else fed  # (never into the shared list)
                 s.req.clear()
             elif s.req_eof and txn.t_first >= 0 and txn.req is None:
-                events += h1.feed_eof()
+                fed = h1.feed_eof()
+                events = events + fed if events else fed
         except H1Error as exc:
             s.fe.stats.failed_req += 1
             raw_error(s, exc.status, "PR")
@@ -202,8 +205,12 @@ class WaitRequest:
                 txn.req_line = request_line(ev)
                 s.fe.stats.http_requests += 1
             elif isinstance(ev, Data):
+                if not s.http_body:  # (the stream's empty list may be a shared one)
+                    s.http_body = []
                 s.http_body.append(ev)
             elif isinstance(ev, EndOfMessage):
+                if not s.http_body:
+                    s.http_body = []
                 s.http_body.append(ev)
                 txn.req_done = True
         if txn.req is not None:
@@ -293,8 +300,10 @@ def capture_request(s: Stream) -> None:
     fe = s.fe_http
     if txn is None or fe is None or txn.req is None:
         return
-    txn.captures_req = [None] * len(fe.req_captures)
-    txn.captures_res = [None] * len(fe.res_captures)
+    if fe.req_captures:
+        txn.captures_req = [None] * len(fe.req_captures)
+    if fe.res_captures:
+        txn.captures_res = [None] * len(fe.res_captures)
     if fe.req_captures:
         _capture_headers(txn.captures_req, fe.req_captures, txn.req.headers)
 

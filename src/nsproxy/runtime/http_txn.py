@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from nsproxy.proto.h1.connection import HttpMode
 from nsproxy.proto.h1.head import RequestHead, ResponseHead
+from nsproxy.proto.h1.reader import Event
+
+# Shared empty lists, never written to (replaced by a list of its own before any append):
+# an idle keep-alive connection holds no list of its own.
+NO_CAPTURES: list[str | None] = []
+NO_EVENTS: list[Event] = []
 
 
 class HttpTxn:
@@ -63,8 +69,8 @@ class HttpTxn:
         self.reuse_server = False
         self.mode_client = HttpMode.KEEP_ALIVE
         self.mode_server = HttpMode.KEEP_ALIVE
-        self.captures_req: list[str | None] = []
-        self.captures_res: list[str | None] = []
+        self.captures_req: list[str | None] = NO_CAPTURES
+        self.captures_res: list[str | None] = NO_CAPTURES
         self.log_level: str | None = None
         self.rule_action = ""  # the http-request/response action that answered, if any
         self.ck_cli = "-"  # persistence cookie in the request: N none, V valid, I invalid, D down

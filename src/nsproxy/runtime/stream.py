@@ -26,7 +26,7 @@ from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
 from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
-from nsproxy.runtime.http_txn import HttpTxn
+from nsproxy.runtime.http_txn import NO_EVENTS, HttpTxn
 from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
 from nsproxy.runtime.mux_pt import PassThroughMux
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_NO_EVENTS: list[Event] = []  # never appended to: a TCP stream has no HTTP events
 _NO_DATA = bytearray()  # never written: a stream without analysers never reads into `req`
 
 
@@ -167,8 +166,8 @@ class Stream:
         self.txn_count = 0
         self.http: HttpTxn | None = None
         self.h1: RequestReader | None = None
-        self.http_body: list[Event] = _NO_EVENTS  # HTTP streams get their own lists at start
-        self.http_events: list[Event] = _NO_EVENTS
+        self.http_body: list[Event] = NO_EVENTS  # HTTP streams get their own lists at start
+        self.http_events: list[Event] = NO_EVENTS
         self.idle_conn: Connection | None = None
         self.idle_reader: ResponseReader | None = None
         self.idle_server: Server | None = None
@@ -354,8 +353,8 @@ class Stream:
     def start(self) -> None:
         if self.listener.an_http >= 0:
             self.h1 = RequestReader(self.rt.h1_limits)
-            self.http_body = []
-            self.http_events = []
+            self.http_body = NO_EVENTS  # (lists of their own once there are events)
+            self.http_events = NO_EVENTS
             self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
@@ -711,7 +710,7 @@ class Stream:
             h1 = H1Mux(self, reader, txn.req)
             self.mux = h1
             txn.t_sent = self.clock.time()
-            body, self.http_body = self.http_body, []
+            body, self.http_body = self.http_body, NO_EVENTS
             h1.start(head + self.server_head(serialize_request(txn.req)), body)
             if self.phase is not Phase.MUX:
                 return
