@@ -88,6 +88,9 @@ def stale() -> list[str]:
     return out
 
 
+_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def orphans() -> list[str]:
     """Modules left with an in-place extension that COMPILED no longer lists.
 
@@ -106,9 +109,6 @@ def orphans() -> list[str]:
                 if module not in COMPILED:
                     out.append(module)
     return sorted(out)
-
-
-_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def mode() -> str:

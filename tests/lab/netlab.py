@@ -173,17 +173,10 @@ class Sink:
                 c, peer = self.sock.accept()
             except OSError:
                 return
-            try:
-                local = c.getsockname()[:2]
-            except OSError:  # already reset by the peer: still recorded, as it was accepted
-                local = ("", 0)
-            conn = Conn(peer[:2], local)
+            conn = Conn(peer[:2], c.getsockname()[:2])
             with self._lock:
                 self.conns.append(conn)
-            try:
-                threading.Thread(target=self._handle, args=(c, conn), daemon=True).start()
-            except RuntimeError:  # no thread left to start: serve this one here
-                self._handle(c, conn)
+            threading.Thread(target=self._handle, args=(c, conn), daemon=True).start()
 
     def _handle(self, c: socket.socket, conn: Conn) -> None:
         with c:

@@ -14,7 +14,7 @@ from nsproxy.ops.server_addr import set_addr
 from nsproxy.runtime.backend import Backend, Server
 from nsproxy.runtime.health import STATUSES, ServerCheck
 from nsproxy.runtime.objects import Counters
-from nsproxy.runtime.tls_wire import TlsState
+from nsproxy.runtime.tls_wire import SslProcess, TlsState
 
 if TYPE_CHECKING:
     from nsproxy.runtime.process import Runtime
@@ -370,15 +370,7 @@ def _ssl_info(rt: Runtime) -> tuple[list[tuple[str, object]], list[tuple[str, ob
     """The SSL fields of `show info`: the connection counts, then the rates (HAProxy's
     global.sslconns, totalsslconns, ssl_per_sec, ssl_fe_keys_per_sec, ssl_be_keys_per_sec)."""
     tls = rt.tls_state
-    if not isinstance(tls, TlsState):
-        names = (
-            "SslRate SslRateLimit MaxSslRate SslFrontendKeyRate SslFrontendMaxKeyRate "
-            "SslFrontendSessionReuse_pct SslBackendKeyRate SslBackendMaxKeyRate "
-            "SslCacheLookups SslCacheMisses"
-        )
-        conns: list[tuple[str, object]] = [("MaxSslConns", 0), ("CurrSslConns", 0)]
-        return [*conns, ("CumSslConns", 0)], [(k, 0) for k in names.split()]
-    p = tls.process
+    p = tls.process if isinstance(tls, TlsState) else SslProcess()
     sess_rate = stat_counters.rate(p.rate)
     key_rate = stat_counters.rate(p.fe_keys)
     reuse = 0
