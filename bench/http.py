@@ -314,7 +314,8 @@ def main() -> int:
             for title, fn in steps + (idle_steps if run == 0 else []):
                 for kind in kinds:
                     print(f"# {title} (run {run + 1}): {kind} ...", flush=True)
-                    with running_proxy(topo, kind, cfg, FRONTS) as pid:
+                    fronts = (HTTP_FRONT,) if kind == "floor" else FRONTS
+                    with running_proxy(topo, kind, cfg, fronts) as pid:
                         spies = profilers(args, kind, pid, title) if run == 0 else []
                         fn(kind, pid)
                         for spy in spies:

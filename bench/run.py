@@ -121,7 +121,8 @@ class Topology:
             self.stop(p)
         for ns in (self.cli, self.srv):
             sh("ip", "netns", "del", ns, check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not os.environ.get("NSP_BENCH_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def sockets_in(self, ns: str, n: int = 1) -> list[socket.socket]:
         """`n` TCP sockets created inside `ns` by a short-lived thread."""
@@ -226,6 +227,8 @@ def running_proxy(
         f.write(cfg)
     if kind == "haproxy":
         cmd = [HAPROXY, "-db", "-f", path]
+    elif kind == "floor":  # bench/floor_http.py: what a bare Python relay reaches
+        cmd = [nsproxy_python(), str(REPO / "bench" / "floor_http.py"), path]
     else:
         cmd = [nsproxy_python(), "-m", "nsproxy", "-db", "-f", path]
     p = topo.spawn(None, *cmd, log=f"{kind}.log")
@@ -370,7 +373,8 @@ def profilers(
     if perf_dir and shutil.which("perf"):
         os.makedirs(perf_dir, exist_ok=True)
         out = os.path.join(perf_dir, f"{kind}-{name}.data")
-        cmd = ["perf", "record", "-q", "-g", "-F", "999", "-p", str(pid), "-o", out]
+        graph = ["--call-graph", "dwarf,16384"] if os.environ.get("NSP_PERF_DWARF") else ["-g"]
+        cmd = ["perf", "record", "-q", *graph, "-F", "499", "-p", str(pid), "-o", out]
         spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if args.syscalls and shutil.which("strace"):
         os.makedirs(args.syscalls, exist_ok=True)
@@ -396,7 +400,11 @@ class Row:
         def fmt(v: float | None) -> str:
             return "-" if v is None else f"{v:,.{digits}f}"
 
-        return f"| {self.label:<34} | {self.unit:<10} | {fmt(h):>10} | {fmt(n):>10} | {ratio} |"
+        line = f"| {self.label:<34} | {self.unit:<10} | {fmt(h):>10} | {fmt(n):>10} | {ratio} |"
+        f = self.values.get("floor")  # bench/floor_http.py, when it ran
+        if f is not None:
+            line += f" floor {fmt(f)} ({f / h:.2f}x) |" if h else f" floor {fmt(f)} |"
+        return line
 
 
 def main() -> int:

@@ -35,6 +35,8 @@ COMPILED: tuple[str, ...] = (
     "nsproxy.runtime.analysers",
     "nsproxy.runtime.process",
     "nsproxy.runtime.stickiness",
+    "nsproxy.runtime.objects",
+    "nsproxy.stick.freq",
     "nsproxy.ops.log",
     "nsproxy.ops.stat_counters",
     "nsproxy.config.where",
