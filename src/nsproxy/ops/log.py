@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -40,9 +41,17 @@ class Sink:
     target: LogTarget
     sock: socket.socket | None = None
     dest: tuple[str, int] | str | None = None
+    fd: int = -1  # stdout or stderr: lines go out with one write(2) each, unbuffered
+    max_level: int = 7
+    min_level: int = 0
+    pri: int = 0
 
     def open(self) -> None:
         t = self.target
+        self.max_level, self.min_level = LEVELS[t.level], LEVELS[t.min_level]
+        self.pri = FACILITIES[t.facility] * 8
+        if t.udp is None and not t.target.startswith("/"):
+            self.fd = 2 if t.target == "stderr" else 1
         if t.udp is not None:
             self.sock = socket.socket(t.udp.family, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
@@ -54,10 +63,10 @@ class Sink:
 
     def emit(self, level: int, msg: str, tag: str, host: str | None = None) -> None:
         """One line at `level`; `host` is the `log-send-hostname` name (None: not sent)."""
-        t = self.target
-        if level > LEVELS[t.level] or level < LEVELS[t.min_level]:
+        if level > self.max_level or level < self.min_level:
             return
-        pri = FACILITIES[t.facility] * 8 + level
+        t = self.target
+        pri = self.pri + level
         if t.format == "raw":
             line = msg
         elif t.format == "short":
@@ -77,13 +86,9 @@ class Sink:
         # bytes that are not UTF-8 (a namespace's name) go out as they came, as in HAProxy
         data = (line + "\n").encode("utf-8", "surrogateescape")
         if self.sock is None:
-            stream = sys.stderr if t.target == "stderr" else sys.stdout
-            try:
-                stream.flush()
-                stream.buffer.write(data)
-                stream.buffer.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+            if self.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self.fd, data)  # as HAProxy: a line that cannot go is dropped
             return
         try:
             assert self.dest is not None

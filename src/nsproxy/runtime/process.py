@@ -333,8 +333,13 @@ class Runtime:
             http = cfg.http
             if http is None or not (http.httplog or cfg.tcplog):
                 return
+            if http.httplog and not http.clf:
+                if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
+                    return
+                fe.logger.emit(LEVELS.get(txn.log_level or "", LOG_INFO), httplog_line(s))
+                return
             if http.httplog:
-                fmt = self.clf_format if http.clf else self.httplog_format
+                fmt = self.clf_format
             else:  # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
                 fmt = self.tcplog_format
         if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
@@ -430,3 +435,38 @@ def listener_key(li: Listener) -> str:
     """Identifies a listener across reloads: frontend, namespace and address."""
     ns = li.netns.name if li.netns is not None else ""
     return f"{li.frontend.name}|{ns}|{li.addr}"
+
+
+def _captures(values: list[str | None]) -> str:
+    return "{" + "|".join([v or "" for v in values]) + "}" if values else ""
+
+
+def httplog_line(s: Stream) -> str:
+    """`option httplog`'s line: what HTTPLOG_FORMAT compiled renders, read natively from the
+    stream (the format is HAProxy's fixed one; a test compares both on the same traffic)."""
+    txn = s.http
+    assert txn is not None
+    src = s.cli.src
+    ci, cp = addr_text(src) if src is not None else ("unknown", "unknown")
+    ft = s.fe.name + ("~" if s.cli.facts is not None else "")
+    be = s.backend
+    b = be.name if be is not None else s.fe.name
+    srv = s.server
+    if srv is not None:
+        sv = srv.name
+    elif txn.applet is not None:
+        sv = f"<{txn.applet}>"
+    else:
+        sv = "<NOSRV>"
+    rc = ("+" if s.redispatched else "") + str(s.retries)
+    tail = " ".join(
+        [x for x in (_captures(txn.captures_req), _captures(txn.captures_res)) if x]
+        + [f'"{txn.req_line or "<BADREQ>"}"']
+    )
+    return (
+        f"{ci}:{cp} [{accept_date(s.request_ts)}] {ft} {b}/{sv} "
+        f"{s.t_request}/{s.t_queue}/{s.tc}/{s.t_response}/{s.t_active} {txn.status} "
+        f"{s.bytes_out} - - {s.termination}{txn.ck_cli}{txn.ck_srv} "
+        f"{s.conn_process}/{s.conn_frontend}/{s.conn_backend}/{s.conn_server}/{rc} "
+        f"{s.queue_server}/{s.queue_backend} {tail}"
+    )
