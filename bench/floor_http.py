@@ -47,9 +47,13 @@ def accept_date(t: float) -> str:
     sec = int(t)
     if sec != _stamp_sec:
         tm = time.localtime(sec)
-        _stamp = f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+        day = f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}"
+        _stamp = f"{day}:{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
         _stamp_sec = sec
     return f"{_stamp}.{int((t - sec) * 1000):03d}"
+
+
+TASKS: set[asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]] = set()
 
 
 class Counters:
@@ -123,7 +127,7 @@ class Client(asyncio.Protocol):
             srv.pending = head
             loop = asyncio.get_running_loop()
             sock.connect_ex(self.srv_addr)
-            loop.create_task(loop.create_connection(lambda: srv, sock=sock))
+            TASKS.add(loop.create_task(loop.create_connection(lambda: srv, sock=sock)))
         else:
             srv.transport.write(head)
 
@@ -193,7 +197,8 @@ class Server(asyncio.Protocol):
 
 
 def main() -> int:
-    text = open(sys.argv[1]).read()
+    with open(sys.argv[1]) as f:
+        text = f.read()
     fe = re.search(r"frontend fe_http\n(?:.*\n)*?\s+bind ([\d.]+):(\d+) namespace (\S+)", text)
     be = re.search(r"backend be_http\n(?:.*\n)*?\s+server \S+ ([\d.]+):(\d+) namespace (\S+)", text)
     assert fe and be

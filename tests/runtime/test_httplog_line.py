@@ -7,7 +7,6 @@ import re
 import socket
 
 from lab.netlab import Lab, free_port
-
 from nsproxy.sample.logformat import HTTPLOG_FORMAT
 
 CONFIG = """global

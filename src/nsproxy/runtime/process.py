@@ -338,10 +338,8 @@ class Runtime:
                     return
                 fe.logger.emit(LEVELS.get(txn.log_level or "", LOG_INFO), httplog_line(s))
                 return
-            if http.httplog:
-                fmt = self.clf_format
-            else:  # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
-                fmt = self.tcplog_format
+            # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
+            fmt = self.clf_format if http.httplog else self.tcplog_format
         if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
             return
         level = LEVELS.get(txn.log_level or "", LOG_INFO)
