@@ -95,6 +95,7 @@ class _Node:
         "points",
         "puid",
         "rweight",
+        "seq",
         "srv",
         "tree",
         "wscore",
@@ -115,6 +116,8 @@ class _Node:
         self.wscore = 0
         self.tree: _Tree | None = None
         self.entry: _Entry | None = None
+        self.seq = 0  # the live entry's sequence in its tree (entries compare by it, not by
+        # identity: compiled, a tuple is boxed anew each time it is stored)
         self.points: list[int] = []
 
 
@@ -139,13 +142,18 @@ class _Tree:
         self._seq += 1
         entry = (key & _U32, self._seq, node)
         node.entry = entry
+        node.seq = self._seq
         node.tree = self
         heapq.heappush(self._heap, entry)
+
+    def _live(self, entry: _Entry) -> bool:
+        node = entry[2]
+        return node.entry is not None and node.seq == entry[1] and node.tree is self
 
     def _discarded(self) -> None:
         self._stale += 1
         if self._stale > 32 and self._stale * 2 > len(self._heap):
-            self._heap = [e for e in self._heap if e[2].entry is e]
+            self._heap = [e for e in self._heap if self._live(e)]
             heapq.heapify(self._heap)
             self._stale = 0
 
@@ -153,7 +161,7 @@ class _Tree:
         heap = self._heap
         while heap:
             top = heap[0]
-            if top[2].entry is top:
+            if self._live(top):
                 return top[2]
             heapq.heappop(heap)
             self._stale -= 1
@@ -173,7 +181,7 @@ class _Tree:
         while heap:
             entry = heapq.heappop(heap)
             node = entry[2]
-            if node.entry is not entry:
+            if not self._live(entry):
                 self._stale -= 1
                 continue
             taken.append(entry)
@@ -197,14 +205,13 @@ def _dequeue(node: _Node) -> None:
 class Balancer(ABC):
     """Picks a server for each new connection the way HAProxy 2.6 does."""
 
-    _wdiv = BE_WEIGHT_SCALE
-
     def __init__(self, servers: Sequence[Server], *, allbackups: bool = False) -> None:
         self.servers: tuple[Server, ...] = tuple(servers)
         self.allbackups = allbackups
         self._nodes = [_Node(s, i) for i, s in enumerate(self.servers)]
         self._by_id = {id(n.srv): n for n in self._nodes}
         self._wmult = self._weight_multiplier()
+        self._wdiv = self._weight_divisor()
         self._srv_act = 0
         self._srv_bck = 0
         self._tot_wact = 0
@@ -220,6 +227,9 @@ class Balancer(ABC):
 
     def _weight_multiplier(self) -> int:
         return 1
+
+    def _weight_divisor(self) -> int:
+        return BE_WEIGHT_SCALE
 
     def _eweight(self, srv: Server) -> int:
         return (max(srv.weight, 0) * self._wdiv + self._wmult - 1) // self._wmult
@@ -459,7 +469,8 @@ class RoundRobinBalancer(Balancer):
 class _MapBalancer(Balancer):
     """lb_map.c: a table of Σ eweight slots filled by the smooth weighted algorithm."""
 
-    _wdiv = 1
+    def _weight_divisor(self) -> int:
+        return 1
 
     def _weight_multiplier(self) -> int:
         pgcd = 0

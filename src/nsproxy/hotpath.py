@@ -36,6 +36,8 @@ COMPILED: tuple[str, ...] = (
     "nsproxy.runtime.process",
     "nsproxy.runtime.stickiness",
     "nsproxy.runtime.objects",
+    "nsproxy.runtime.deadline",
+    "nsproxy.balance",
     "nsproxy.stick.freq",
     "nsproxy.ops.log",
     "nsproxy.ops.stat_counters",

@@ -26,6 +26,7 @@ from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
 from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
+from nsproxy.runtime.deadline import Deadline
 from nsproxy.runtime.http_txn import NO_EVENTS, HttpTxn
 from nsproxy.runtime.mux import Mux
 from nsproxy.runtime.mux_h1 import AnswerMux, H1Mux
@@ -36,7 +37,6 @@ from nsproxy.sample.logformat import accept_date
 
 if TYPE_CHECKING:
     from nsproxy.runtime.backend import Server
-    from nsproxy.runtime.clock import Timer
     from nsproxy.runtime.listener import Listener
     from nsproxy.runtime.process import Runtime
     from nsproxy.sample.types import Sample
@@ -85,6 +85,7 @@ class Stream:
         "backend",
         "cli",
         "clock",
+        "deadline",
         "connect_ts",
         "ending",
         "fe",
@@ -159,7 +160,8 @@ class Stream:
         self.tc = -1
         self.tw = 0
         self.connect_ts = 0.0
-        self.timer: Timer | None = None
+        self.deadline = Deadline(self.clock)
+        self.timer: Deadline | None = None  # the deadline, while something waits on it
         self.termination = "--"
         self.quiet = False
         self.ending = False
@@ -378,7 +380,7 @@ class Stream:
                 if timer is None or timer.when() != deadline:
                     self._cancel_timer()
                     if deadline is not None:
-                        self.timer = self.clock.call_at(deadline, self._on_analyse_timeout)
+                        self.timer = self.deadline.at(deadline, self._on_analyse_timeout)
                 return
             if verdict is Verdict.STOP:
                 return
@@ -1051,7 +1053,7 @@ class Stream:
     def arm_idle(self) -> None:
         deadline = self._idle_deadline()
         if deadline is not None:
-            self.timer = self.clock.call_at(deadline, self._on_idle_timer)
+            self.timer = self.deadline.at(deadline, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         self.timer = None
@@ -1075,7 +1077,7 @@ class Stream:
     def _arm(self, delay: float | None, cb: Callable[[], Any]) -> None:
         self._cancel_timer()
         if delay is not None:
-            self.timer = self.clock.call_later(delay, cb)
+            self.timer = self.deadline.at(self.clock.time() + delay, cb)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -1090,6 +1092,7 @@ class Stream:
             self.termination = termination
         phase, self.phase = self.phase, Phase.CLOSED
         self._cancel_timer()
+        self.deadline.stop()
         if phase is Phase.QUEUED and self.backend is not None:
             self.backend.unqueue(self)
         mux = self.mux
