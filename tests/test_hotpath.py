@@ -53,14 +53,14 @@ def test_an_extension_left_from_an_older_set_is_found_and_never_loaded(
     root = os.path.join(str(tmp_path), "nsproxy")
     os.makedirs(os.path.join(root, "runtime"))
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    for name in ("balance.py", "balance" + suffix, "runtime/poller.py", "runtime/poller" + suffix):
+    for name in ("netns.py", "netns" + suffix, "runtime/poller.py", "runtime/poller" + suffix):
         with open(os.path.join(root, name), "w") as f:
             f.write("")
     with open(os.path.join(root, "hotpath__mypyc" + suffix), "w") as f:
         f.write("")
     monkeypatch.setattr(hotpath, "SRC", str(tmp_path))
-    assert hotpath.orphans() == ["nsproxy.balance"]
+    assert hotpath.orphans() == ["nsproxy.netns"]
     finder = hotpath.SourceFinder(frozenset(hotpath.orphans()))
-    spec = finder.find_spec("nsproxy.balance", None)
-    assert spec is not None and spec.origin == os.path.join(root, "balance.py")
+    spec = finder.find_spec("nsproxy.netns", None)
+    assert spec is not None and spec.origin == os.path.join(root, "netns.py")
     assert finder.find_spec("nsproxy.runtime.poller", None) is None

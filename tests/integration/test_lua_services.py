@@ -109,12 +109,14 @@ def _unordered(answer: bytes) -> tuple[bytes, list[bytes], bytes]:
 
 
 def _log_fields(line: str) -> str:
-    """A httplog line without the client port, the date and the timers' values (which of
-    them happened is kept: -1 stays)."""
+    """A httplog line without the client port, the date, the timers' values (which of
+    them happened is kept: -1 stays) and %ac/%fc (HAProxy may not have processed the close of
+    the client's previous connection yet)."""
     fields = line.split()
     fields[0] = fields[0].rsplit(":", 1)[0]
     fields[1] = "[DATE]"
     fields[4] = "/".join("-1" if t == "-1" else "N" for t in fields[4].split("/"))
+    fields[10] = "/".join(["N", "N", *fields[10].split("/")[2:]])
     return " ".join(fields)
 
 

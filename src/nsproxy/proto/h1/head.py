@@ -125,31 +125,8 @@ def _spaces(m: re.Match[bytes]) -> bytes:
     return b" " * len(m.group(0))
 
 
-_TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
 def parse_fields(head: bytes, pos: int, status: int) -> list[Header]:
-    """The header (or trailer) lines of `head` from `pos` on, each with its line end.
-
-    Plain lines (a token, a colon, a value without CR) are split directly; anything else
-    (obs-fold, a stray CR, a bad name) takes the pattern path, which holds every verdict.
-    """
-    lines = head[pos:].split(b"\n")
-    if lines.pop():
-        return parse_fields_by_pattern(head, pos, status)  # not ended by a line end
-    out: list[Header] = []
-    for line in lines:
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name.translate(None, _TCHARS) or b"\r" in value:
-            return parse_fields_by_pattern(head, pos, status)
-        out.append((name.lower(), value.strip(_BLANKS)))
-    return out
-
-
-def parse_fields_by_pattern(head: bytes, pos: int, status: int) -> list[Header]:
-    """parse_fields by one pattern over the lines: the reference, and every error verdict."""
+    """The header (or trailer) lines of `head` from `pos` on, each with its line end."""
     pairs: list[tuple[bytes, bytes]] = _HEADER.findall(head, pos)
     # each match takes one whole line from its start: a line that does not match is missing
     if len(pairs) != head.count(b"\n", pos):
