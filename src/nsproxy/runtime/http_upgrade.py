@@ -72,9 +72,9 @@ class Upgrade:
     """After switching: an HTTP backend makes the stream HTTP (once per connection).
 
     The first request's head is read from the bytes the TCP rules saw plus what follows.
-    HAProxy's H1 layer answers a connection closed before any byte with 400, a head cut short
-    or late with 408 when the frontend's `timeout http-request` (else `timeout client`) ends,
-    and logs both as `PR` with the frontend as backend. A later request that chooses a TCP
+    HAProxy's H1 layer answers a client that closes before the head is complete with 400, a
+    head late with 408 when the frontend's `timeout http-request` (else `timeout client`)
+    ends, and logs both as `PR` with the frontend as backend. A later request that chooses a TCP
     backend is logged with status 500 and `IR`, and the connection closes without an answer.
     """
 
@@ -120,12 +120,12 @@ class Upgrade:
         be = s.backend
         s.backend = None
         eof, err = s.req_eof, s.req_error
-        s.req_eof = s.req_error = False  # a half-closed client still waits for the timeout
+        s.req_eof = s.req_error = False  # (the head may be complete before the close)
         try:
             verdict = WAIT_REQUEST.run(s, False)
         finally:
             s.req_eof, s.req_error = eof, err
-        if verdict is Verdict.WAIT and (eof or err) and txn.t_first < 0:
+        if verdict is Verdict.WAIT and (eof or err):
             s.fe.stats.failed_req += 1
             raw_error(s, 400, "PR")
             return Verdict.STOP
