@@ -212,8 +212,12 @@ def _both(pair: Pair, requests: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     return answers[0], answers[1]
 
 
-def test_requests_on_one_connection_are_http_like_haproxy(lab: Lab, ns: str) -> None:
-    pair = Pair(lab, ns, TEMPLATE)
+@pytest.mark.parametrize("log_option", ["option tcplog", "option httplog"])
+def test_requests_on_one_connection_are_http_like_haproxy(
+    lab: Lab, ns: str, log_option: str
+) -> None:
+    # `option httplog` on a TCP frontend falls back to tcplog (HAProxy's warning at load)
+    pair = Pair(lab, ns, TEMPLATE.replace("option tcplog", log_option))
     ours, theirs = _both(pair, [R1, R2])
     assert ours == theirs
     assert all(a.startswith(b"HTTP/1.1 200 OK\r\ncontent-type:") for a in ours)
@@ -384,3 +388,17 @@ def test_errors_before_the_first_head_like_haproxy(
     assert ours == theirs
     assert ours[0].endswith(" fe fe/<NOSRV> -1/-1/T 0 PR 1/1/0/0/0 0/0")
     assert pair.origin_n.received() == []
+
+
+def test_without_a_log_format_each_request_logs_its_connect_line(lab: Lab, ns: str) -> None:
+    pair = Pair(lab, ns, TEMPLATE.replace("    option tcplog\n", ""))
+    ours, theirs = _both(pair, [R1, R2])
+    assert ours == theirs
+    theirs_log = pair.haproxy_lines(2)
+    ours_log = pair.nsproxy_lines(2, "Connect from ")
+
+    def ports(line: str) -> str:
+        return re.sub(r":\d+", ":PORT", line)
+
+    assert [ports(x) for x in ours_log] == [ports(x) for x in theirs_log]
+    assert ports(ours_log[1]) == "Connect from 127.0.0.1:PORT to 127.0.0.1:PORT (fe/TCP)"
