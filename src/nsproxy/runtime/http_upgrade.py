@@ -138,7 +138,7 @@ NEXT_REQUEST = NextRequest()
 UPGRADE = Upgrade()
 
 
-class BackendRequest:
+class UpgradedBackendRequest:
     """The backend's HTTP rules and added headers, for a stream that was upgraded."""
 
     __slots__ = ()
@@ -152,6 +152,6 @@ class BackendRequest:
         return BACKEND_REQUEST.run(s, expired)
 
 
-UPGRADED_BACKEND_REQUEST = BackendRequest()
+UPGRADED_BACKEND_REQUEST = UpgradedBackendRequest()
 
 __all__ = ["NEXT_REQUEST", "UPGRADE", "UPGRADED_BACKEND_REQUEST", "reaches_http"]
