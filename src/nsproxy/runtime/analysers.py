@@ -271,13 +271,16 @@ def build(
     backend_rules: bool,
     http_before: tuple[Analyser, ...] = (),
     http_after: tuple[Analyser, ...] = (),
+    upgrade: tuple[Analyser, Analyser] | None = None,
 ) -> tuple[Analyser, ...]:
     """The analysers of one listener of frontend `px`, in the order they run.
 
     `backend_rules`: some backend has `tcp-request content` or `use-server` rules, so the
     step that runs them after switching is needed. In `mode http`, `http_before` (the request
     head and the frontend's rules) run before switching and `http_after` after it; switching
-    then runs for every request.
+    then runs for every request. `upgrade` (a TCP frontend that may choose an HTTP backend):
+    the step reading a later request's head, first, and the step making the stream HTTP, right
+    after switching (runtime/http_upgrade.py).
     """
     rules = px.rules
     steps: list[Analyser] = []
@@ -286,11 +289,15 @@ def build(
     expects = any(r.action == "expect-proxy" for r in rules.tcp_request_connection)
     if bind.accept_proxy or expects:
         steps.append(ProxyHeader(bind.accept_proxy))
+    if upgrade is not None:
+        steps.append(upgrade[0])
     if rules.tcp_request_content:
         steps.append(ContentRules(rules.tcp_request_content, rules.inspect_delay))
     steps.extend(http_before)
-    if rules.use_backend or http_before:
+    if rules.use_backend or http_before or upgrade is not None:
         steps.append(SwitchingRules(rules))
+    if upgrade is not None:
+        steps.append(upgrade[1])
     if backend_rules:
         steps.append(_BACKEND_STEP)
     steps.extend(http_after)

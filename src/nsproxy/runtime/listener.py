@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from nsproxy.addresses import SockAddr
 from nsproxy.config.model import BindCfg
 from nsproxy.netns import Namespace
-from nsproxy.runtime import analysers, http_ana, poller, tls_wire
+from nsproxy.runtime import analysers, http_ana, http_upgrade, poller, tls_wire
 from nsproxy.runtime.connect import IP_TRANSPARENT, IPV6_TRANSPARENT
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Listener:
         "bind",
         "family",
         "frontend",
+        "http",
         "id",
         "label",
         "netns",
@@ -71,7 +72,10 @@ class Listener:
         self.family = int(addr.family)
         self.paused = True
         px = frontend.cfg
-        if px.mode == "http" and px.http is not None:
+        # `http`: streams are HTTP from the accept; `an_http`: where each later request of a
+        # keep-alive connection starts (-1: streams never become HTTP)
+        self.http = px.mode == "http" and px.http is not None
+        if self.http and px.http is not None:
             before = http_ana.analysers(px.http)
             self.analysers = analysers.build(
                 px, bind, rt.backend_rules, before, (http_ana.BACKEND_REQUEST,)
@@ -82,6 +86,15 @@ class Listener:
                 i for i, a in enumerate(self.analysers) if isinstance(a, analysers.ContentRules)
             ]
             self.an_http = content[0] if content else self.analysers.index(http_ana.WAIT_REQUEST)
+        elif http_upgrade.reaches_http(px, rt.config):
+            self.analysers = analysers.build(
+                px,
+                bind,
+                rt.backend_rules,
+                http_after=(http_upgrade.UPGRADED_BACKEND_REQUEST,),
+                upgrade=(http_upgrade.NEXT_REQUEST, http_upgrade.UPGRADE),
+            )
+            self.an_http = self.analysers.index(http_upgrade.NEXT_REQUEST)
         else:
             self.analysers = analysers.build(px, bind, rt.backend_rules)
             self.an_http = -1

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nsproxy.config.model import ProxyCfg
+from nsproxy.config.model_http import HttpCfg
 from nsproxy.ops.log import Logger
 from nsproxy.stick.freq import FreqCtr
 
@@ -73,6 +74,9 @@ class Frontend:
     stats: Counters = field(default_factory=Counters)
     maxconn: int = 0
     disabled: bool = False  # `disable frontend`: its listeners stay paused
+    # its HTTP settings as a stream uses them: none in TCP mode, where HAProxy ignores them
+    # (a TCP frontend's stream upgraded to HTTP reads only its backend's)
+    http: HttpCfg | None = None
 
     @property
     def name(self) -> str:
@@ -80,3 +84,4 @@ class Frontend:
 
     def __post_init__(self) -> None:
         self.maxconn = self.cfg.maxconn or 1 << 62  # 0 in the config: no frontend limit
+        self.http = self.cfg.http if self.cfg.mode == "http" else None

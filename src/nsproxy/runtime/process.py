@@ -330,16 +330,20 @@ class Runtime:
         cfg = fe.cfg
         fmt = cfg.log_format
         if fmt is None:
-            http = cfg.http
-            if http is None or not (http.httplog or cfg.tcplog):
-                return
-            if http.httplog and not http.clf:
+            http = fe.http  # (none on a TCP frontend whose stream became HTTP)
+            if http is not None and http.httplog and not http.clf:
                 if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
                     return
                 fe.logger.emit(LEVELS.get(txn.log_level or "", LOG_INFO), httplog_line(s))
                 return
-            # `option tcplog` on an HTTP frontend: HAProxy logs the TCP format
-            fmt = self.clf_format if http.httplog else self.tcplog_format
+            if http is not None and http.httplog:
+                fmt = self.clf_format
+            elif cfg.tcplog or (cfg.http is not None and cfg.http.httplog):
+                # `option tcplog` on an HTTP frontend, or a TCP frontend (where `option
+                # httplog` falls back to tcplog): HAProxy logs the TCP format
+                fmt = self.tcplog_format
+            else:
+                return
         if cfg.dontlognull and txn.t_first < 0 and s.termination == "--":
             return
         level = LEVELS.get(txn.log_level or "", LOG_INFO)

@@ -353,7 +353,7 @@ class Stream:
 
     # -- analysers ---------------------------------------------------------------------------
     def start(self) -> None:
-        if self.listener.an_http >= 0:
+        if self.listener.http:
             self.h1 = RequestReader(self.rt.h1_limits)
             self.http_body = NO_EVENTS  # (lists of their own once there are events)
             self.http_events = NO_EVENTS
@@ -751,7 +751,7 @@ class Stream:
 
     @property
     def fe_http(self) -> HttpCfg | None:
-        return self.fe.cfg.http
+        return self.fe.http
 
     @property
     def be_http(self) -> HttpCfg | None:

@@ -10,28 +10,41 @@ from nsproxy.config.registry import post_check
 
 @post_check
 def _backends_exist(state: Any, config: Config) -> None:
+    """default_backend and fixed use_backend names: the backend must exist, and an HTTP
+    frontend cannot use a TCP backend (a TCP frontend may use an HTTP one: HAProxy upgrades
+    the stream to HTTP when that backend is chosen)."""
     for px in config.frontends:
-        if px.default_backend is None:
-            continue
-        be = config.proxy(px.default_backend)
-        if be is None or not be.is_backend:
-            state.errors.append(
-                f"Proxy '{px.name}': unable to find required default_backend: "
-                f"'{px.default_backend}'."
-            )
-        elif be.mode != px.mode and px.mode == "tcp":
-            # HAProxy upgrades the stream to HTTP there; nsproxy cannot yet: refused
-            state.errors.append(
-                f"{_kind(px)} '{px.name}' ({px.where}) : a tcp {_kind(px)} cannot use http "
-                f"backend '{be.name}' ({be.where}) as its default backend in nsproxy "
-                "(HAProxy would upgrade the stream to HTTP)."
-            )
-        elif be.mode != px.mode:
-            state.errors.append(
-                f"{px.mode} {_kind(px)} '{px.name}' ({px.where}) tries to use incompatible "
-                f"{be.mode} {_kind(be)} '{be.name}' ({be.where}) as its default backend "
-                "(see 'mode')."
-            )
+        if px.default_backend is not None:
+            be = config.proxy(px.default_backend)
+            if be is None or not be.is_backend:
+                state.errors.append(
+                    f"Proxy '{px.name}': unable to find required default_backend: "
+                    f"'{px.default_backend}'."
+                )
+            elif _incompatible(px, be):
+                state.errors.append(
+                    f"{px.mode} {_kind(px)} '{px.name}' ({px.where}) tries to use incompatible "
+                    f"{be.mode} {_kind(be)} '{be.name}' ({be.where}) as its default backend "
+                    "(see 'mode')."
+                )
+        for rule in px.rules.use_backend:
+            if rule.dynamic is not None:
+                continue
+            be = config.proxy(rule.name)
+            if be is None or not be.is_backend:
+                state.errors.append(
+                    f"Proxy '{px.name}': unable to find required use_backend: '{rule.name}'."
+                )
+            elif _incompatible(px, be):
+                state.errors.append(
+                    f"{px.mode} {_kind(px)} '{px.name}' ({px.where}) tries to use incompatible "
+                    f"{be.mode} {_kind(be)} '{be.name}' ({be.where}) in a 'use_backend' rule "
+                    "(see 'mode')."
+                )
+
+
+def _incompatible(px: ProxyCfg, be: ProxyCfg) -> bool:
+    return be.mode != px.mode and not (px.mode == "tcp" and be.mode == "http")
 
 
 def _kind(px: ProxyCfg) -> str:
