@@ -251,7 +251,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "bout": bo,
                     "dreq": 0,
                     "dresp": 0,
-                    "ereq": fe.stats.failed_headers,
+                    "ereq": fe.stats.failed_headers + fe.stats.failed_req,
                     "status": "PAUSED" if fe.disabled and opened else "OPEN" if opened else "STOP",
                     "pid": pid,
                     "iid": px.id,
@@ -399,6 +399,16 @@ def _ssl_info(rt: Runtime) -> tuple[list[tuple[str, object]], list[tuple[str, ob
     ]
 
 
+def cum_req(rt: Runtime) -> int:
+    """HAProxy's CumReq (global.req_count): its streams, one per HTTP request (those whose head
+    never completed included, unless kept out of the logs) and per TCP session. HAProxy's own
+    CLI sessions count too; nsproxy's stats socket is not a proxy and does not."""
+    n = -rt.unlogged_requests
+    for fe in rt.frontends.values():
+        n += fe.stats.http_requests if fe.cfg.mode == "http" else fe.stats.total_conns
+    return n
+
+
 def info_fields(rt: Runtime) -> list[tuple[str, object]]:
     """`show info` fields in HAProxy's order (the peers fields stay 0)."""
     up = int(time.time() - rt.start_time)
@@ -428,7 +438,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("Hard_maxconn", g.maxconn),
         ("CurrConns", rt.stats.cur_conns),
         ("CumConns", rt.stats.total_conns),
-        ("CumReq", rt.stats.total_conns),
+        ("CumReq", cum_req(rt)),
         *ssl_conns,
         ("Maxpipes", g.maxpipes),
         ("PipesUsed", 0),

@@ -62,6 +62,7 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.paused_for_limit: list[Listener] = []
         self.unknown_netns = 0
+        self.unlogged_requests = 0  # first requests that never began, kept out of the logs
         self.stopping = False
         self.proc_vars: dict[str, Sample] = {}
         self.idle_pool = IdlePool(loop)
