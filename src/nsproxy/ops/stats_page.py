@@ -10,6 +10,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from nsproxy.http import answers
 from nsproxy.ops import identity, stat_formats
 from nsproxy.ops.netns_history import NetnsHistory, Rate
 from nsproxy.ops.runtime_api import CliError
@@ -95,7 +96,10 @@ def serve(s: Stream, history: NetnsHistory) -> tuple[int, bytes] | None:
     if txn.req.method == b"POST":
         status = _admin_post(s, s.req_body, admin)
         where = f"{cfg.uri};st={status}"
-        head = f"HTTP/1.1 303 See Other\r\nlocation: {where}\r\ncontent-length: 0\r\n\r\n"
+        head = (
+            "HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\n"
+            f"content-length: 0\r\nlocation: {where}\r\n\r\n"
+        )
         return 303, head.encode("latin-1")
     rt = s.rt
     if "csv" in options:
@@ -105,13 +109,13 @@ def serve(s: Stream, history: NetnsHistory) -> tuple[int, bytes] | None:
         body = render(rt, cfg, history, options, admin).encode("latin-1", "xmlcharrefreplace")
         ctype = "text/html"
     refresh = ""
-    if cfg.refresh and "norefresh" not in options and "csv" not in options:
+    if cfg.refresh and "norefresh" not in options:  # (HAProxy sends it with the CSV too)
         refresh = f"refresh: {cfg.refresh}\r\n"
-    head = (
-        f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\ncache-control: no-cache\r\n"
-        f"content-type: {ctype}\r\n{refresh}\r\n"
-    )
-    return 200, head.encode("latin-1") + body
+    head = f"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n{refresh}"
+    if txn.req.method == b"HEAD":  # the head alone, without a length or a chunked body
+        return 200, head.encode("latin-1") + b"\r\n"
+    head += "transfer-encoding: chunked\r\n\r\n"
+    return 200, head.encode("latin-1") + answers.applet_body(body)
 
 
 def _authorized(cfg: StatsPageCfg, headers: list[tuple[bytes, bytes]]) -> bool:

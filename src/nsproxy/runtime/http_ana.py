@@ -344,12 +344,15 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         service = s.rt.services.get(res.service or "")
         if service is not None:
             s.fe.stats.intercepted += 1
-            body = service(s.rt)
-            head = (
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n"
-                b"content-length: %d\r\n\r\n" % len(body)
+            data = (
+                b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\n"
+                b"content-type: text/plain; version=0.0.4\r\ntransfer-encoding: chunked\r\n\r\n"
             )
-            answer(s, head + body, 200, "--")
+            assert s.http is not None and s.http.req is not None
+            if s.http.req.method != b"HEAD":  # (HAProxy keeps the chunked head for a HEAD)
+                data += answers.applet_body(service(s.rt))
+            s.http.bytes_out -= chunk_framing(data)  # HTX counts the data, not its chunking
+            answer(s, data, 200, "--")
         else:
             error(s, 503, "PR")
         return Verdict.STOP
@@ -389,6 +392,8 @@ class FrontendRules:
         page = s.rt.pages.get("stats") if res is None else None  # as HAProxy: before redirects
         if page is not None and (served := page(s)) is not None:
             s.fe.stats.intercepted += 1
+            assert s.http is not None
+            s.http.bytes_out -= chunk_framing(served[1])
             answer(s, served[1], served[0], "LR")
             return Verdict.STOP
         if res is None:
