@@ -92,7 +92,10 @@ def _observe(lab: Lab, tmp_path: Path, program: str, algo: str, where: str) -> d
     )
     _, page = _get(port, "/metrics", None)
     metrics = page.decode()
-    out: dict[str, object] = {"encodings": encodings}
+    _, html = _get(port, "/stats", None)
+    digits = re.sub(r'<span class="rls">(\d)</span>', r"\1", html.decode())  # HAProxy's grouping
+    tips = re.findall(r"(Compression in|Compression bypass):</th><td>(\d+)", digits)
+    out: dict[str, object] = {"encodings": encodings, "page": tips}
     for sv in ("FRONTEND", "BACKEND", "s1"):
         out[sv] = {k: rows[sv][k] for k in COUNTERS}
         out[sv + ".comp_out>0"] = rows[sv]["comp_out"] not in ("", "0")
@@ -121,4 +124,10 @@ def test_compression_counters_as_haproxy(lab: Lab, tmp_path: Path, algo: str, wh
         assert (fe["comp_in"], fe["comp_byp"], fe["comp_rsp"]) == ("0", "4800", "4")
     assert int(fe["bout"]) > 4 * len(BODY)  # the bytes before compression
     assert ours["BACKEND"] == fe
+    # the stats page's tooltips on the bytes out, frontend then backend (those bytes out
+    # include the Prometheus page's by then)
+    assert ours["page"] == 2 * [
+        ("Compression in", fe["comp_in"]),
+        ("Compression bypass", fe["comp_byp"]),
+    ]
     assert ours == _observe(lab, tmp_path, "haproxy", algo, where)

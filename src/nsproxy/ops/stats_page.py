@@ -280,6 +280,9 @@ def _row_class(row: Row) -> str:
     return f"{kind}_up" if status.startswith("UP") else f"{kind}_down"
 
 
+_BOUT = 13  # the bytes out among the cells
+
+
 def _cells(row: Row, kind: str) -> list[str]:
     g = row.get
     last = _human(g("lastsess")) if g("lastsess", -1) != -1 else ""
@@ -324,7 +327,39 @@ def _cells(row: Row, kind: str) -> list[str]:
             _human(g("downtime")),
             "-",
         ]
-    return [_esc(v) for v in common + status]
+    cells = [_esc(v) for v in common + status]
+    if kind != "server":
+        cells[_BOUT] = _bytes_out(row)
+    return cells
+
+
+def _bytes_out(row: Row) -> str:
+    """A FRONTEND/BACKEND row's bytes out, with the compression counters in a tooltip once
+    a response went through the compression filter (HAProxy's labels and percentages)."""
+    out = _int(row.get("bout"))
+    c_in, c_out, byp = (
+        _int(row.get("comp_in")),
+        _int(row.get("comp_out")),
+        _int(row.get("comp_byp")),
+    )
+    if not c_in and not byp:
+        return str(out)
+    saved = c_in - c_out
+    ratio = c_out * 100 // c_in if c_in else 0
+    saved_pct = saved * 100 // out if out else 0
+    return (
+        f"<u>{out}<div class=tips><table class=det>"
+        f"<tr><th>Response bytes in:</th><td>{out}</td></tr>"
+        f"<tr><th>Compression in:</th><td>{c_in}</td></tr>"
+        f"<tr><th>Compression out:</th><td>{c_out}</td><td>({ratio}%)</td></tr>"
+        f"<tr><th>Compression bypass:</th><td>{byp}</td></tr>"
+        f"<tr><th>Total bytes saved:</th><td>{saved}</td><td>({saved_pct}%)</td></tr>"
+        "</table></div></u>"
+    )
+
+
+def _int(v: object) -> int:
+    return v if isinstance(v, int) else 0
 
 
 def _proxy_table(
