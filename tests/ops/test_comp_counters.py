@@ -124,8 +124,7 @@ def test_compression_counters_as_haproxy(lab: Lab, tmp_path: Path, algo: str, wh
         assert (fe["comp_in"], fe["comp_byp"], fe["comp_rsp"]) == ("0", "4800", "4")
     assert int(fe["bout"]) > 4 * len(BODY)  # the bytes before compression
     assert ours["BACKEND"] == fe
-    # the stats page's tooltips on the bytes out, frontend then backend (those bytes out
-    # include the Prometheus page's by then)
+    # the stats page's tooltips on the bytes out, frontend then backend
     assert ours["page"] == 2 * [
         ("Compression in", fe["comp_in"]),
         ("Compression bypass", fe["comp_byp"]),
