@@ -47,6 +47,7 @@ _FROM_FIRST = (
     "_nbproc",
 )
 _MAX_REQUEST = 16384
+_Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class RuntimeCollector(Collector):
@@ -113,8 +114,8 @@ def merge(texts: list[str], workers: int) -> bytes:
     """The workers' expositions as one: samples matched on name and labels, counters and
     limits summed (as the master's `show stat`), states and settings from worker 1."""
     families: dict[str, Metric] = {}
-    Key = tuple[str, tuple[tuple[str, str], ...]]
-    values: dict[str, dict[Key, tuple[dict[str, str], float]]] = {}
+    # per family: (sample name, sorted labels) -> (the labels in their order, the value)
+    values: dict[str, dict[_Key, tuple[dict[str, str], float]]] = {}
     for text in texts:
         for fam in text_string_to_metric_families(text):
             have = values.get(fam.name)
