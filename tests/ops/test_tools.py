@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netlab import Lab, free_port, tcp_defaults
+from lab.netlab import Lab, cli, connect, free_port, recv_all, tcp_defaults, wait_until
 from nsproxy.ops import identity
 
 
@@ -113,3 +113,45 @@ def test_haproxyadmin_drives_nsproxy_as_it_drives_haproxy(lab: Lab, tmp_path: Pa
     theirs, ours = seen
     assert ours == theirs
     assert ours[:2] == [True, True]
+
+
+def test_hatop_reads_nsproxy_http_counters_as_haproxy(lab: Lab, tmp_path: Path) -> None:
+    """An HTTP frontend after compressed responses and a request that never completed: the
+    compression and request-error counters parse as HAProxy's (hatop types every column)."""
+    body = b"hello " * 200
+    web = lab.sink(
+        None,
+        "127.0.0.1",
+        reply=b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+    )
+    for name in ("h", "n"):
+        sock, port = str(tmp_path / f"{name}.sock"), free_port()
+        text = (
+            f"global\n  stats socket {sock} level admin\n"
+            "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
+            f"  timeout connect 2s\nfrontend web\n  bind 127.0.0.1:{port}\n  default_backend app\n"
+            f"backend app\n  compression algo gzip\n  server a1 127.0.0.1:{web.port}\n"
+        )
+        if name == "h":
+            lab.haproxy(text, sock)
+        else:
+            lab.proxy(text)
+        with connect(None, ("127.0.0.1", port)) as c:
+            c.sendall(
+                b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            )
+            assert b"content-encoding: gzip" in recv_all(c)
+        with connect(None, ("127.0.0.1", port)) as c:
+            c.sendall(b"GET / HT")
+        wait_until(lambda s=sock: _ereq(s) == "1", 10, "ereq")
+        code, screen = _hatop_screen(sock)
+        assert code == 0, screen
+        assert re.search(r">>> web .*FRONTEND \d+ OPEN", screen), screen
+        assert re.search(r">>> app a1 1 .* BACKEND \d+ UP", screen), screen
+
+
+def _ereq(sock: str) -> str:
+    lines = cli(sock, "show stat").decode().splitlines()
+    names = lines[0].removeprefix("# ").split(",")
+    row = next(dict(zip(names, ln.split(","), strict=True)) for ln in lines if ",FRONTEND," in ln)
+    return row["ereq"]

@@ -88,3 +88,18 @@ def auth_required(realm: bytes) -> bytes:
 
 
 MONITOR_OK = answer(200)
+
+
+# at most this many body bytes per chunk (HAProxy's applets send what fits a buffer each time)
+APPLET_CHUNK = 15360
+
+
+def applet_body(data: bytes) -> bytes:
+    """A body as HAProxy's applets (stats page, Prometheus exporter) send it after their
+    `transfer-encoding: chunked` head: chunks with upper-case hex sizes, then the last one."""
+    step = APPLET_CHUNK
+    parts = [
+        b"%X\r\n%s\r\n" % (len(p), p)
+        for p in (data[i : i + step] for i in range(0, len(data), step))
+    ]
+    return b"".join(parts) + b"0\r\n\r\n"

@@ -146,6 +146,11 @@ class Compressor:
             None if algo == "identity" else zlib.compressobj(level, zlib.DEFLATED, _WBITS[algo])
         )
 
+    @property
+    def bypass(self) -> bool:
+        """`identity`: the bytes pass through (HAProxy counts them as bypassing compression)."""
+        return self._z is None
+
     def feed(self, data: bytes) -> bytes:
         z = self._z
         if z is None or not data:

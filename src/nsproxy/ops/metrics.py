@@ -8,7 +8,6 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -48,6 +47,7 @@ _FROM_FIRST = (
     "_nbproc",
 )
 _MAX_REQUEST = 16384
+_Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class RuntimeCollector(Collector):
@@ -100,9 +100,7 @@ class RuntimeCollector(Collector):
 
 def exposition(rt: Runtime) -> bytes:
     """The text exposition of one runtime's counters."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RuntimeCollector(rt))
-    return promex.plain_counters(generate_latest(registry))
+    return promex.exposition_text(RuntimeCollector(rt).collect())
 
 
 @command("_metrics")
@@ -112,19 +110,12 @@ def _metrics(session: Session, args: list[str]) -> str:
     return exposition(session.rt).decode()
 
 
-class _Merged(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.families
-
-
 def merge(texts: list[str], workers: int) -> bytes:
     """The workers' expositions as one: samples matched on name and labels, counters and
     limits summed (as the master's `show stat`), states and settings from worker 1."""
     families: dict[str, Metric] = {}
-    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    # per family: (sample name, sorted labels) -> (the labels in their order, the value)
+    values: dict[str, dict[_Key, tuple[dict[str, str], float]]] = {}
     for text in texts:
         for fam in text_string_to_metric_families(text):
             have = values.get(fam.name)
@@ -134,18 +125,17 @@ def merge(texts: list[str], workers: int) -> bytes:
             summed = not fam.name.endswith(_FROM_FIRST)
             for smp in fam.samples:
                 key = (smp.name, tuple(sorted(smp.labels.items())))
-                if key not in have:
-                    have[key] = smp.value
+                seen = have.get(key)
+                if seen is None:
+                    have[key] = (smp.labels, smp.value)
                 elif summed:
-                    have[key] += smp.value
+                    have[key] = (seen[0], seen[1] + smp.value)
     for name, fam in families.items():
-        for (sample, labels), v in values[name].items():
+        for (sample, _), (labels, v) in values[name].items():
             if name == "haproxy_process_nbthread":
                 v = workers
-            fam.add_sample(sample, dict(labels), v)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Merged(list(families.values())))
-    return promex.plain_counters(generate_latest(registry))
+            fam.add_sample(sample, labels, v)
+    return promex.exposition_text(families.values())
 
 
 def http_answer(request: bytes, body: Callable[[], bytes]) -> bytes | None:

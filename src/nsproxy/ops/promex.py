@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -236,11 +236,21 @@ PROCESS = tuple((r[0], r[1], r[2]) for r in _table(_P))
 _MS = {"qtime", "ctime", "rtime", "ttime", "qtime_max", "ctime_max", "rtime_max", "ttime_max"}
 _MS.add("check_duration")
 _STATE_HELP = "Current status of the service, per state label value."
+_AVG = "time for last 1024 successful connections."
 _HELP = {
+    "qtime": f"Avg. queue {_AVG}",
+    "ctime": f"Avg. connect {_AVG}",
+    "rtime": f"Avg. response {_AVG}",
+    "ttime": f"Avg. total {_AVG}",
+    "qtime_max": "Maximum observed time spent in the queue",
+    "ctime_max": "Maximum observed time spent waiting for a connection to complete",
+    "rtime_max": "Maximum observed time spent waiting for a server response",
+    "ttime_max": "Maximum observed total request+response time "
+    "(request+queue+connect+response+processing)",
     "status": _STATE_HELP,
     "check_status": "Status of last health check, per state label value.",
     "agg_server_status": "Backend's aggregated gauge of servers' status",
-    "agg_server_check_status": "[DEPRECATED] Backend's aggregated gauge of servers' status",
+    "agg_server_check_status": "Backend's aggregated gauge of servers' state check status",
     "agg_check_status": "Backend's aggregated gauge of servers' state check status",
     "hrsp": "Total number of HTTP responses with status 100-199 returned by this object since "
     "the worker process started",
@@ -259,6 +269,14 @@ _HELP = {
 }
 
 
+_PROCESS_HELP = {
+    "current_zlib_memory": "Amount of memory currently used by HTTP compression on the "
+    "current worker process (in bytes)",
+    "max_zlib_memory": "Limit on the amount of memory used by HTTP compression above which it "
+    "is automatically disabled (in bytes, see global.maxzlibmem)",
+}
+
+
 def families() -> dict[str, list[str]]:
     """Every family name nsproxy exports as promex does, per kind (for tests and docs)."""
     return {
@@ -269,10 +287,52 @@ def families() -> dict[str, list[str]]:
     }
 
 
-def plain_counters(text: bytes) -> bytes:
-    """The exposition with promex's counter names that have no `_total` suffix in HELP/TYPE
-    (prometheus_client writes every counter family as `<name>_total`)."""
-    return text.replace(b"_process_failed_resolutions_total ", b"_process_failed_resolutions ")
+# families whose values promex prints as floats ("%f": seconds from milliseconds)
+FLOATS = frozenset(
+    f"haproxy_{kind}_{r[0]}"
+    for kind, table in (("frontend", FRONTEND), ("backend", BACKEND), ("server", SERVER))
+    for r in table
+    if r[2] in _MS
+)
+# promex's counters without the `_total` suffix (prometheus_client adds it to every counter)
+_PLAIN = {"haproxy_process_failed_resolutions_total": "haproxy_process_failed_resolutions"}
+
+
+def _text_value(v: float, flt: bool) -> str:
+    """A sample's value as promex prints it: integers as integers, seconds with "%f"."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if flt:
+        return f"{v:f}"
+    if isinstance(v, int) or float(v).is_integer():
+        return str(int(v))
+    return repr(float(v))
+
+
+def _label_value(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition_text(families: Iterable[Metric]) -> bytes:
+    """The text exposition as HAProxy 2.6's promex writes it: a family without samples is left
+    out (nsproxy's own `nsproxy_*` families stay), labels in promex's order, `netns` last,
+    values without a fraction unless promex prints one."""
+    out: list[str] = []
+    for fam in families:
+        if not fam.samples and fam.name.startswith("haproxy_"):
+            continue
+        name = fam.name + "_total" if fam.type == "counter" else fam.name
+        name = _PLAIN.get(name, name)
+        flt = name in FLOATS
+        out.append(f"# HELP {name} {fam.documentation}\n# TYPE {name} {fam.type}\n")
+        for smp in fam.samples:
+            sname = _PLAIN.get(smp.name, smp.name)
+            labels = ",".join(f'{k}="{_label_value(v)}"' for k, v in smp.labels.items())
+            value = _text_value(smp.value, flt)
+            out.append(f"{sname}{{{labels}}} {value}\n" if labels else f"{sname} {value}\n")
+    return "".join(out).encode()
 
 
 def _family(name: str, kind: str, doc: str, labels: list[str]) -> Metric:
@@ -327,7 +387,7 @@ def _process(rt: Runtime) -> Iterator[Metric]:
             yield fam
             continue
         desc = INFO_FIELDS.get(fld.replace("_", " ") if fld == "Unstoppable_Jobs" else fld)
-        doc = desc[3] if desc else name.replace("_", " ")
+        doc = desc[3] if desc else _PROCESS_HELP.get(name, name.replace("_", " "))
         one = _family(full, kind, doc, [])
         one.add_metric([], _number(info.get(fld, "")))  # type: ignore[attr-defined]
         yield one
@@ -349,7 +409,7 @@ def _proxy_families(
         elif col == "hrsp":
             extra = ["code"]
         doc = _HELP.get(col) or (STAT_FIELDS[col][2] if col in STAT_FIELDS else name)
-        fam = _family(f"haproxy_{kind}_{name}", tkind, doc, [*base, "netns", *extra])
+        fam = _family(f"haproxy_{kind}_{name}", tkind, doc, [*base, *extra, "netns"])
         for row in rows:
             px, sv = str(row["pxname"]), str(row["svname"])
             if where == "h" and px not in http:
@@ -357,9 +417,9 @@ def _proxy_families(
             if where == "k" and (px, sv) not in checked:
                 continue
             lv = [px, sv] if kind == "server" else [px]
-            lv.append(ns.get((px, sv), ""))
+            netns = ns.get((px, sv), "")
             for labels, value in _values(kind, col, row):
-                fam.add_metric([*lv, *labels], value)  # type: ignore[attr-defined]
+                fam.add_metric([*lv, *labels, netns], value)  # type: ignore[attr-defined]
         yield fam
 
 

@@ -104,6 +104,35 @@ def txn_ended(s: Stream) -> None:
         _add_times(c, max(s.tw, 0), s.tc, tr, max(s.t_total, 0))
 
 
+def compressed(s: Stream, consumed: int, produced: int, bypass: bool, end: bool) -> None:
+    """The compression filter passed `consumed` bytes of a response and emitted `produced`
+    (`bypass`: identity, the bytes only pass); `end`: the response is complete.
+
+    As HAProxy 2.6 counts them on the frontend and on the backend: comp_in/comp_out and the
+    process' CompressBpsIn/Out rates, or comp_byp; comp_rsp once per response."""
+    fe = s.fe.stats
+    be = s.backend.stats if s.backend is not None else None
+    if bypass:
+        fe.comp_byp += consumed
+        if be is not None:
+            be.comp_byp += consumed
+    else:
+        ms = now_ms()
+        rt = s.rt
+        rt.comp_bps_in.update(PERIOD, consumed, ms)
+        rt.comp_bps_out.update(PERIOD, produced, ms)
+        fe.comp_in += consumed
+        fe.comp_out += produced
+        if be is not None:
+            be.comp_in += consumed
+            be.comp_out += produced
+    if end:
+        if s.fe.cfg.mode == "http":
+            fe.comp_rsp += 1
+        if be is not None:
+            be.comp_rsp += 1
+
+
 def check_done(srv: Server, passed: bool, health_before: int, rise: int) -> None:
     """A health check ran: a failure while the server was up counts in chkfail."""
     if not passed and health_before >= rise:

@@ -123,10 +123,19 @@ _BACKEND_ZEROS = {"agg_server_status": 0, "agg_server_check_status": 0, "agg_che
 
 def _proxy_zeros(http: bool) -> dict[str, object]:
     out: dict[str, object] = {"wrew": 0, "eint": 0, "-": "-", **_MODULE_ZEROS}
-    out |= {"comp_in": 0, "comp_out": 0, "comp_byp": 0, "comp_rsp": 0}
     if http:
         out |= {"cache_lookups": 0, "cache_hits": 0}
     return out
+
+
+def _comp(c: Counters) -> dict[str, object]:
+    """The compression filter's counters of a FRONTEND or BACKEND row."""
+    return {
+        "comp_in": c.comp_in,
+        "comp_out": c.comp_out,
+        "comp_byp": c.comp_byp,
+        "comp_rsp": c.comp_rsp,
+    }
 
 
 def _h1_columns(http: bool, conns: int, streams: int, cur: int, bi: int, bo: int) -> dict[str, int]:
@@ -160,6 +169,7 @@ def _frontend_extra(c: Counters, http: bool, bi: int, bo: int) -> dict[str, obje
         "conn_rate": stat_counters.rate(c.conn_rate),
         "conn_rate_max": c.conn_rate_max,
         **_proxy_zeros(http),
+        **_comp(c),
         **_h1_columns(http, c.total_conns, c.http_requests, c.cur_conns, bi, bo),
     }
     if http:
@@ -241,7 +251,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                     "bout": bo,
                     "dreq": 0,
                     "dresp": 0,
-                    "ereq": fe.stats.failed_headers,
+                    "ereq": fe.stats.failed_headers + fe.stats.failed_req,
                     "status": "PAUSED" if fe.disabled and opened else "OPEN" if opened else "STOP",
                     "pid": pid,
                     "iid": px.id,
@@ -337,6 +347,7 @@ def stat_rows(rt: Runtime) -> list[dict[str, object]]:
                 "downtime": stat_counters.downtime(be.stats, rt.clock.time()),
                 **_session_columns(be.stats, px.mode == "http"),
                 **_proxy_zeros(px.mode == "http"),
+                **_comp(be.stats),
                 **_BACKEND_ZEROS,
                 **_h1_columns(px.mode == "http", be.stats.connect, be.stats.req_tot, 0, bi, bo),
             }
@@ -361,9 +372,6 @@ def _show_stat(session: Session, args: list[str]) -> str:
     if o.fmt == "json":
         return stat_formats.stat_json(rows, STAT_COLUMNS)
     return stat_formats.stat_text(rows, STAT_COLUMNS)
-
-
-_ZERO_INFO = "CompressBpsIn CompressBpsOut CompressBpsRateLim"
 
 
 def _ssl_info(rt: Runtime) -> tuple[list[tuple[str, object]], list[tuple[str, object]]]:
@@ -391,15 +399,24 @@ def _ssl_info(rt: Runtime) -> tuple[list[tuple[str, object]], list[tuple[str, ob
     ]
 
 
+def cum_req(rt: Runtime) -> int:
+    """HAProxy's CumReq (global.req_count): its streams, one per HTTP request (those whose head
+    never completed included, unless kept out of the logs) and per TCP session. HAProxy's own
+    CLI sessions count too; nsproxy's stats socket is not a proxy and does not."""
+    n = -rt.unlogged_requests
+    for fe in rt.frontends.values():
+        n += fe.stats.http_requests if fe.cfg.mode == "http" else fe.stats.total_conns
+    return n
+
+
 def info_fields(rt: Runtime) -> list[tuple[str, object]]:
-    """`show info` fields in HAProxy's order (SSL, compression and peers fields stay 0)."""
+    """`show info` fields in HAProxy's order (the peers fields stay 0)."""
     up = int(time.time() - rt.start_time)
     g = rt.config.global_
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     out_bytes = sum(fe.stats.bytes_out for fe in rt.frontends.values())
     live = live_bytes(rt)
     out_bytes += sum(live.get(fe, (0, 0))[1] for fe in rt.frontends.values())
-    zero = 0
     ssl_conns, ssl_rates = _ssl_info(rt)
     return [
         ("Name", identity.NAME),
@@ -421,7 +438,7 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("Hard_maxconn", g.maxconn),
         ("CurrConns", rt.stats.cur_conns),
         ("CumConns", rt.stats.total_conns),
-        ("CumReq", rt.stats.total_conns),
+        ("CumReq", cum_req(rt)),
         *ssl_conns,
         ("Maxpipes", g.maxpipes),
         ("PipesUsed", 0),
@@ -433,7 +450,9 @@ def info_fields(rt: Runtime) -> list[tuple[str, object]]:
         ("SessRateLimit", 0),
         ("MaxSessRate", rt.stats.sess_rate_max),
         *ssl_rates,
-        *[(k, zero) for k in _ZERO_INFO.split()],
+        ("CompressBpsIn", stat_counters.rate(rt.comp_bps_in)),
+        ("CompressBpsOut", stat_counters.rate(rt.comp_bps_out)),
+        ("CompressBpsRateLim", 0),
         ("Tasks", len(rt.streams)),
         ("Run_queue", 0),
         ("Idle_pct", 100),

@@ -10,6 +10,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from nsproxy.http import answers
 from nsproxy.ops import identity, stat_formats
 from nsproxy.ops.netns_history import NetnsHistory, Rate
 from nsproxy.ops.runtime_api import CliError
@@ -95,7 +96,10 @@ def serve(s: Stream, history: NetnsHistory) -> tuple[int, bytes] | None:
     if txn.req.method == b"POST":
         status = _admin_post(s, s.req_body, admin)
         where = f"{cfg.uri};st={status}"
-        head = f"HTTP/1.1 303 See Other\r\nlocation: {where}\r\ncontent-length: 0\r\n\r\n"
+        head = (
+            "HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\n"
+            f"content-length: 0\r\nlocation: {where}\r\n\r\n"
+        )
         return 303, head.encode("latin-1")
     rt = s.rt
     if "csv" in options:
@@ -105,13 +109,13 @@ def serve(s: Stream, history: NetnsHistory) -> tuple[int, bytes] | None:
         body = render(rt, cfg, history, options, admin).encode("latin-1", "xmlcharrefreplace")
         ctype = "text/html"
     refresh = ""
-    if cfg.refresh and "norefresh" not in options and "csv" not in options:
+    if cfg.refresh and "norefresh" not in options:  # (HAProxy sends it with the CSV too)
         refresh = f"refresh: {cfg.refresh}\r\n"
-    head = (
-        f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\ncache-control: no-cache\r\n"
-        f"content-type: {ctype}\r\n{refresh}\r\n"
-    )
-    return 200, head.encode("latin-1") + body
+    head = f"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: {ctype}\r\n{refresh}"
+    if txn.req.method == b"HEAD":  # the head alone, without a length or a chunked body
+        return 200, head.encode("latin-1") + b"\r\n"
+    head += "transfer-encoding: chunked\r\n\r\n"
+    return 200, head.encode("latin-1") + answers.applet_body(body)
 
 
 def _authorized(cfg: StatsPageCfg, headers: list[tuple[bytes, bytes]]) -> bool:
@@ -276,6 +280,9 @@ def _row_class(row: Row) -> str:
     return f"{kind}_up" if status.startswith("UP") else f"{kind}_down"
 
 
+_BOUT = 13  # the bytes out among the cells
+
+
 def _cells(row: Row, kind: str) -> list[str]:
     g = row.get
     last = _human(g("lastsess")) if g("lastsess", -1) != -1 else ""
@@ -320,7 +327,39 @@ def _cells(row: Row, kind: str) -> list[str]:
             _human(g("downtime")),
             "-",
         ]
-    return [_esc(v) for v in common + status]
+    cells = [_esc(v) for v in common + status]
+    if kind != "server":
+        cells[_BOUT] = _bytes_out(row)
+    return cells
+
+
+def _bytes_out(row: Row) -> str:
+    """A FRONTEND/BACKEND row's bytes out, with the compression counters in a tooltip once
+    a response went through the compression filter (HAProxy's labels and percentages)."""
+    out = _int(row.get("bout"))
+    c_in, c_out, byp = (
+        _int(row.get("comp_in")),
+        _int(row.get("comp_out")),
+        _int(row.get("comp_byp")),
+    )
+    if not c_in and not byp:
+        return str(out)
+    saved = c_in - c_out
+    ratio = c_out * 100 // c_in if c_in else 0
+    saved_pct = saved * 100 // out if out else 0
+    return (
+        f"<u>{out}<div class=tips><table class=det>"
+        f"<tr><th>Response bytes in:</th><td>{out}</td></tr>"
+        f"<tr><th>Compression in:</th><td>{c_in}</td></tr>"
+        f"<tr><th>Compression out:</th><td>{c_out}</td><td>({ratio}%)</td></tr>"
+        f"<tr><th>Compression bypass:</th><td>{byp}</td></tr>"
+        f"<tr><th>Total bytes saved:</th><td>{saved}</td><td>({saved_pct}%)</td></tr>"
+        "</table></div></u>"
+    )
+
+
+def _int(v: object) -> int:
+    return v if isinstance(v, int) else 0
 
 
 def _proxy_table(

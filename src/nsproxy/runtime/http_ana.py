@@ -191,11 +191,8 @@ class WaitRequest:
                 fed = h1.feed(bytes(s.req))
                 events = events + fed if events else fed  # (never into the shared list)
                 s.req.clear()
-            elif s.req_eof and txn.t_first >= 0 and txn.req is None:
-                fed = h1.feed_eof()
-                events = events + fed if events else fed
         except H1Error as exc:
-            s.fe.stats.failed_req += 1
+            _head_failed(s, exc.status)
             raw_error(s, exc.status, "PR")
             return Verdict.STOP
         for ev in events:
@@ -219,22 +216,20 @@ class WaitRequest:
             if self._buffering(s) and not (expired or s.req_eof or s.req_error):
                 return Verdict.WAIT
             return Verdict.NEXT
-        if s.req_eof or s.req_error:
+        if s.req_eof or s.req_error:  # the client left in the middle of a head, or before
             if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()  # an idle keep-alive connection closed: nothing to log
             else:
-                s.fe.stats.failed_req += 1
                 _null_unlogged(s)
-                _never_began(s, 400)
+                _head_failed(s, 400)
                 s.close("CR")
             return Verdict.STOP
         if expired:
             if txn.t_first < 0 and (s.txn_count or _probe(s)):
                 s.finish_early()
             else:
-                s.fe.stats.failed_req += 1
                 _null_unlogged(s)
-                _never_began(s, 408)
+                _head_failed(s, 408)
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
@@ -247,21 +242,30 @@ def _probe(s: Stream) -> bool:
 
 
 def _null_unlogged(s: Stream) -> None:
-    """`option dontlognull`: a first request that never began is answered but not logged."""
+    """`option dontlognull`: a first request that never began is answered but not logged
+    (nor counted in `show info`'s CumReq, which counts HAProxy's streams and logged sessions)."""
     txn = s.http
     if s.fe.cfg.dontlognull and txn is not None and txn.t_first < 0:
         txn.log_level = "silent"  # counted as any request, only its log line goes
+        s.rt.unlogged_requests += 1
 
 
-def _never_began(s: Stream, status: int) -> None:
-    """A first request that never began, as HAProxy logs it: the frontend stands for the
-    backend, `status` (400 when the client left, 408 on timeout), Ta counted from the accept."""
+def _head_failed(s: Stream, status: int) -> None:
+    """A request head that never completed (the client left, timed out, or sent a malformed
+    one), as HAProxy 2.6's H1 mux reports it before any stream exists: a request and a request
+    error of the frontend alone (the frontend stands for the backend in the log), `status`
+    (400 when the client left, 408 on timeout); a first request's Ta counts from the accept."""
     txn = s.http
-    if txn is None or txn.t_first >= 0 or s.txn_count:
-        return
+    assert txn is not None
+    fs = s.fe.stats
+    fs.failed_req += 1
+    if txn.req is not None:
+        return  # a malformed body: the request was counted with its head
+    fs.http_requests += 1
     s.backend = None
     txn.status = status
-    txn.t_first = txn.start
+    if txn.t_first < 0 and not s.txn_count:
+        txn.t_first = txn.start
 
 
 # HAProxy's termination for an answer a rule made: `return` and `redirect` are local replies
@@ -340,12 +344,15 @@ def _act(s: Stream, res: HttpResult, response: bool) -> Verdict:
         service = s.rt.services.get(res.service or "")
         if service is not None:
             s.fe.stats.intercepted += 1
-            body = service(s.rt)
-            head = (
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n"
-                b"content-length: %d\r\n\r\n" % len(body)
+            data = (
+                b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\n"
+                b"content-type: text/plain; version=0.0.4\r\ntransfer-encoding: chunked\r\n\r\n"
             )
-            answer(s, head + body, 200, "--")
+            assert s.http is not None and s.http.req is not None
+            if s.http.req.method != b"HEAD":  # (HAProxy keeps the chunked head for a HEAD)
+                data += answers.applet_body(service(s.rt))
+            s.http.bytes_out -= chunk_framing(data)  # HTX counts the data, not its chunking
+            answer(s, data, 200, "--")
         else:
             error(s, 503, "PR")
         return Verdict.STOP
@@ -385,6 +392,8 @@ class FrontendRules:
         page = s.rt.pages.get("stats") if res is None else None  # as HAProxy: before redirects
         if page is not None and (served := page(s)) is not None:
             s.fe.stats.intercepted += 1
+            assert s.http is not None
+            s.http.bytes_out -= chunk_framing(served[1])
             answer(s, served[1], served[0], "LR")
             return Verdict.STOP
         if res is None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsproxy.http.compression import Compressor, compresses, rewrite_response
+from nsproxy.ops import stat_counters
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
@@ -275,14 +276,16 @@ class H1Mux(_TxnBytes):
                     return
             elif isinstance(ev, Data):
                 assert self.resp is not None
-                data = ev.data if self.comp is None else self.comp.feed(ev.data)
-                txn.bytes_out += len(data)
+                data = ev.data
+                txn.bytes_out += len(data)  # as HAProxy: the bytes before compression
+                if self.comp is not None:
+                    data = self._compressed(self.comp, data)
                 self.to_cli += encode_data(self.resp.framing, data)
             elif isinstance(ev, EndOfMessage):
                 assert self.resp is not None
                 if self.comp is not None:
                     last = self.comp.finish()
-                    txn.bytes_out += len(last)
+                    stat_counters.compressed(s, 0, len(last), self.comp.bypass, True)
                     self.to_cli += encode_data(self.resp.framing, last)
                 self.to_cli += encode_end(self.resp.framing, ev.trailers)
                 txn.resp_done = True
@@ -290,6 +293,11 @@ class H1Mux(_TxnBytes):
                 txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
         self._flush_cli()
+
+    def _compressed(self, comp: Compressor, data: bytes) -> bytes:
+        out = comp.feed(data)
+        stat_counters.compressed(self.stream, len(data), len(out), comp.bypass, False)
+        return out
 
     def _compress(self, comp: tuple[str, tuple[str, ...]], resp: ResponseHead) -> None:
         """The compression filter's look at the response head, once the response rules and

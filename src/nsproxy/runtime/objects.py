@@ -33,6 +33,11 @@ class Counters:
     failed_req: int = 0
     http_requests: int = 0
     failed_headers: int = 0
+    # the compression filter: bytes in/out of the compressor, bypassed (identity), responses
+    comp_in: int = 0
+    comp_out: int = 0
+    comp_byp: int = 0
+    comp_rsp: int = 0
     # what `show stat` and the exporters read (bumped by nsproxy.ops.stat_counters)
     sess_rate: FreqCtr = field(default_factory=FreqCtr)
     sess_rate_max: int = 0

@@ -35,6 +35,7 @@ from nsproxy.sample.logformat import (
     compile_logformat,
 )
 from nsproxy.sample.types import Sample
+from nsproxy.stick.freq import FreqCtr
 
 
 class Runtime:
@@ -52,12 +53,16 @@ class Runtime:
         self.clock: Clock = clock or loop
         self.registry = registry or NamespaceRegistry()
         self.stats = Counters()
+        # the bytes in and out of the compressor, per second (`show info` CompressBpsIn/Out)
+        self.comp_bps_in = FreqCtr()
+        self.comp_bps_out = FreqCtr()
         self.streams: set[Stream] = set()
         self.frontends: dict[str, Frontend] = {}
         self.backends: dict[str, Backend] = {}
         self.listeners: list[Listener] = []
         self.paused_for_limit: list[Listener] = []
         self.unknown_netns = 0
+        self.unlogged_requests = 0  # first requests that never began, kept out of the logs
         self.stopping = False
         self.proc_vars: dict[str, Sample] = {}
         self.idle_pool = IdlePool(loop)

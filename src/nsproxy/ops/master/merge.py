@@ -17,6 +17,8 @@ SUM_INFO = frozenset(
         "TotalBytesOut",
         "TotalSplicdedBytesOut",
         "DroppedLogs",
+        "CompressBpsIn",
+        "CompressBpsOut",
     ]
 )
 # `show stat` columns that are counters or limits of one worker: summed.
@@ -48,6 +50,17 @@ SUM_STAT = frozenset(
         "intercepted",
         "connect",
         "reuse",
+        "req_tot",
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+        "comp_in",
+        "comp_out",
+        "comp_byp",
+        "comp_rsp",
     ]
 )
 SAME_NETNS = frozenset(("name", "inode", "listeners", "servers", "state"))  # others: summed
