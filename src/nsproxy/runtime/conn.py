@@ -34,6 +34,7 @@ class Connection:
         "fd",
         "hs_ms",
         "netns",
+        "private",
         "proxied",
         "sessions",
         "sock",
@@ -49,6 +50,9 @@ class Connection:
         self.dst = dst
         self.netns = netns
         self.proxied = False
+        # a server connection that carries one client's PROXY header: that client's alone
+        # (never pooled for others, the header never sent again), as HAProxy's private ones
+        self.private = False
         self.authority: bytes | None = None
         self.unique_id: bytes | None = None
         self.tls: TlsTransport | None = None

@@ -690,15 +690,11 @@ class Stream:
         srv = self.server
         sc = self.srv_conn
         assert srv is not None and sc is not None
-        # (over TLS the PROXY header went out in clear before the handshake)
-        send_proxy = srv.cfg.send_proxy and sc.tls is None
-        head = connect.proxy_header(self.rt, self, srv) if send_proxy else b""
-        fe, be = self.fe.cfg, srv.backend.cfg
-        tcp = self.listener.addr.family != socket.AF_UNIX and srv.cfg.addr.family != socket.AF_UNIX
-        tcp = tcp and self.cli.tls is None and sc.tls is None  # TLS: no splice
-        auto = tcp and (fe.splice_auto or be.splice_auto)
-        up = auto or (tcp and (fe.splice_request or be.splice_request))
-        down = auto or (tcp and (fe.splice_response or be.splice_response))
+        # once per server connection (over TLS it went out in clear before the handshake)
+        head = b""
+        if srv.cfg.send_proxy and sc.tls is None and not sc.private:
+            head = connect.proxy_header(self.rt, self, srv)
+            sc.private = True
         self.phase = Phase.MUX
         self.last_c = self.last_s = self.clock.time()
         txn = self.http
@@ -717,6 +713,13 @@ class Stream:
             if self.phase is not Phase.MUX:
                 return
         else:
+            fe, be = self.fe.cfg, srv.backend.cfg
+            tcp = self.listener.addr.family != socket.AF_UNIX
+            tcp = tcp and srv.cfg.addr.family != socket.AF_UNIX
+            tcp = tcp and self.cli.tls is None and sc.tls is None  # TLS: no splice
+            auto = tcp and (fe.splice_auto or be.splice_auto)
+            up = auto or (tcp and (fe.splice_request or be.splice_request))
+            down = auto or (tcp and (fe.splice_response or be.splice_response))
             analysed = len(self.req)
             if self.req:
                 head += self.req
@@ -898,7 +901,7 @@ class Stream:
             self.poller.clear_reader(idle.fd)
             if kept is not srv or idle.netns is not netns:
                 self.idle_reader = None
-                if kept is not None and reader is not None:
+                if kept is not None and reader is not None and not idle.private:
                     self.rt.idle_pool.put(kept, idle, reader)
                 else:
                     self._drop_idle(idle)
@@ -1118,7 +1121,7 @@ class Stream:
         idle = self.idle_conn
         if idle is not None:
             self.idle_conn = None
-            if self.idle_server is not None and self.idle_reader is not None:
+            if self.idle_server is not None and self.idle_reader is not None and not idle.private:
                 self.poller.clear_reader(idle.fd)
                 self.rt.idle_pool.put(self.idle_server, idle, self.idle_reader)
             else:

@@ -371,6 +371,7 @@ def start_server_tls(s: Stream, srv: Server) -> None:
     )
     if srv.cfg.send_proxy:
         tx.backlog += connect.proxy_header(s.rt, s, srv)
+        sc.private = True
     sc.tls = tx
     st.process.opened(tx)
     sc.sessions = client.sessions
