@@ -18,12 +18,16 @@ EARLY = 0.001
 
 
 class Deadline:
-    """When the stream's current wait runs out, and what then runs (at most one of each)."""
+    """When the stream's current wait runs out, and what then runs (at most one of each).
 
-    __slots__ = ("cb", "clock", "due", "handle", "handle_at")
+    The stream is its own deadline (a base class, not an object of its own: a connection
+    held idle carries no extra object); it sets `clock` before calling `__init__`.
+    """
 
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+    __slots__ = ("cb", "due", "handle", "handle_at")
+    clock: Clock
+
+    def __init__(self) -> None:
         self.handle: Timer | None = None
         self.handle_at = 0.0
         self.due = 0.0
@@ -49,7 +53,7 @@ class Deadline:
         """Nothing runs; the armed timer stays for the next deadline (or fires idle)."""
         self.cb = None
 
-    def stop(self) -> None:
+    def drop_timer(self) -> None:
         """The stream is gone: the loop lets go of it now."""
         self.cb = None
         handle = self.handle

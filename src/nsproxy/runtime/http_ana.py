@@ -537,9 +537,13 @@ def _forwarded_for(s: Stream, ff: AddrHeader) -> bytes | None:
         return cached[2]
     value = None
     if isinstance(src, tuple) and not ff.excluded(str(src[0])):
-        addr = ipaddress.ip_address(str(src[0]).split("%", 1)[0])
-        family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
-        value = rewrite.forwarded_for_value(family, addr.packed)
+        host = str(src[0]).split("%", 1)[0]
+        if s.cli.proxied:  # a PROXY header's text: written back as inet_ntop(3) would
+            addr = ipaddress.ip_address(host)
+            family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+            value = rewrite.forwarded_for_value(family, addr.packed)
+        else:  # the socket's own address: already inet_ntop(3)'s text
+            value = host.encode()
     s.ff_cache = (src, ff, value)
     return value
 

@@ -77,7 +77,7 @@ def _log_bind_error(srv: Server, exc: connect.SourceBindError) -> None:
     srv.backend.logger.emit(LEVELS["emerg"], msg)
 
 
-class Stream:
+class Stream(Deadline):
     """A client connection and, once connected, its server connection."""
 
     __slots__ = (
@@ -86,7 +86,6 @@ class Stream:
         "cli",
         "clock",
         "connect_ts",
-        "deadline",
         "ending",
         "fe",
         "ff_cache",
@@ -160,8 +159,8 @@ class Stream:
         self.tc = -1
         self.tw = 0
         self.connect_ts = 0.0
-        self.deadline = Deadline(self.clock)
-        self.timer: Deadline | None = None  # the deadline, while something waits on it
+        Deadline.__init__(self)
+        self.timer: Deadline | None = None  # self, while something waits on the deadline
         self.termination = "--"
         self.quiet = False
         self.ending = False
@@ -380,7 +379,7 @@ class Stream:
                 if timer is None or timer.when() != deadline:
                     self._cancel_timer()
                     if deadline is not None:
-                        self.timer = self.deadline.at(deadline, self._on_analyse_timeout)
+                        self.timer = self.at(deadline, self._on_analyse_timeout)
                 return
             if verdict is Verdict.STOP:
                 return
@@ -1056,7 +1055,7 @@ class Stream:
     def arm_idle(self) -> None:
         deadline = self._idle_deadline()
         if deadline is not None:
-            self.timer = self.deadline.at(deadline, self._on_idle_timer)
+            self.timer = self.at(deadline, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         self.timer = None
@@ -1080,7 +1079,7 @@ class Stream:
     def _arm(self, delay: float | None, cb: Callable[[], Any]) -> None:
         self._cancel_timer()
         if delay is not None:
-            self.timer = self.deadline.at(self.clock.time() + delay, cb)
+            self.timer = self.at(self.clock.time() + delay, cb)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -1095,7 +1094,7 @@ class Stream:
             self.termination = termination
         phase, self.phase = self.phase, Phase.CLOSED
         self._cancel_timer()
-        self.deadline.stop()
+        self.drop_timer()
         if phase is Phase.QUEUED and self.backend is not None:
             self.backend.unqueue(self)
         mux = self.mux
