@@ -291,6 +291,23 @@ class Proxy:
         return int(self.proc.returncode)
 
 
+def _unix_accepts(path: str) -> bool:
+    """A UNIX stream socket at `path` listens (bound is not enough), read from /proc/net/unix
+    without connecting: a connection would count in HAProxy's CumConns. HAProxy binds a
+    temporary name (`PATH.PID.tmp`) and renames it; /proc keeps the name bound."""
+    if not os.path.exists(path):
+        return False
+    with open("/proc/net/unix") as f:
+        next(f)  # the column names
+        for line in f:
+            fields = line.split()
+            if len(fields) < 8 or not int(fields[3], 16) & 0x10000:  # __SO_ACCEPTCON
+                continue
+            if fields[7] == path or fields[7].startswith(path + "."):
+                return True
+    return False
+
+
 class Lab:
     """Namespaces named `nsp-<pid>-<n>-<name>`, removed by close() whatever happened."""
 
@@ -393,8 +410,9 @@ class Lab:
                 os.unlink(path)
 
         self._closers.append(stop)
+        # the socket file appears at bind(2); listen(2) comes with the other listeners
         wait_until(
-            lambda: os.path.exists(stats_socket) or proc.poll() is not None, 10, "HAProxy's start"
+            lambda: _unix_accepts(stats_socket) or proc.poll() is not None, 10, "HAProxy's start"
         )
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
