@@ -223,6 +223,9 @@ def main() -> int:
     ap.add_argument("--profile", metavar="DIR", help="py-spy record nsproxy into DIR (raw)")
     ap.add_argument("--perf", metavar="DIR", help="perf record -g both proxies into DIR")
     ap.add_argument("--syscalls", metavar="DIR", help="strace -c both proxies into DIR (slow)")
+    ap.add_argument(
+        "--sysrate", metavar="DIR", help="perf stat syscall counts of both proxies into DIR"
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/http.py needs root (network namespaces)", file=sys.stderr)

@@ -376,6 +376,16 @@ def profilers(
         graph = ["--call-graph", "dwarf,16384"] if os.environ.get("NSP_PERF_DWARF") else ["-g"]
         cmd = ["perf", "record", "-q", *graph, "-F", "499", "-p", str(pid), "-o", out]
         spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    if getattr(args, "sysrate", None) and shutil.which("perf"):  # counts, at full speed
+        os.makedirs(args.sysrate, exist_ok=True)
+        out = os.path.join(args.sysrate, f"{kind}-{name}.txt")
+        events = ",".join(
+            f"syscalls:sys_enter_{c}"
+            for c in ("epoll_wait", "epoll_pwait", "recvfrom", "sendto", "write", "writev",
+                      "read", "epoll_ctl", "getpid", "clock_gettime")
+        )  # fmt: skip
+        cmd = ["perf", "stat", "-e", events, "-p", str(pid), "-o", out]
+        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     if args.syscalls and shutil.which("strace"):
         os.makedirs(args.syscalls, exist_ok=True)
         out = os.path.join(args.syscalls, f"{kind}-{name}.txt")
