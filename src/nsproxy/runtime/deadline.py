@@ -3,7 +3,7 @@
 A keep-alive stream moves its deadline forward at every request (the keep-alive timeout, then
 the idle timeout). Cancelling and re-arming a loop timer each time costs two timer-heap
 operations per request; here a later deadline leaves the armed timer alone, and when it fires
-early it re-arms for what is due then. Only an earlier deadline, or `stop()`, touches it.
+early it re-arms for what is due then. Only an earlier deadline, or `drop_timer()`, touches it.
 """
 
 from __future__ import annotations
