@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import socket
 import tempfile
-import threading
-from contextlib import suppress
 from pathlib import Path
 
-from lab.netlab import Lab, free_port, stop_listener, wait_until
+from lab.netlab import Lab, free_port, wait_until
+from lab.origin import Origin
 from sample.haproxy_ref import needs_haproxy
 
 CONFIG = """global
@@ -29,47 +28,6 @@ backend b
     server s 127.0.0.1:{origin} send-proxy
 """
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class Origin:
-    """Answers each request head with ANSWER; keeps every connection's bytes."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.conns: list[bytearray] = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            got = bytearray()
-            with self.lock:
-                self.conns.append(got)
-            threading.Thread(target=self._serve, args=(conn, got), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, got: bytearray) -> None:
-        answered = 0
-        with conn, suppress(OSError):
-            conn.settimeout(10)
-            while data := conn.recv(65536):
-                with self.lock:
-                    got += data
-                    heads = got.count(b"\r\n\r\n")
-                for _ in range(heads - answered):
-                    conn.sendall(ANSWER)
-                answered = heads
-
-    def seen(self) -> list[bytes]:
-        with self.lock:
-            return [bytes(c) for c in self.conns]
-
-    def close(self) -> None:
-        stop_listener(self.sock, self.thread)
 
 
 def _exchange(port: int, paths: tuple[str, ...]) -> socket.socket:
@@ -96,16 +54,16 @@ def _shape(conns: list[bytes]) -> list[list[str]]:
 def _run(port: int, origin: Origin) -> list[list[str]]:
     first = _exchange(port, ("/a", "/b"))
     second = _exchange(port, ("/c",))  # while the first client's connection is idle
-    wait_until(lambda: sum(c.count(b"\r\n\r\n") for c in origin.seen()) >= 3, 10, "3 requests")
+    wait_until(lambda: sum(c.count(b"\r\n\r\n") for c in origin.received()) >= 3, 10, "3 requests")
     first.close()
     second.close()
-    return _shape(origin.seen())
+    return _shape(origin.received())
 
 
 @needs_haproxy
 def test_proxy_header_once_per_server_connection_like_haproxy(lab: Lab) -> None:
     pn, ph, on, oh = (free_port() for _ in range(4))
-    origins = Origin(on), Origin(oh)
+    origins = Origin.tcp(on, ANSWER), Origin.tcp(oh, ANSWER)
     try:
         lab.proxy(CONFIG.format(stats="", port=pn, origin=on))
         stats = Path(tempfile.mkdtemp(prefix="nsp-pp-")) / "stats"

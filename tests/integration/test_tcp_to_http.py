@@ -7,71 +7,22 @@ must be HAProxy's (client port, date and timers aside).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, Proxy, free_port, socket_in, stop_listener, wait_until
+from lab.netlab import Lab, Proxy, free_port, socket_in, wait_until
+from lab.origin import Origin
 
 BODY = b"hello\n"
-
-
-class Origin:
-    """An HTTP/1.1 server on a UNIX socket: answers each request with 200 and BODY, keeps the
-    bytes each connection brought (a request with `Connection: close` ends its connection)."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        self.addr = path
-        self.conns: list[bytearray] = []
-        self._lock = threading.Lock()
-        self._acceptor = threading.Thread(target=self._serve, daemon=True)
-        self._acceptor.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            seen = bytearray()
-            with self._lock:
-                self.conns.append(seen)
-            threading.Thread(target=self._handle, args=(c, seen), daemon=True).start()
-
-    def _handle(self, c: socket.socket, seen: bytearray) -> None:
-        buf = b""
-        with c, contextlib.suppress(OSError):
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                    with self._lock:
-                        seen += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                c.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
-                )
-                if re.search(rb"(?im)^connection:\s*close", head):
-                    return
-
-    def received(self) -> list[bytes]:
-        with self._lock:
-            return [bytes(c) for c in self.conns]
-
-    def close(self) -> None:
-        stop_listener(self.sock, self._acceptor)
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
+)
 
 
 class Pair:
@@ -80,8 +31,8 @@ class Pair:
     def __init__(self, lab: Lab, ns: str, template: str) -> None:
         d = tempfile.mkdtemp(prefix="tcpup-")
         self.ns = ns
-        self.origin_n = Origin(os.path.join(d, "n.sock"))
-        self.origin_h = Origin(os.path.join(d, "h.sock"))
+        self.origin_n = Origin.unix(os.path.join(d, "n.sock"), ANSWER)
+        self.origin_h = Origin.unix(os.path.join(d, "h.sock"), ANSWER)
         lab.defer(self.origin_n.close)
         lab.defer(self.origin_h.close)
         self.port_n, self.port_h = free_port(ns), free_port(ns)
