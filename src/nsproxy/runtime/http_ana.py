@@ -34,6 +34,7 @@ from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
     Header,
     RequestHead,
+    htx_end_size,
     parse_response_head,
     request_htx_size,
     response_htx_size,
@@ -195,21 +196,26 @@ class WaitRequest:
             _head_failed(s, exc.status)
             raw_error(s, exc.status, "PR")
             return Verdict.STOP
+        # %U counts the request as received, before any rule rewrites it (HAProxy's req.total)
         for ev in events:
             if isinstance(ev, RequestHead):
                 txn.req = ev
                 txn.t_head = s.clock.time()
                 txn.req_line = request_line(ev)
+                txn.bytes_in += request_htx_size(ev)
                 s.fe.stats.http_requests += 1
             elif isinstance(ev, Data):
                 if not s.http_body:  # (the stream's empty list may be a shared one)
                     s.http_body = []
                 s.http_body.append(ev)
+                txn.bytes_in += len(ev.data)
             elif isinstance(ev, EndOfMessage):
                 if not s.http_body:
                     s.http_body = []
                 s.http_body.append(ev)
                 txn.req_done = True
+                if txn.req is not None:
+                    txn.bytes_in += htx_end_size(txn.req.framing, ev.trailers)
         if txn.req is not None:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
@@ -443,7 +449,6 @@ class BackendRequest:
                 family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
                 value = rewrite.forwarded_for_value(family, addr.packed)
                 rewrite.add_forwarded_for(req.headers, value, ot.name, ot.if_none)
-        txn.bytes_in += request_htx_size(req)
         comp = compression.effective(
             fe.compression if fe is not None else None, be.compression if be else None
         )

@@ -17,9 +17,11 @@ from nsproxy.ops import stat_counters
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
+    CHUNKED,
     LENGTH,
     RequestHead,
     ResponseHead,
+    htx_end_size,
     response_htx_size,
     serialize_response,
 )
@@ -134,7 +136,7 @@ class H1Mux(_TxnBytes):
     def start(self, head: bytes, body: list[Event]) -> None:
         """Sends the request head and any body bytes already read with it."""
         self.to_srv += head
-        self._request_events(body)
+        self._request_events(body, False)  # (counted when the analysers read them)
         self._flush_srv()
         if self.stream.closed:
             return
@@ -191,17 +193,20 @@ class H1Mux(_TxnBytes):
         if live and s.http is not None and not s.http.req_done:
             self._on_client()
 
-    def _request_events(self, events: list[Event]) -> None:
+    def _request_events(self, events: list[Event], count: bool = True) -> None:
         txn = self.stream.http
         assert txn is not None
         framing = self.req.framing
         for ev in events:
             if isinstance(ev, Data):
-                txn.bytes_in += len(ev.data)
+                if count:
+                    txn.bytes_in += len(ev.data)
                 self.to_srv += encode_data(framing, ev.data)
             elif isinstance(ev, EndOfMessage):
                 self.to_srv += encode_end(framing, ev.trailers)
                 txn.req_done = True
+                if count and framing == CHUNKED:
+                    txn.bytes_in += htx_end_size(framing, ev.trailers)
 
     def _flush_srv(self) -> None:
         tls = self.stls

@@ -1146,7 +1146,11 @@ class Stream:
 
     @property
     def bytes_in(self) -> int:
-        return self.mux.bytes_in if self.mux is not None else 0
+        mux = self.mux
+        if mux is not None:
+            return mux.bytes_in
+        txn = self.http  # a request that ended before any mux (the analysers read it)
+        return txn.bytes_in if txn is not None else 0
 
     @property
     def bytes_out(self) -> int:

@@ -456,5 +456,16 @@ def request_htx_size(req: RequestHead) -> int:
     return htx_head_size((req.method, req.target, req.version), req.headers)
 
 
+# A chunked message ends with its trailers (name and value each) and a 1-byte end block.
+HTX_EOT = 1
+
+
+def htx_end_size(framing: int, trailers: list[Header]) -> int:
+    """The bytes HAProxy's counters give the end of a body: chunked only (trailers, EOT)."""
+    if framing != CHUNKED:
+        return 0
+    return HTX_EOT + sum(len(n) + len(v) for n, v in trailers)
+
+
 def response_htx_size(resp: ResponseHead) -> int:
     return htx_head_size((resp.version, b"%d" % resp.status, resp.reason), resp.headers)
