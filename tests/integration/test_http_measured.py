@@ -1,0 +1,307 @@
+"""HTTP mode against HAProxy 2.6 in a real namespace, on differences measured one by one:
+%U (and the `bin` counter) counted as the request was received, request heads refused at
+once, and the header order of the proxy's own answers over HTTP/1.0.
+
+Both proxies run the same configuration, log to UDP sockets, and forward to origins of their
+own on UNIX sockets; what the client reads and the log lines must be the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lab.netlab import Lab, cli, free_port, socket_in, stop_listener
+
+ADDR = "169.254.169.254"
+
+
+class Origin:
+    """An HTTP/1.1 origin: reads each request (Content-Length or chunked body, trailers) and
+    answers 200 with a 2-byte body, keeping the connection."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.addr = path
+        self.acceptor = threading.Thread(target=self._serve, daemon=True)
+        self.acceptor.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._exchanges, args=(c,), daemon=True).start()
+
+    def _exchanges(self, c: socket.socket) -> None:
+        buf = b""
+        with c:
+            c.settimeout(10)
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        data = c.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    if re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+                        while (end := _chunked_end(buf)) < 0:
+                            data = c.recv(65536)
+                            if not data:
+                                return
+                            buf += data
+                        buf = buf[end:]
+                    else:
+                        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                        need = int(m.group(1)) if m else 0
+                        while len(buf) < need:
+                            data = c.recv(65536)
+                            if not data:
+                                return
+                            buf += data
+                        buf = buf[need:]
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        stop_listener(self.sock, self.acceptor)
+
+
+def _chunked_end(buf: bytes) -> int:
+    """Where a complete chunked body in `buf` ends (with its trailers), -1 if incomplete."""
+    pos = 0
+    while True:
+        nl = buf.find(b"\r\n", pos)
+        if nl < 0:
+            return -1
+        size = int(buf[pos:nl].split(b";")[0], 16)
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", nl)
+            if buf[nl : nl + 4] == b"\r\n\r\n":
+                return nl + 4
+            return -1 if end < 0 else end + 4
+        pos = nl + 2 + size + 2
+        if pos > len(buf):
+            return -1
+
+
+class Side:
+    """One proxy under test: its port, its log socket and its stats socket."""
+
+    def __init__(self, lab: Lab, ns: str, template: str, haproxy: bool, d: str) -> None:
+        self.port = free_port(ns)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(10)
+        lab.defer(self.udp.close)
+        name = "h" if haproxy else "n"
+        self.origin = Origin(os.path.join(d, f"origin-{name}.sock"))
+        lab.defer(self.origin.close)
+        self.stats = os.path.join(d, f"stats-{name}")
+        text = template.format(
+            log=f"127.0.0.1:{self.udp.getsockname()[1]}",
+            stats=f"    stats socket {self.stats}",
+            port=self.port,
+            ns=ns,
+            server=self.origin.addr,
+        )
+        if haproxy:
+            lab.haproxy(text, self.stats)
+        else:
+            lab.proxy(text)
+
+    def log_lines(self, n: int) -> list[str]:
+        """The next `n` log lines (raises TimeoutError when they do not come)."""
+        return [self.udp.recv(65536).decode().rstrip("\n") for _ in range(n)]
+
+    def frontend_stat(self, proxy: str, column: str) -> str:
+        out = cli(self.stats, "show stat").decode().splitlines()
+        names = out[0].lstrip("# ").split(",")
+        for line in out[1:]:
+            cols = line.split(",")
+            if cols[0] == proxy and cols[1] == "FRONTEND":
+                return cols[names.index(column)]
+        raise AssertionError(f"no FRONTEND line for {proxy}")
+
+
+@pytest.fixture
+def sides(lab: Lab, request: pytest.FixtureRequest) -> Iterator[tuple[Lab, str, str]]:
+    ns = lab.netns("meas")
+    lab.ip(ns, "addr", "add", f"{ADDR}/32", "dev", "lo")
+    yield lab, ns, tempfile.mkdtemp()
+
+
+def both(lab: Lab, ns: str, d: str, template: str) -> tuple[Side, Side]:
+    """nsproxy and HAProxy 2.6 on `template`."""
+    return Side(lab, ns, template, False, d), Side(lab, ns, template, True, d)
+
+
+def exchange(ns: str, port: int, raw: bytes, answers: int = 1, timeout: float = 10) -> bytes:
+    """Sends `raw` from inside `ns`; reads `answers` whole responses, or until the close."""
+    with socket_in(ns, socket.AF_INET) as c:
+        c.settimeout(timeout)
+        c.connect((ADDR, port))
+        c.sendall(raw)
+        out = b""
+        while _complete(out) < answers:
+            data = c.recv(65536)
+            if not data:
+                break
+            out += data
+        return out
+
+
+def _complete(out: bytes) -> int:
+    """How many whole responses (Content-Length or chunked bodies) `out` holds."""
+    n = pos = 0
+    while True:
+        end = out.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return n
+        head = out[pos:end]
+        if re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+            body_end = _chunked_end(out[end + 4 :])
+            if body_end < 0:
+                return n
+            pos = end + 4 + body_end
+        else:
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            pos = end + 4 + (int(m.group(1)) if m else 0)
+            if pos > len(out):
+                return n
+        n += 1
+
+
+COUNTS = """global
+    log {log} format raw local0
+{stats}
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+    log-format "%{{+Q}}r U=%U B=%B %ST %tsc"
+
+frontend fe
+    bind 169.254.169.254:{port} namespace {ns}
+    http-request set-header X-Fe abcdefghij
+    http-request return status 200 content-type text/plain string hi if {{ path /ret }}
+    default_backend be
+
+backend be
+    option forwardfor
+    http-request set-header X-Be 0123456789
+    http-request del-header X-Del
+    http-request deny if {{ path /deny }}
+    server s {server}
+"""
+
+# each sent whole on a connection of its own; (request, responses it gets)
+COUNTED = [
+    (b"GET /plain HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+    (b"GET /conn HTTP/1.1\r\nHost: a\r\nX-Del: 12345\r\nConnection: close, foo\r\n\r\n", 1),
+    (b"GET /dup HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 1),
+    (b"GET http://a:80/abs HTTP/1.1\r\nHost: a:80\r\n\r\n", 1),
+    (b"POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 1),
+    (
+        b"POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
+        1,
+    ),
+    (
+        b"POST /trailers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Trail: yes\r\n\r\n",
+        1,
+    ),
+    (
+        b"POST /both HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n0\r\n\r\n",
+        1,
+    ),
+    (b"GET /deny HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+    (b"POST /ret HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 1),
+    (b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\n", 2),
+]
+
+
+def test_bytes_in_counts_the_request_as_received_like_haproxy(
+    sides: tuple[Lab, str, str],
+) -> None:
+    """%U and the frontend's `bin`: the request as it came (in HAProxy's HTX sizes), before the
+    rules of the frontend and the backend rewrote it; bodies, trailers and chunk ends counted
+    as HAProxy does, answers made before the server included."""
+    lab, ns, d = sides
+    ours, theirs = both(lab, ns, d, COUNTS)
+    lines: dict[str, list[str]] = {"n": [], "h": []}
+    for raw, answers in COUNTED:
+        for key, side in (("n", ours), ("h", theirs)):
+            got = exchange(ns, side.port, raw, answers)
+            assert _complete(got) == answers, (raw, got)
+            lines[key] += side.log_lines(answers)
+    assert lines["n"] == lines["h"]
+    assert '"GET /plain HTTP/1.1" U=43 ' in lines["h"][0]  # 20 + GET /plain HTTP/1.1 + host a + 1
+    assert ours.frontend_stat("fe", "bin") == theirs.frontend_stat("fe", "bin")
+
+
+PLAIN = """global
+    log {log} format raw local0
+{stats}
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+    timeout http-request 20s
+
+frontend fe
+    bind 169.254.169.254:{port} namespace {ns}
+    default_backend be
+
+backend be
+    server s {server}
+"""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"hello there\n",
+        b"GET /\r\n",
+        b"GET / HTTP/1.1 extra\r\n",
+        b"G@T /",
+        b"GET / HTTP/1.1\r\nBad Header : x\r\n",
+        b"GET / HTTP/1.1\n folded",
+    ],
+)
+def test_heads_haproxy_refuses_before_their_end_get_400_at_once(
+    sides: tuple[Lab, str, str], raw: bytes
+) -> None:
+    """Not 408 after `timeout http-request` (20 s here): HAProxy's 400 at once, then the close,
+    and the same log line."""
+    lab, ns, d = sides
+    ours, theirs = both(lab, ns, d, PLAIN)
+    got_n = exchange(ns, ours.port, raw, timeout=5)
+    got_h = exchange(ns, theirs.port, raw, timeout=5)
+    assert got_h.startswith(b"HTTP/1.1 400 Bad request\r\n")
+    assert got_n == got_h
+    assert comparable(ours.log_lines(1)[0]) == comparable(theirs.log_lines(1)[0])
+
+
+def comparable(line: str) -> str:
+    """A httplog line without the client's address, the date and the timers."""
+    line = re.sub(r"^\S+ \[[^]]+\] ", "", line)
+    return re.sub(r" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ ", " T ", line, count=1)
