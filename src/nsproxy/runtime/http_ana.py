@@ -156,15 +156,6 @@ class WaitRequest:
 
     __slots__ = ()
 
-    @staticmethod
-    def _buffering(s: Stream) -> bool:
-        txn = s.http
-        fe = s.fe_http
-        if txn is None or txn.req_done or fe is None or not fe.http_buffer_request:
-            return False
-        held = sum(len(ev.data) for ev in s.http_body if isinstance(ev, Data))
-        return held < s.rt.config.global_.bufsize - s.rt.h1_limits.maxrewrite
-
     def deadline(self, s: Stream) -> float | None:
         txn = s.http
         assert txn is not None
@@ -181,45 +172,15 @@ class WaitRequest:
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
-        h1 = s.h1
-        assert txn is not None and h1 is not None
+        assert txn is not None
         events = s.http_events
         s.http_events = NO_EVENTS
-        try:
-            if s.req:
-                if txn.t_first < 0:
-                    txn.t_first = s.clock.time()
-                fed = h1.feed(bytes(s.req))
-                events = events + fed if events else fed  # (never into the shared list)
-                s.req.clear()
-        except H1Error as exc:
-            _head_failed(s, exc.status)
-            raw_error(s, exc.status, "PR")
+        if not _read_request(s, events):
             return Verdict.STOP
-        # %U counts the request as received, before any rule rewrites it (HAProxy's req.total)
-        for ev in events:
-            if isinstance(ev, RequestHead):
-                txn.req = ev
-                txn.t_head = s.clock.time()
-                txn.req_line = request_line(ev)
-                txn.bytes_in += request_htx_size(ev)
-                s.fe.stats.http_requests += 1
-            elif isinstance(ev, Data):
-                if not s.http_body:  # (the stream's empty list may be a shared one)
-                    s.http_body = []
-                s.http_body.append(ev)
-                txn.bytes_in += len(ev.data)
-            elif isinstance(ev, EndOfMessage):
-                if not s.http_body:
-                    s.http_body = []
-                s.http_body.append(ev)
-                txn.req_done = True
-                if txn.req is not None:
-                    txn.bytes_in += htx_end_size(txn.req.framing, ev.trailers)
         if txn.req is not None:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
-            if self._buffering(s) and not (expired or s.req_eof or s.req_error):
+            if _buffering(s, s.fe_http) and not (expired or s.req_eof or s.req_error):
                 return Verdict.WAIT
             return Verdict.NEXT
         if s.req_eof or s.req_error:  # the client left in the middle of a head, or before
@@ -239,6 +200,55 @@ class WaitRequest:
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
+
+
+def _buffering(s: Stream, cfg: HttpCfg | None) -> bool:
+    """`option http-buffer-request` of `cfg`: the body is not all read, and fits so far."""
+    txn = s.http
+    if txn is None or txn.req_done or cfg is None or not cfg.http_buffer_request:
+        return False
+    held = sum(len(ev.data) for ev in s.http_body if isinstance(ev, Data))
+    return held < s.rt.config.global_.bufsize - s.rt.h1_limits.maxrewrite
+
+
+def _read_request(s: Stream, events: list[Event]) -> bool:
+    """The client's bytes through the H1 reader, then the events (pipelined ones first) into
+    the transaction; False when the reader refused them (answered, the stream stopped)."""
+    txn = s.http
+    h1 = s.h1
+    assert txn is not None and h1 is not None
+    try:
+        if s.req:
+            if txn.t_first < 0:
+                txn.t_first = s.clock.time()
+            fed = h1.feed(bytes(s.req))
+            events = events + fed if events else fed  # (never into the shared list)
+            s.req.clear()
+    except H1Error as exc:
+        _head_failed(s, exc.status)
+        raw_error(s, exc.status, "PR")
+        return False
+    # %U counts the request as received, before any rule rewrites it (HAProxy's req.total)
+    for ev in events:
+        if isinstance(ev, RequestHead):
+            txn.req = ev
+            txn.t_head = s.clock.time()
+            txn.req_line = request_line(ev)
+            txn.bytes_in += request_htx_size(ev)
+            s.fe.stats.http_requests += 1
+        elif isinstance(ev, Data):
+            if not s.http_body:  # (the stream's empty list may be a shared one)
+                s.http_body = []
+            s.http_body.append(ev)
+            txn.bytes_in += len(ev.data)
+        elif isinstance(ev, EndOfMessage):
+            if not s.http_body:
+                s.http_body = []
+            s.http_body.append(ev)
+            txn.req_done = True
+            if txn.req is not None:
+                txn.bytes_in += htx_end_size(txn.req.framing, ev.trailers)
+    return True
 
 
 def _probe(s: Stream) -> bool:
@@ -416,13 +426,19 @@ class BackendRequest:
     __slots__ = ()
 
     def deadline(self, s: Stream) -> float | None:
-        return None
+        return WAIT_REQUEST.deadline(s) if _buffering(s, s.be_http) else None
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
         assert txn is not None and txn.req is not None
         req = txn.req
         fe, be = s.fe_http, s.be_http
+        # the backend's `option http-buffer-request`: the body first, then the backend's rules
+        if be is not None and be.http_buffer_request and _buffering(s, be):
+            if not _read_request(s, NO_EVENTS):
+                return Verdict.STOP
+            if _buffering(s, be) and not (expired or s.req_eof or s.req_error):
+                return Verdict.WAIT
         if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:
             res = _run_rules(s, be.http_request)
             if res is None:
