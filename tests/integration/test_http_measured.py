@@ -305,3 +305,55 @@ def comparable(line: str) -> str:
     """A httplog line without the client's address, the date and the timers."""
     line = re.sub(r"^\S+ \[[^]]+\] ", "", line)
     return re.sub(r" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ ", " T ", line, count=1)
+
+
+BUFFERED = """global
+    log {log} format raw local0
+{stats}
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    bind 169.254.169.254:{port} namespace {ns}
+    default_backend be
+
+backend be
+    option http-buffer-request
+    http-request return status 200 content-type text/plain lf-string "body=[%[req.body]]"
+    server s {server}
+"""
+
+
+def test_a_backends_http_buffer_request_applies_like_haproxy(sides: tuple[Lab, str, str]) -> None:
+    """Set on the backend only: its rules wait for the body (HAProxy adds the analyser when
+    the stream switches to the backend)."""
+    lab, ns, d = sides
+    head = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    answers = []
+    for side in both(lab, ns, d, BUFFERED):
+        with socket_in(ns, socket.AF_INET) as c:
+            c.settimeout(0.3)
+            c.connect((ADDR, side.port))
+            c.sendall(head)
+            with pytest.raises(TimeoutError):
+                c.recv(1)  # no answer before the body
+            c.settimeout(10)
+            c.sendall(b"hello")
+            out = b""
+            while _complete(out) < 1:
+                data = c.recv(65536)
+                assert data, out
+                out += data
+            c.sendall(head + b"world")  # the next request sees its own body only
+            while _complete(out) < 2:
+                data = c.recv(65536)
+                assert data, out
+                out += data
+            answers.append(out)
+    assert answers[0] == answers[1]
+    first, _, second = answers[0].partition(b"body=[hello]")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\n\r\nbody=[world]")

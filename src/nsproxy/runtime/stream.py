@@ -867,6 +867,7 @@ class Stream:
         if v is not None:  # a new transaction: its txn/req/res variables start empty
             v["txn"], v["req"], v["res"] = {}, {}, {}
         self.mux = None
+        self.http_body = NO_EVENTS  # (a body an answer left unsent is not the next one's)
         self.backend = self.fe.backend
         self.forced_server = None
         self.retries = 0
