@@ -59,9 +59,13 @@ def request_line(req: RequestHead) -> str:
 
 
 # -- answers the proxy makes itself ---------------------------------------------------------
-def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, int]:
+def _with_connection(
+    s: Stream, data: bytes, close: bool, h1_chunked: bool = False
+) -> tuple[bytes, bool, int]:
     """An answer as the H1 layer sends it: the Connection header for this request added.
 
+    `h1_chunked`: an applet that sends `transfer-encoding` itself to HTTP/1.1 clients only
+    (the stats page); to the others HAProxy's H1 layer adds it, after the Connection header.
     Returns the bytes, whether the client connection stays open afterwards, and the size
     HAProxy's byte counters give it (HTX).
     """
@@ -80,6 +84,12 @@ def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, 
     if close or not txn.req_done:
         req.keep_alive = False
     keep = h1conn.prepare_response(req, resp, txn.mode_client)
+    if h1_chunked and not req.is_11:
+        headers = resp.headers
+        te = [h for h in headers if h[0] == b"transfer-encoding"]
+        if te:
+            headers[:] = [h for h in headers if h[0] != b"transfer-encoding"] + te
+            size -= sum(len(n) + len(v) for n, v in te)  # (not in the applet's HTX message)
     return serialize_response(resp) + body, keep, size
 
 
@@ -111,11 +121,18 @@ def after_response(s: Stream, data: bytes) -> bytes:
     return serialize_response(resp) + data[end + 4 :]
 
 
-def answer(s: Stream, data: bytes, status: int, termination: str, close: bool = False) -> None:
+def answer(
+    s: Stream,
+    data: bytes,
+    status: int,
+    termination: str,
+    close: bool = False,
+    h1_chunked: bool = False,
+) -> None:
     """Sends the proxy's own answer for this request, logs it, then goes on or closes."""
     txn = s.http
     assert txn is not None
-    out, keep, size = _with_connection(s, after_response(s, data), close)
+    out, keep, size = _with_connection(s, after_response(s, data), close, h1_chunked)
     txn.status = status
     txn.answered = True
     txn.keep_client = keep
@@ -410,7 +427,7 @@ class FrontendRules:
             s.fe.stats.intercepted += 1
             assert s.http is not None
             s.http.bytes_out -= chunk_framing(served[1])
-            answer(s, served[1], served[0], "LR")
+            answer(s, served[1], served[0], "LR", h1_chunked=True)
             return Verdict.STOP
         if res is None:
             res = _run_rules(s, cfg.redirect)
