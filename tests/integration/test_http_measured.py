@@ -26,7 +26,8 @@ class Origin:
     """An HTTP/1.1 origin: reads each request (Content-Length or chunked body, trailers) and
     answers 200 with a 2-byte body, keeping the connection."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, replies: dict[bytes, bytes] | None = None) -> None:
+        self.replies = replies or {}  # by request target: a response other than the 200 "ok"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(16)
@@ -70,7 +71,10 @@ class Origin:
                                 return
                             buf += data
                         buf = buf[need:]
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    target = head.split(b" ", 2)[1]
+                    c.sendall(
+                        self.replies.get(target, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    )
             except OSError:
                 return
 
@@ -99,14 +103,22 @@ def _chunked_end(buf: bytes) -> int:
 class Side:
     """One proxy under test: its port, its log socket and its stats socket."""
 
-    def __init__(self, lab: Lab, ns: str, template: str, haproxy: bool, d: str) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        ns: str,
+        template: str,
+        haproxy: bool,
+        d: str,
+        replies: dict[bytes, bytes] | None = None,
+    ) -> None:
         self.port = free_port(ns)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", 0))
         self.udp.settimeout(10)
         lab.defer(self.udp.close)
         name = "h" if haproxy else "n"
-        self.origin = Origin(os.path.join(d, f"origin-{name}.sock"))
+        self.origin = Origin(os.path.join(d, f"origin-{name}.sock"), replies)
         lab.defer(self.origin.close)
         self.stats = os.path.join(d, f"stats-{name}")
         text = template.format(
@@ -142,9 +154,11 @@ def sides(lab: Lab, request: pytest.FixtureRequest) -> Iterator[tuple[Lab, str, 
     yield lab, ns, tempfile.mkdtemp()
 
 
-def both(lab: Lab, ns: str, d: str, template: str) -> tuple[Side, Side]:
-    """nsproxy and HAProxy 2.6 on `template`."""
-    return Side(lab, ns, template, False, d), Side(lab, ns, template, True, d)
+def both(
+    lab: Lab, ns: str, d: str, template: str, replies: dict[bytes, bytes] | None = None
+) -> tuple[Side, Side]:
+    """nsproxy and HAProxy 2.6 on `template`, their origins answering `replies`."""
+    return Side(lab, ns, template, False, d, replies), Side(lab, ns, template, True, d, replies)
 
 
 def exchange(ns: str, port: int, raw: bytes, answers: int = 1, timeout: float = 10) -> bytes:
@@ -425,3 +439,52 @@ def test_own_answers_to_http_1_0_clients_like_haproxy(
         if path == b"/stats":
             kept = b"keep-alive" if connection else b"close"
             assert heads[0].endswith(b"\r\nconnection: %s\r\ntransfer-encoding: chunked" % kept)
+
+
+RESPONSES = """global
+    log {log} format raw local0
+{stats}
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+    log-format "%{{+Q}}r B=%B %ST"
+
+frontend fe
+    bind 169.254.169.254:{port} namespace {ns}
+    http-response set-header X-Fe abcdefghij
+    default_backend be
+
+backend be
+    http-response set-header X-Be 0123456789
+    http-response del-header X-Del
+    server s {server}
+"""
+
+CHUNKED_REPLY = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+REPLIES = {
+    b"/chunked": CHUNKED_REPLY,
+    b"/trailers": CHUNKED_REPLY[:-2] + b"X-Trail: yes\r\n\r\n",
+    b"/del": b"HTTP/1.1 200 OK\r\nX-Del: 0123456789\r\nContent-Length: 2\r\n\r\nok",
+}
+
+
+def test_bytes_out_counts_the_response_as_received_like_haproxy(
+    sides: tuple[Lab, str, str],
+) -> None:
+    """%B and `bout`: the server's response as it came, before the `http-response` rules of
+    the backend and the frontend rewrote it; a chunked body's trailers and end counted."""
+    lab, ns, d = sides
+    ours, theirs = both(lab, ns, d, RESPONSES, REPLIES)
+    lines: dict[str, list[str]] = {"n": [], "h": []}
+    for path in (b"/plain", b"/del", b"/chunked", b"/trailers"):
+        raw = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path
+        for key, side in (("n", ours), ("h", theirs)):
+            got = exchange(ns, side.port, raw)
+            assert b"x-be: 0123456789" in got and b"x-fe: abcdefghij" in got
+            lines[key] += side.log_lines(1)
+    assert lines["n"] == lines["h"]
+    assert lines["h"][0] == '"GET /plain HTTP/1.1" B=51 200'  # 20 + HTTP/1.1 200 OK + CL 2 + 1 + ok
+    assert ours.frontend_stat("fe", "bout") == theirs.frontend_stat("fe", "bout")

@@ -91,6 +91,7 @@ class H1Mux(_TxnBytes):
         "req",
         "resp",
         "sfd",
+        "srv_chunked",
         "srecv",
         "ssend",
         "stls",
@@ -116,6 +117,7 @@ class H1Mux(_TxnBytes):
         self.to_srv = bytearray()
         self.tunnel = False
         self.comp: Compressor | None = None
+        self.srv_chunked = False  # the server's response is chunked (before compression)
 
     # -- what the stream's timers ask ---------------------------------------------------------
     @property
@@ -294,6 +296,8 @@ class H1Mux(_TxnBytes):
                     self.to_cli += encode_data(self.resp.framing, last)
                 self.to_cli += encode_end(self.resp.framing, ev.trailers)
                 txn.resp_done = True
+                if self.srv_chunked:
+                    txn.bytes_out += htx_end_size(CHUNKED, ev.trailers)
             elif isinstance(ev, Tunnel):
                 txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
@@ -321,6 +325,8 @@ class H1Mux(_TxnBytes):
         txn.t_resp = self.clock.time()
         txn.status = resp.status
         self.resp = txn.resp = resp
+        txn.bytes_out += response_htx_size(resp)  # as received, before any rule (HAProxy's)
+        self.srv_chunked = resp.framing == CHUNKED
         answer = s.http_response_rules()
         if answer is not None:
             if s.closed:
@@ -332,7 +338,6 @@ class H1Mux(_TxnBytes):
             txn.reuse_server = False
             return True
         s.http_captured_response()
-        txn.bytes_out += response_htx_size(resp)
         s.http_cookie_response()
         if txn.comp is not None:
             self._compress(txn.comp, resp)
