@@ -601,9 +601,10 @@ def response_rules(s: Stream) -> bytes | None:
         if res.verb is Verb.ALLOW:
             continue
         if res.verb is Verb.ANSWER or res.verb is Verb.TARPIT:
-            s.termination = "PH"
-            out, _, size = _with_connection(s, res.data, True)
             txn = s.http
+            local = txn is not None and txn.rule_action in _LOCAL
+            s.termination = "LH" if local else "PH"
+            out, _, size = _with_connection(s, res.data, True)
             if txn is not None:
                 txn.bytes_out += size
             return out

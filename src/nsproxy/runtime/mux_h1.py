@@ -91,8 +91,8 @@ class H1Mux(_TxnBytes):
         "req",
         "resp",
         "sfd",
-        "srv_chunked",
         "srecv",
+        "srv_chunked",
         "ssend",
         "stls",
         "stream",
@@ -281,6 +281,9 @@ class H1Mux(_TxnBytes):
                     continue
                 if not self._final_head(ev):
                     return
+                if txn.answered:  # an http-response rule answered: the body goes nowhere
+                    self._drop_body(events, ev)
+                    break
             elif isinstance(ev, Data):
                 assert self.resp is not None
                 data = ev.data
@@ -302,6 +305,18 @@ class H1Mux(_TxnBytes):
                 txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
         self._flush_cli()
+
+    def _drop_body(self, events: list[Event], head: ResponseHead) -> None:
+        """The body read with a response the proxy answered instead of: counted (HAProxy
+        read it), never sent."""
+        txn = self.stream.http
+        assert txn is not None
+        after = False
+        for ev in events:
+            if ev is head:
+                after = True
+            elif after and isinstance(ev, Data):
+                txn.bytes_out += len(ev.data)
 
     def _compressed(self, comp: Compressor, data: bytes) -> bytes:
         out = comp.feed(data)
