@@ -353,3 +353,67 @@ def test_without_a_log_format_each_request_logs_its_connect_line(lab: Lab, ns: s
 
     assert [ports(x) for x in ours_log] == [ports(x) for x in theirs_log]
     assert ports(ours_log[1]) == "Connect from 127.0.0.1:PORT to 127.0.0.1:PORT (fe/TCP)"
+
+
+def test_bytes_in_of_each_request_on_an_upgraded_stream_like_haproxy(lab: Lab, ns: str) -> None:
+    """%U of each request after the upgrade, the one closed with IR (a later request that
+    chose a TCP backend) included: the request as received, as HAProxy logs it."""
+    pair = Pair(lab, ns, DYNAMIC.replace("option tcplog", 'log-format "%b/%s %ts U=%U B=%B"'))
+    first = b"GET /httpbe HTTP/1.1\r\nHost: x\r\n\r\n"
+    later = b"GET /tcpbe_ HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789\r\n\r\n"
+    for port in (pair.port_n, pair.port_h):
+        c = Client(ns, port)
+        try:
+            assert c.ask(first).endswith(BODY)
+            assert c.ask(later) == b""
+        finally:
+            c.close()
+    theirs = pair.haproxy_lines(2)
+    ours = pair.nsproxy_lines(2, " U=")
+    assert ours == theirs
+    assert ours[1] == "tcpbe/<NOSRV> IR U=59 B=0"  # 20 + GET /tcpbe_ HTTP/1.1 + 2 headers + 1
+
+
+BUFFERED = """global
+    log {log} format raw local0
+{stats}
+defaults
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    mode tcp
+    bind 127.0.0.1:{port} namespace {ns}
+    default_backend be
+
+backend be
+    mode http
+    option http-buffer-request
+    http-request return status 200 content-type text/plain lf-string "body=[%[req.body]]"
+    server s1 {server}
+"""
+
+
+def test_the_backends_http_buffer_request_applies_after_the_upgrade(lab: Lab, ns: str) -> None:
+    """The backend's rules wait for the body, on the first request and on a later one."""
+    pair = Pair(lab, ns, BUFFERED)
+    head = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    answers = []
+    for port in (pair.port_n, pair.port_h):
+        c = Client(ns, port)
+        try:
+            got = []
+            for _ in range(2):
+                c.sock.sendall(head)
+                c.sock.settimeout(0.3)
+                with pytest.raises(TimeoutError):
+                    c.sock.recv(1)  # no answer before the body
+                c.sock.settimeout(10)
+                got.append(c.ask(b"hello"))
+            answers.append(got)
+        finally:
+            c.close()
+    assert answers[0] == answers[1]
+    assert answers[0][1].endswith(b"\r\n\r\nbody=[hello]")

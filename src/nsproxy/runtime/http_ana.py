@@ -34,6 +34,7 @@ from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
     Header,
     RequestHead,
+    htx_end_size,
     parse_response_head,
     request_htx_size,
     response_htx_size,
@@ -58,9 +59,13 @@ def request_line(req: RequestHead) -> str:
 
 
 # -- answers the proxy makes itself ---------------------------------------------------------
-def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, int]:
+def _with_connection(
+    s: Stream, data: bytes, close: bool, h1_chunked: bool = False
+) -> tuple[bytes, bool, int]:
     """An answer as the H1 layer sends it: the Connection header for this request added.
 
+    `h1_chunked`: an applet that sends `transfer-encoding` itself to HTTP/1.1 clients only
+    (the stats page); to the others HAProxy's H1 layer adds it, after the Connection header.
     Returns the bytes, whether the client connection stays open afterwards, and the size
     HAProxy's byte counters give it (HTX).
     """
@@ -79,6 +84,12 @@ def _with_connection(s: Stream, data: bytes, close: bool) -> tuple[bytes, bool, 
     if close or not txn.req_done:
         req.keep_alive = False
     keep = h1conn.prepare_response(req, resp, txn.mode_client)
+    if h1_chunked and not req.is_11:
+        headers = resp.headers
+        te = [h for h in headers if h[0] == b"transfer-encoding"]
+        if te:
+            headers[:] = [h for h in headers if h[0] != b"transfer-encoding"] + te
+            size -= sum(len(n) + len(v) for n, v in te)  # (not in the applet's HTX message)
     return serialize_response(resp) + body, keep, size
 
 
@@ -110,11 +121,18 @@ def after_response(s: Stream, data: bytes) -> bytes:
     return serialize_response(resp) + data[end + 4 :]
 
 
-def answer(s: Stream, data: bytes, status: int, termination: str, close: bool = False) -> None:
+def answer(
+    s: Stream,
+    data: bytes,
+    status: int,
+    termination: str,
+    close: bool = False,
+    h1_chunked: bool = False,
+) -> None:
     """Sends the proxy's own answer for this request, logs it, then goes on or closes."""
     txn = s.http
     assert txn is not None
-    out, keep, size = _with_connection(s, after_response(s, data), close)
+    out, keep, size = _with_connection(s, after_response(s, data), close, h1_chunked)
     txn.status = status
     txn.answered = True
     txn.keep_client = keep
@@ -155,15 +173,6 @@ class WaitRequest:
 
     __slots__ = ()
 
-    @staticmethod
-    def _buffering(s: Stream) -> bool:
-        txn = s.http
-        fe = s.fe_http
-        if txn is None or txn.req_done or fe is None or not fe.http_buffer_request:
-            return False
-        held = sum(len(ev.data) for ev in s.http_body if isinstance(ev, Data))
-        return held < s.rt.config.global_.bufsize - s.rt.h1_limits.maxrewrite
-
     def deadline(self, s: Stream) -> float | None:
         txn = s.http
         assert txn is not None
@@ -180,40 +189,15 @@ class WaitRequest:
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
-        h1 = s.h1
-        assert txn is not None and h1 is not None
+        assert txn is not None
         events = s.http_events
         s.http_events = NO_EVENTS
-        try:
-            if s.req:
-                if txn.t_first < 0:
-                    txn.t_first = s.clock.time()
-                fed = h1.feed(bytes(s.req))
-                events = events + fed if events else fed  # (never into the shared list)
-                s.req.clear()
-        except H1Error as exc:
-            _head_failed(s, exc.status)
-            raw_error(s, exc.status, "PR")
+        if not _read_request(s, events):
             return Verdict.STOP
-        for ev in events:
-            if isinstance(ev, RequestHead):
-                txn.req = ev
-                txn.t_head = s.clock.time()
-                txn.req_line = request_line(ev)
-                s.fe.stats.http_requests += 1
-            elif isinstance(ev, Data):
-                if not s.http_body:  # (the stream's empty list may be a shared one)
-                    s.http_body = []
-                s.http_body.append(ev)
-            elif isinstance(ev, EndOfMessage):
-                if not s.http_body:
-                    s.http_body = []
-                s.http_body.append(ev)
-                txn.req_done = True
         if txn.req is not None:
             if txn.t_first < 0:
                 txn.t_first = txn.t_head
-            if self._buffering(s) and not (expired or s.req_eof or s.req_error):
+            if _buffering(s, s.fe_http) and not (expired or s.req_eof or s.req_error):
                 return Verdict.WAIT
             return Verdict.NEXT
         if s.req_eof or s.req_error:  # the client left in the middle of a head, or before
@@ -233,6 +217,55 @@ class WaitRequest:
                 raw_error(s, 408, "cR")
             return Verdict.STOP
         return Verdict.WAIT
+
+
+def _buffering(s: Stream, cfg: HttpCfg | None) -> bool:
+    """`option http-buffer-request` of `cfg`: the body is not all read, and fits so far."""
+    txn = s.http
+    if txn is None or txn.req_done or cfg is None or not cfg.http_buffer_request:
+        return False
+    held = sum(len(ev.data) for ev in s.http_body if isinstance(ev, Data))
+    return held < s.rt.config.global_.bufsize - s.rt.h1_limits.maxrewrite
+
+
+def _read_request(s: Stream, events: list[Event]) -> bool:
+    """The client's bytes through the H1 reader, then the events (pipelined ones first) into
+    the transaction; False when the reader refused them (answered, the stream stopped)."""
+    txn = s.http
+    h1 = s.h1
+    assert txn is not None and h1 is not None
+    try:
+        if s.req:
+            if txn.t_first < 0:
+                txn.t_first = s.clock.time()
+            fed = h1.feed(bytes(s.req))
+            events = events + fed if events else fed  # (never into the shared list)
+            s.req.clear()
+    except H1Error as exc:
+        _head_failed(s, exc.status)
+        raw_error(s, exc.status, "PR")
+        return False
+    # %U counts the request as received, before any rule rewrites it (HAProxy's req.total)
+    for ev in events:
+        if isinstance(ev, RequestHead):
+            txn.req = ev
+            txn.t_head = s.clock.time()
+            txn.req_line = request_line(ev)
+            txn.bytes_in += request_htx_size(ev)
+            s.fe.stats.http_requests += 1
+        elif isinstance(ev, Data):
+            if not s.http_body:  # (the stream's empty list may be a shared one)
+                s.http_body = []
+            s.http_body.append(ev)
+            txn.bytes_in += len(ev.data)
+        elif isinstance(ev, EndOfMessage):
+            if not s.http_body:
+                s.http_body = []
+            s.http_body.append(ev)
+            txn.req_done = True
+            if txn.req is not None:
+                txn.bytes_in += htx_end_size(txn.req.framing, ev.trailers)
+    return True
 
 
 def _probe(s: Stream) -> bool:
@@ -394,7 +427,7 @@ class FrontendRules:
             s.fe.stats.intercepted += 1
             assert s.http is not None
             s.http.bytes_out -= chunk_framing(served[1])
-            answer(s, served[1], served[0], "LR")
+            answer(s, served[1], served[0], "LR", h1_chunked=True)
             return Verdict.STOP
         if res is None:
             res = _run_rules(s, cfg.redirect)
@@ -410,13 +443,19 @@ class BackendRequest:
     __slots__ = ()
 
     def deadline(self, s: Stream) -> float | None:
-        return None
+        return WAIT_REQUEST.deadline(s) if _buffering(s, s.be_http) else None
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         txn = s.http
         assert txn is not None and txn.req is not None
         req = txn.req
         fe, be = s.fe_http, s.be_http
+        # the backend's `option http-buffer-request`: the body first, then the backend's rules
+        if be is not None and be.http_buffer_request and _buffering(s, be):
+            if not _read_request(s, NO_EVENTS):
+                return Verdict.STOP
+            if _buffering(s, be) and not (expired or s.req_eof or s.req_error):
+                return Verdict.WAIT
         if be is not None and s.backend is not None and s.backend.cfg is not s.fe.cfg:
             res = _run_rules(s, be.http_request)
             if res is None:
@@ -443,7 +482,6 @@ class BackendRequest:
                 family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
                 value = rewrite.forwarded_for_value(family, addr.packed)
                 rewrite.add_forwarded_for(req.headers, value, ot.name, ot.if_none)
-        txn.bytes_in += request_htx_size(req)
         comp = compression.effective(
             fe.compression if fe is not None else None, be.compression if be else None
         )
@@ -567,9 +605,10 @@ def response_rules(s: Stream) -> bytes | None:
         if res.verb is Verb.ALLOW:
             continue
         if res.verb is Verb.ANSWER or res.verb is Verb.TARPIT:
-            s.termination = "PH"
-            out, _, size = _with_connection(s, res.data, True)
             txn = s.http
+            local = txn is not None and txn.rule_action in _LOCAL
+            s.termination = "LH" if local else "PH"
+            out, _, size = _with_connection(s, res.data, True)
             if txn is not None:
                 txn.bytes_out += size
             return out

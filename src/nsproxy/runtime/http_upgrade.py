@@ -144,7 +144,7 @@ class UpgradedBackendRequest:
     __slots__ = ()
 
     def deadline(self, s: Stream) -> float | None:
-        return None
+        return None if s.http is None else BACKEND_REQUEST.deadline(s)
 
     def run(self, s: Stream, expired: bool) -> Verdict:
         if s.http is None:

@@ -17,9 +17,11 @@ from nsproxy.ops import stat_counters
 from nsproxy.proto.h1 import connection as h1conn
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import (
+    CHUNKED,
     LENGTH,
     RequestHead,
     ResponseHead,
+    htx_end_size,
     response_htx_size,
     serialize_response,
 )
@@ -90,6 +92,7 @@ class H1Mux(_TxnBytes):
         "resp",
         "sfd",
         "srecv",
+        "srv_chunked",
         "ssend",
         "stls",
         "stream",
@@ -114,6 +117,7 @@ class H1Mux(_TxnBytes):
         self.to_srv = bytearray()
         self.tunnel = False
         self.comp: Compressor | None = None
+        self.srv_chunked = False  # the server's response is chunked (before compression)
 
     # -- what the stream's timers ask ---------------------------------------------------------
     @property
@@ -134,7 +138,7 @@ class H1Mux(_TxnBytes):
     def start(self, head: bytes, body: list[Event]) -> None:
         """Sends the request head and any body bytes already read with it."""
         self.to_srv += head
-        self._request_events(body)
+        self._request_events(body, False)  # (counted when the analysers read them)
         self._flush_srv()
         if self.stream.closed:
             return
@@ -191,17 +195,20 @@ class H1Mux(_TxnBytes):
         if live and s.http is not None and not s.http.req_done:
             self._on_client()
 
-    def _request_events(self, events: list[Event]) -> None:
+    def _request_events(self, events: list[Event], count: bool = True) -> None:
         txn = self.stream.http
         assert txn is not None
         framing = self.req.framing
         for ev in events:
             if isinstance(ev, Data):
-                txn.bytes_in += len(ev.data)
+                if count:
+                    txn.bytes_in += len(ev.data)
                 self.to_srv += encode_data(framing, ev.data)
             elif isinstance(ev, EndOfMessage):
                 self.to_srv += encode_end(framing, ev.trailers)
                 txn.req_done = True
+                if count and framing == CHUNKED:
+                    txn.bytes_in += htx_end_size(framing, ev.trailers)
 
     def _flush_srv(self) -> None:
         tls = self.stls
@@ -274,6 +281,9 @@ class H1Mux(_TxnBytes):
                     continue
                 if not self._final_head(ev):
                     return
+                if txn.answered:  # an http-response rule answered: the body goes nowhere
+                    self._drop_body(events, ev)
+                    break
             elif isinstance(ev, Data):
                 assert self.resp is not None
                 data = ev.data
@@ -289,10 +299,24 @@ class H1Mux(_TxnBytes):
                     self.to_cli += encode_data(self.resp.framing, last)
                 self.to_cli += encode_end(self.resp.framing, ev.trailers)
                 txn.resp_done = True
+                if self.srv_chunked:
+                    txn.bytes_out += htx_end_size(CHUNKED, ev.trailers)
             elif isinstance(ev, Tunnel):
                 txn.bytes_out += len(ev.data)
                 self.to_cli += ev.data
         self._flush_cli()
+
+    def _drop_body(self, events: list[Event], head: ResponseHead) -> None:
+        """The body read with a response the proxy answered instead of: counted (HAProxy
+        read it), never sent."""
+        txn = self.stream.http
+        assert txn is not None
+        after = False
+        for ev in events:
+            if ev is head:
+                after = True
+            elif after and isinstance(ev, Data):
+                txn.bytes_out += len(ev.data)
 
     def _compressed(self, comp: Compressor, data: bytes) -> bytes:
         out = comp.feed(data)
@@ -316,6 +340,8 @@ class H1Mux(_TxnBytes):
         txn.t_resp = self.clock.time()
         txn.status = resp.status
         self.resp = txn.resp = resp
+        txn.bytes_out += response_htx_size(resp)  # as received, before any rule (HAProxy's)
+        self.srv_chunked = resp.framing == CHUNKED
         answer = s.http_response_rules()
         if answer is not None:
             if s.closed:
@@ -327,7 +353,6 @@ class H1Mux(_TxnBytes):
             txn.reuse_server = False
             return True
         s.http_captured_response()
-        txn.bytes_out += response_htx_size(resp)
         s.http_cookie_response()
         if txn.comp is not None:
             self._compress(txn.comp, resp)

@@ -250,7 +250,8 @@ class Runtime:
             ns.conns -= 1
             if stream.termination != "--":
                 ns.errors += 1
-        self.txn_done(stream)
+        if not (stream.quiet and stream.http is not None):  # (else counted when it ended)
+            self.txn_done(stream)
         stickiness.stream_closed(stream)
         while self.paused_for_limit and not self.stopping:
             li = self.paused_for_limit.pop()

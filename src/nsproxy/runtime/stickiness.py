@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nsproxy.proto.h1.head import request_htx_size
 from nsproxy.sample.context import final_view
 from nsproxy.sample.stick_fetch import sample_key
 from nsproxy.sample.types import Verdict
@@ -161,12 +160,7 @@ def txn_done(s: Stream) -> None:
     if txn is None:
         sticks.txn_done(-1, s.bytes_in, s.bytes_out, False, False)
     else:
-        bytes_in = s.bytes_in
-        if not bytes_in and txn.req is not None:
-            # answered before the backend (deny, return): HAProxy still counts the head it
-            # received (req.total, in HTX bytes)
-            bytes_in = request_htx_size(txn.req)
-        sticks.txn_done(txn.status, bytes_in, s.bytes_out, True, not txn.answered)
+        sticks.txn_done(txn.status, s.bytes_in, s.bytes_out, True, not txn.answered)
     sticks.pending.clear()
 
 

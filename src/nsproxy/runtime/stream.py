@@ -869,6 +869,7 @@ class Stream(Deadline):
         if v is not None:  # a new transaction: its txn/req/res variables start empty
             v["txn"], v["req"], v["res"] = {}, {}, {}
         self.mux = None
+        self.http_body = NO_EVENTS  # (a body an answer left unsent is not the next one's)
         self.backend = self.fe.backend
         self.forced_server = None
         self.retries = 0
@@ -1148,7 +1149,11 @@ class Stream(Deadline):
 
     @property
     def bytes_in(self) -> int:
-        return self.mux.bytes_in if self.mux is not None else 0
+        mux = self.mux
+        if mux is not None:
+            return mux.bytes_in
+        txn = self.http  # a request that ended before any mux (the analysers read it)
+        return txn.bytes_in if txn is not None else 0
 
     @property
     def bytes_out(self) -> int:

@@ -292,3 +292,67 @@ def test_bare_lf_empty_line_before_a_body_starting_with_crlf() -> None:
     head, data, end = both_ways(b"POST / HTTP/1.0\nContent-Length: 2\n\n\r\n")
     assert isinstance(head, RequestHead)
     assert (data, end) == (Data(b"\r\n"), EndOfMessage([]))
+
+
+# Measured on HAProxy 2.6: these unfinished heads are answered 400 at once, not after
+# `timeout http-request` (its parser stops at the first byte no request can hold).
+REFUSED_EARLY = [
+    b"hello there\n",
+    b"hello there\r\n",
+    b"GET /\r\n",  # HTTP/0.9
+    b"GET /\n",
+    b"GET\r\n",
+    b"GET / HTTP/1.1 extra\r\n",
+    b"GET / HTTP/1.1 \r\n",
+    b"GET / http/1.1\r\n",
+    b"GET / HTTP/1.x\r\n",
+    b"\r\n\r\nhello\n",
+    b"G@T /",
+    b"GET /a\x01",
+    b"GET /\x80",
+    b"GET / HTTP/1.1\rX",
+    b"GET / HTTP/1.1\n ",  # a folded line right after the start line
+    b"GET / HTTP/1.1\r\nBad Header : x\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX\r\n",
+    b"GET / HTTP/1.1\r\nX@y",
+    b"GET / HTTP/1.1\r\nA: b\r\n\rX",
+]
+# ... and these wait for the rest of the head (the checks they fail, if any, need all of it).
+WAITING = [
+    b"hello there",
+    b"GET\tX",
+    b"GET\r",
+    b"GET /\r",
+    b"GET / HTTP/1.1",
+    b"GET / HTTP/1.1X",
+    b"GET / HTTP/1.1\r\n",
+    b"GET /  HTTP/1.1\r\n",
+    b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+    b"GET / HTTP/1.1\r\nContent-Length: abc\r\n",
+    b"GET / HTTP/1.1\r\nX: a\x01b\r\n",
+    b"GET / HTTP/1.1\r\nX: \x00",
+    b"GET / HTTP/1.1\r\nA: b\r\n c\r\n",  # obs-fold after a header
+    b"GET / HTTP/1.1\r\nA: b\r\n\r",
+]
+
+
+@pytest.mark.parametrize("raw", REFUSED_EARLY)
+def test_unfinished_heads_haproxy_refuses_at_once(raw: bytes) -> None:
+    for step in (None, 1):
+        with pytest.raises(H1Error) as err:
+            requests_in(raw, step)
+        assert err.value.status == 400
+
+
+@pytest.mark.parametrize("raw", WAITING)
+def test_unfinished_heads_haproxy_waits_on(raw: bytes) -> None:
+    assert requests_in(raw, None) == []
+    assert requests_in(raw, 1) == []
+
+
+def test_a_pipelined_request_is_checked_from_its_own_start() -> None:
+    r = RequestReader()
+    assert r.feed(b"GET /a HTTP/1.1\r\nA: b\r\n\r\nGET /b HTTP/1.1\r\nX")[1:] == [EndOfMessage()]
+    assert r.next_message() == []
+    with pytest.raises(H1Error):
+        r.feed(b"@y")

@@ -206,3 +206,34 @@ def test_mutated_chunked_bodies_raise_only_h1error(chunks: list[bytes], at: int,
         r.feed_eof()
     except H1Error:
         pass
+
+
+def _whole_refused(raw: bytes) -> bool:
+    try:
+        RequestReader().feed(raw)
+    except H1Error:
+        return True
+    return False
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from([b"", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nA: b\r\n"]),
+    st.binary(max_size=60),
+)
+def test_an_unfinished_head_refused_early_is_refused_once_ended(prefix: bytes, junk: bytes) -> None:
+    """The early verdict (check_partial_request) never refuses a head the parser would take."""
+    raw = prefix + junk.replace(b"\n\n", b"\n").replace(b"\n\r\n", b"\n")
+    r = RequestReader()
+    try:
+        r.feed(raw)
+    except H1Error:
+        assert _whole_refused(raw + b"\r\n\r\n") and _whole_refused(raw + b"\n\n")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_a_valid_request_fed_byte_by_byte_is_never_refused_early(raw: bytes) -> None:
+    r = RequestReader()
+    for i in range(len(raw)):
+        r.feed(raw[i : i + 1])

@@ -213,6 +213,78 @@ def _connection_tokens(headers: list[Header], idx: list[int]) -> tuple[set[bytes
     return seen, drop
 
 
+_METHOD_PREFIX = re.compile(_TCHAR + rb"*")
+_TARGET_PREFIX = re.compile(rb"[\x21-\x7e]*")
+_NAME_PREFIX = re.compile(_TCHAR + rb"*")
+
+
+def check_partial_request(buf: bytes, checked: int) -> int:
+    """Refuses (400) an unfinished request head as soon as HAProxy 2.6 does, before its end.
+
+    HAProxy's parser stops at the first byte no request can hold: a byte outside a token in
+    the method or a header name, a control byte in the target, a CR not followed by LF; and
+    checks the request line (HTTP/0.9 included) as soon as its line end came. Header values,
+    Content-Length and the other head-wide checks wait for the end of the head. `checked` is
+    where the last call stopped (0 at first): the start of the first line not checked whole.
+    Returns the new one.
+    """
+    end = len(buf)
+    if not checked:
+        nl = buf.find(b"\n")
+        if nl < 0:
+            _check_start_prefix(buf)
+            return 0
+        if _REQUEST_LINE.match(buf, 0, nl + 1) is None:
+            raise H1Error(400, "invalid request line")
+        checked = nl + 1
+    pos = checked
+    while pos < end:
+        if buf[pos] in (32, 9):  # a folded line: part of the value before it
+            if pos == buf.find(b"\n") + 1:
+                raise H1Error(400, "folded line after the start line")
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                return pos
+            pos = checked = nl + 1
+            continue
+        m = _NAME_PREFIX.match(buf, pos)
+        assert m is not None
+        at = m.end()
+        if at == end or (at == end - 1 and buf[at] == 13):  # (CR: maybe the empty line)
+            return pos
+        if at == pos or buf[at] != 58:  # ":"
+            raise H1Error(400, "invalid header name")
+        nl = buf.find(b"\n", at)
+        if nl < 0:
+            return pos
+        pos = checked = nl + 1
+    return checked
+
+
+def _check_start_prefix(line: bytes) -> None:
+    """The part of a request line that came so far (no line end yet)."""
+    m = _METHOD_PREFIX.match(line)
+    assert m is not None
+    at = m.end()
+    if at == len(line):
+        return
+    if at == len(line) - 1 and line[at] == 13:
+        return
+    if at == 0 or line[at] not in (32, 9):
+        raise H1Error(400, "invalid method")
+    while at < len(line) and line[at] in (32, 9):
+        at += 1
+    t = _TARGET_PREFIX.match(line, at)
+    assert t is not None
+    at = t.end()
+    last = len(line) - 1
+    if at <= last and line[at] not in (32, 9) and not (at == last and line[at] == 13):
+        raise H1Error(400, "invalid request target")
+    cr = line.find(b"\r", at)
+    if 0 <= cr < last:
+        raise H1Error(400, "CR without LF in the request line")
+
+
 def _strip_port(authority: bytes, ports: tuple[bytes, ...]) -> bytes:
     for port in ports:
         if authority.endswith(port):
@@ -454,6 +526,17 @@ def htx_head_size(parts: tuple[bytes, bytes, bytes], headers: list[Header]) -> i
 
 def request_htx_size(req: RequestHead) -> int:
     return htx_head_size((req.method, req.target, req.version), req.headers)
+
+
+# A chunked message ends with its trailers (name and value each) and a 1-byte end block.
+HTX_EOT = 1
+
+
+def htx_end_size(framing: int, trailers: list[Header]) -> int:
+    """The bytes HAProxy's counters give the end of a body: chunked only (trailers, EOT)."""
+    if framing != CHUNKED:
+        return 0
+    return HTX_EOT + sum(len(n) + len(v) for n, v in trailers)
 
 
 def response_htx_size(resp: ResponseHead) -> int:

@@ -20,6 +20,7 @@ from nsproxy.proto.h1.head import (
     Limits,
     RequestHead,
     ResponseHead,
+    check_partial_request,
     parse_fields,
     parse_request_head,
     parse_response_head,
@@ -255,6 +256,10 @@ class RequestReader(_Reader):
 
     status = 400
 
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(limits)
+        self.checked = 0  # how far an unfinished head was found valid (check_partial_request)
+
     def _head(self, events: list[Event]) -> bool:
         buf = self.buf
         if not buf:
@@ -265,8 +270,10 @@ class RequestReader(_Reader):
         if found is None:
             if len(buf) >= self.limits.bufsize:
                 raise H1Error(400, "request head too large")
+            self.checked = check_partial_request(buf, self.checked)
             return False
         head, rest = found
+        self.checked = 0
         req = parse_request_head(head, self.limits)
         self.buf = buf[rest:]
         events.append(req)
