@@ -291,13 +291,18 @@ class Proxy:
         return int(self.proc.returncode)
 
 
-def _unix_accepts(path: str) -> bool:
-    """A UNIX stream socket at `path` listens (bound is not enough), read from /proc/net/unix
-    without connecting: a connection would count in HAProxy's CumConns. HAProxy binds a
-    temporary name (`PATH.PID.tmp`) and renames it; /proc keeps the name bound."""
+def unix_listening(path: str, pid: int) -> bool:
+    """A UNIX stream socket at `path` listens (bound is not enough), read from process `pid`'s
+    /proc/PID/net/unix (its namespace's) without connecting: a connection would count in
+    HAProxy's CumConns. HAProxy binds a temporary name (`PATH.PID.tmp`) and renames it;
+    /proc keeps the name bound."""
     if not os.path.exists(path):
         return False
-    with open("/proc/net/unix") as f:
+    try:
+        f = open(f"/proc/{pid}/net/unix")  # noqa: SIM115 - closed below
+    except OSError:  # the process is gone
+        return False
+    with f:
         next(f)  # the column names
         for line in f:
             fields = line.split()
@@ -412,7 +417,9 @@ class Lab:
         self._closers.append(stop)
         # the socket file appears at bind(2); listen(2) comes with the other listeners
         wait_until(
-            lambda: _unix_accepts(stats_socket) or proc.poll() is not None, 10, "HAProxy's start"
+            lambda: unix_listening(stats_socket, proc.pid) or proc.poll() is not None,
+            10,
+            "HAProxy's start",
         )
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""

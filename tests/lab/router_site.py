@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trustme
 
-from lab.netlab import Lab, socket_in, wait_until
+from lab.netlab import Lab, socket_in, unix_listening, wait_until
 from lab.openshift_router import CONFIG, HOSTS, Router, install
 
 HAPROXY = shutil.which("haproxy")
@@ -156,7 +156,11 @@ def start_router(lab: Lab, site: Site, program: str) -> None:
             proc.wait()
 
     lab.defer(stop)
-    wait_until(lambda: sock.exists() or proc.poll() is not None, 15, "HAProxy's start")
+    wait_until(
+        lambda: unix_listening(str(sock), proc.pid) or proc.poll() is not None,
+        15,
+        "HAProxy's start",
+    )
     assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
 
 

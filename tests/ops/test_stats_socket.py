@@ -8,7 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults, wait_until
+from lab.netlab import Lab, connect, free_port, recv_all, tcp_defaults, unix_listening, wait_until
 
 DEFAULTS = tcp_defaults(tcplog=False)
 
@@ -50,7 +50,7 @@ def _haproxy_stat_header(tmp: Path) -> str:
     )
     proc = subprocess.Popen(["/usr/sbin/haproxy", "-db", "-f", str(cfg)], stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: os.path.exists(sock), 4, "HAProxy's stats socket")
+        wait_until(lambda: unix_listening(str(sock), proc.pid), 4, "HAProxy's stats socket")
         return cli(sock, "show stat").splitlines()[0]
     finally:
         proc.send_signal(signal.SIGTERM)

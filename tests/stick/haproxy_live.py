@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.netlab import unix_listening
+
 HAPROXY = shutil.which("haproxy")
 
 
@@ -55,7 +57,7 @@ class Haproxy:
         )
         try:
             wait_for(
-                lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
+                lambda: unix_listening(self.sock, self.proc.pid) or self.proc.poll() is not None,
                 what="haproxy's stats socket",
             )
             if self.proc.poll() is not None:
