@@ -357,6 +357,7 @@ class H1Mux(_TxnBytes):
         if txn.comp is not None:
             self._compress(txn.comp, resp)
         txn.keep_client = h1conn.prepare_response(self.req, resp, txn.mode_client)
+        h1conn.restore_framing(resp)
         txn.reuse_server = h1conn.server_reusable(self.req, resp, txn.mode_server)
         self.to_cli += s.client_head(s.http_after_response(serialize_response(resp)))
         if h1conn.tunnels(self.req, resp):

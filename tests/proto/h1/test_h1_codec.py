@@ -9,6 +9,7 @@ from nsproxy.proto.h1.connection import (
     client_keeps,
     prepare_request,
     prepare_response,
+    restore_framing,
     server_reusable,
 )
 from nsproxy.proto.h1.errors import H1Error
@@ -356,3 +357,34 @@ def test_a_pipelined_request_is_checked_from_its_own_start() -> None:
     assert r.next_message() == []
     with pytest.raises(H1Error):
         r.feed(b"@y")
+
+
+@pytest.mark.parametrize(
+    ("raw", "framing"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", LENGTH),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", CHUNKED),
+        (b"HTTP/1.1 204 No Content\r\n", NO_BODY),
+        (b"HTTP/1.0 200 OK\r\n", UNTIL_EOF),
+    ],
+)
+def test_restore_framing_leaves_framed_and_bodiless_responses(raw: bytes, framing: int) -> None:
+    resp = parse_response_head(raw)
+    if framing in (NO_BODY, UNTIL_EOF):  # (the reader decides those from the status)
+        resp.framing = framing
+    before = list(resp.headers)
+    restore_framing(resp)
+    assert resp.framing == framing and resp.headers == before
+
+
+@pytest.mark.parametrize("name", [b"content-length", b"transfer-encoding"])
+def test_restore_framing_chunks_a_response_whose_framing_header_went(name: bytes) -> None:
+    head = b"Content-Length: 5" if name == b"content-length" else b"Transfer-Encoding: chunked"
+    resp = parse_response_head(b"HTTP/1.1 200 OK\r\n" + head + b"\r\nX-A: 1\r\n")
+    resp.headers = [(n, v) for n, v in resp.headers if n != name]  # http-response del-header
+    restore_framing(resp)
+    assert resp.framing == CHUNKED
+    assert resp.headers == [(b"x-a", b"1"), (b"transfer-encoding", b"chunked")]
+    assert encode_data(resp.framing, b"hello") + encode_end(resp.framing, []) == (
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )

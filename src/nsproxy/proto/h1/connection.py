@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-from nsproxy.proto.h1.head import UNTIL_EOF, RequestHead, ResponseHead
+from nsproxy.proto.h1.head import CHUNKED, LENGTH, UNTIL_EOF, RequestHead, ResponseHead
 
 
 class HttpMode(enum.Enum):
@@ -65,6 +65,19 @@ def prepare_response(req: RequestHead, resp: ResponseHead, mode: HttpMode) -> bo
     elif resp.is_11:
         resp.headers.append((b"connection", b"close"))
     return keep
+
+
+def restore_framing(resp: ResponseHead) -> None:
+    """A response whose rules deleted its framing header (Content-Length or Transfer-Encoding)
+    goes out chunked, with `transfer-encoding: chunked` after the other headers, as HAProxy
+    2.6's H1 layer sends it (HTTP/1.0 clients included)."""
+    if resp.framing != LENGTH and resp.framing != CHUNKED:
+        return
+    for name, _ in resp.headers:
+        if name == b"content-length" or name == b"transfer-encoding":
+            return
+    resp.headers.append((b"transfer-encoding", b"chunked"))
+    resp.framing = CHUNKED
 
 
 def server_reusable(req: RequestHead, resp: ResponseHead, mode: HttpMode) -> bool:
