@@ -608,9 +608,11 @@ def response_rules(s: Stream) -> bytes | None:
             txn = s.http
             local = txn is not None and txn.rule_action in _LOCAL
             s.termination = "LH" if local else "PH"
-            out, _, size = _with_connection(s, res.data, True)
+            # the client stays (as after any answer); the server connection does not
+            out, keep, size = _with_connection(s, res.data, False)
             if txn is not None:
                 txn.bytes_out += size
+                txn.keep_client = keep
             return out
         s.close("PH")
         return b""

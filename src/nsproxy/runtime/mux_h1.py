@@ -349,7 +349,6 @@ class H1Mux(_TxnBytes):
             self.to_cli += answer
             txn.status = int(answer[9:12])
             txn.resp_done = txn.answered = True
-            txn.keep_client = False
             txn.reuse_server = False
             return True
         s.http_captured_response()
