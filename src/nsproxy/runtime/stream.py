@@ -23,6 +23,7 @@ from nsproxy.proto.h1.case_adjust import adjust_head, case_map
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
+from nsproxy.proto.h1.sniff import sniff_request
 from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
@@ -113,6 +114,7 @@ class Stream(Deadline):
         "retries",
         "rt",
         "server",
+        "sniffed",
         "srv_conn",
         "start_ts",
         "sticks",
@@ -166,6 +168,8 @@ class Stream(Deadline):
         self.ending = False
         self.txn_count = 0
         self.http: HttpTxn | None = None
+        # TCP mode: (buffer length, head, wait) of the last parse of `req` by an HTTP fetch
+        self.sniffed: tuple[int, RequestHead | None, bool] | None = None
         self.h1: RequestReader | None = None
         self.http_body: list[Event] = NO_EVENTS  # HTTP streams get their own lists at start
         self.http_events: list[Event] = NO_EVENTS
@@ -946,7 +950,24 @@ class Stream(Deadline):
     # -- what HTTP rules, fetches and logs read (sample.context.Txn) ---------------------------
     @property
     def http_req(self) -> RequestHead | None:
-        return self.http.req if self.http is not None else None
+        http = self.http
+        if http is not None:
+            return http.req
+        return self.sniff()[0]
+
+    @property
+    def http_req_pending(self) -> bool:
+        return self.http is None and self.sniff()[1]
+
+    def sniff(self) -> tuple[RequestHead | None, bool]:
+        """TCP mode: the request head the buffered bytes hold and whether more bytes may still
+        make one (proto.h1.sniff), parsed once per buffer length."""
+        req = self.req
+        s = self.sniffed
+        if s is None or s[0] != len(req):
+            head, wait = sniff_request(bytes(req), self.rt.h1_limits)
+            s = self.sniffed = (len(req), head, wait)
+        return s[1], s[2]
 
     @property
     def http_resp(self) -> ResponseHead | None:
