@@ -23,7 +23,7 @@ from nsproxy.proto.h1.case_adjust import adjust_head, case_map
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
-from nsproxy.proto.h1.sniff import sniff_request
+from nsproxy.proto.h1.sniff import Sniffed, sniff_again
 from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
@@ -169,7 +169,7 @@ class Stream(Deadline):
         self.txn_count = 0
         self.http: HttpTxn | None = None
         # TCP mode: (buffer length, head, wait) of the last parse of `req` by an HTTP fetch
-        self.sniffed: tuple[int, RequestHead | None, bool] | None = None
+        self.sniffed: Sniffed | None = None
         self.h1: RequestReader | None = None
         self.http_body: list[Event] = NO_EVENTS  # HTTP streams get their own lists at start
         self.http_events: list[Event] = NO_EVENTS
@@ -962,11 +962,7 @@ class Stream(Deadline):
     def sniff(self) -> tuple[RequestHead | None, bool]:
         """TCP mode: the request head the buffered bytes hold and whether more bytes may still
         make one (proto.h1.sniff), parsed once per buffer length."""
-        req = self.req
-        s = self.sniffed
-        if s is None or s[0] != len(req):
-            head, wait = sniff_request(bytes(req), self.rt.h1_limits)
-            s = self.sniffed = (len(req), head, wait)
+        s = self.sniffed = sniff_again(self.sniffed, self.req, self.rt.h1_limits)
         return s[1], s[2]
 
     @property

@@ -60,6 +60,18 @@ def sniff_request(buf: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[RequestH
     return req, False
 
 
+Sniffed = tuple[int, RequestHead | None, bool]
+
+
+def sniff_again(prev: Sniffed | None, buf: bytearray, limits: Limits = DEFAULT_LIMITS) -> Sniffed:
+    """(len(buf), head, wait) of `buf`: `prev` itself when it was taken at this length (the
+    buffer of an analysed stream only grows), else a new parse."""
+    if prev is not None and prev[0] == len(buf):
+        return prev
+    head, wait = sniff_request(bytes(buf), limits)
+    return len(buf), head, wait
+
+
 def _fields_so_far(buf: bytes, pos: int) -> bool:
     """True when every complete line from `pos` on can start a header field (or fold one)."""
     n = len(buf)
