@@ -122,10 +122,12 @@ def test_unfinished_head_waits_for_the_inspect_delay_then_fails(lab: Lab) -> Non
 
 
 def test_use_backend_by_host_header_and_path_in_a_tcp_frontend(lab: Lab) -> None:
-    """`use_backend be_%[req.hdr(host),lower]` and `if { path_beg /x }` route TCP streams."""
+    """`use_backend be_%[req.hdr(host),lower]` and `if { path_beg /x }` route TCP streams;
+    `capture.req.method` finds nothing there (only HTTP mode captures the request line)."""
     a = lab.sink(None, "127.0.0.1", reply=b"A")
     x = lab.sink(None, "127.0.0.1", reply=b"X")
     d = lab.sink(None, "127.0.0.1", reply=b"D")
+    g = lab.sink(None, "127.0.0.1", reply=b"G")
     cfg = (
         HEAD
         + f"""frontend f
@@ -133,8 +135,11 @@ def test_use_backend_by_host_header_and_path_in_a_tcp_frontend(lab: Lab) -> None
   tcp-request inspect-delay 3s
   tcp-request content accept if HTTP
   use_backend be_x if {{ path_beg /x }}
+  use_backend be_%[capture.req.method,lower] if {{ capture.req.method -m found }}
   use_backend be_%[req.hdr(host),lower]
   default_backend be_d
+backend be_get
+  server g 127.0.0.1:{g.port}
 backend be_x
   server x 127.0.0.1:{x.port}
 backend be_a

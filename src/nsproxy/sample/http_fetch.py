@@ -475,7 +475,7 @@ def _capture(res: bool) -> FetchFn:
 def _capture_req(part: str) -> FetchFn:
     def fetch(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
         req = txn.http_req
-        if req is None:
+        if req is None or txn.http_status == 0:  # 0: TCP mode, where nothing captured it
             return None
         if part == "method":
             return _str(req.method)
@@ -513,8 +513,14 @@ def wait_for_head(fn: FetchFn) -> FetchFn:
 
 
 def _over_tcp(defs: Sequence[FetchDef]) -> list[FetchDef]:
-    """The request-head fetches made to wait for a TCP stream's head (see wait_for_head)."""
-    return [replace(d, fn=wait_for_head(d.fn)) if d.use in (_QV, _QP) else d for d in defs]
+    """The request-head fetches made to wait for a TCP stream's head (see wait_for_head); the
+    captures read what HTTP mode captured, never the buffered bytes."""
+    return [
+        replace(d, fn=wait_for_head(d.fn))
+        if d.use in (_QV, _QP) and not d.name.startswith("capture.")
+        else d
+        for d in defs
+    ]
 
 
 def _bind_userlists(fetch: str) -> Callable[[list[ArgValue], CompileEnv], list[ArgValue]]:
