@@ -8,6 +8,7 @@ how long an unfinished head is waited for.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -165,3 +166,47 @@ backend be_d
         [b"GET / HTTP/1.1\r\nHost: A\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"] * 2
     )
     assert [bytes(c.data) for c in x.wait_conns(2)] == [cases[0][0]] * 2
+
+
+def _sent_while_stopped(pid: int, port: int, payload: bytes) -> bytes:
+    """`payload` sent and half-closed while process `pid` is stopped: when it resumes, the
+    connection and its bytes are both already there. Returns the answer."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        c = connect(None, ("127.0.0.1", port))
+        c.sendall(payload)
+        c.shutdown(socket.SHUT_WR)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    with c:
+        return recv_all(c)
+
+
+def test_rules_without_inspect_delay_see_the_bytes_already_sent(lab: Lab) -> None:
+    """No inspect-delay: `use_backend` runs at once, on what the client had sent before its
+    connection was taken up (HAProxy's stream reads before its first analysis)."""
+    a = lab.sink(None, "127.0.0.1", reply=b"A")
+    d = lab.sink(None, "127.0.0.1", reply=b"D")
+    cfg = (
+        HEAD
+        + f"""frontend f
+  bind 127.0.0.1:@PORT@
+  use_backend be_%[req.hdr(host),lower]
+  default_backend be_d
+backend be_a
+  server a 127.0.0.1:{a.port}
+backend be_d
+  server d 127.0.0.1:{d.port}
+"""
+    )
+    np, hp = free_port(), free_port()
+    proxy = lab.proxy(cfg.replace("@PORT@", str(np)))
+    stats = os.path.join(tempfile.mkdtemp(), "stats")
+    text = cfg.replace("@PORT@", str(hp)).replace(
+        "global\n", f"global\n  stats socket {stats}\n", 1
+    )
+    haproxy = lab.haproxy(text, stats)
+    for pid, port in ((proxy.proc.pid, np), (haproxy.pid, hp)):
+        for host, want in ((b"A", b"A"), (b"other", b"D")):
+            req = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+            assert _sent_while_stopped(pid, port, req) == want, (port, host)

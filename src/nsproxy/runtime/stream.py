@@ -363,9 +363,26 @@ class Stream(Deadline):
             self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
+            if self.http is None:
+                self._read_first()
             self._analyse(False)
         else:
             self._connect()
+
+    def _read_first(self) -> None:
+        """What the client already sent, read before the first analysis as HAProxy's stream
+        does (its rules without inspect-delay see those bytes)."""
+        try:
+            data = self.cli.sock.recv(16384)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.req_error = True
+            return
+        if data:
+            self.req += data
+        else:
+            self.req_eof = True
 
     def _analyse(self, expired: bool) -> None:
         analysers = self.listener.analysers
