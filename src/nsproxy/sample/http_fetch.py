@@ -10,7 +10,6 @@ Values are latin-1 text, one character per byte.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from ipaddress import IPv6Address
 from typing import cast
 
@@ -516,7 +515,7 @@ def _over_tcp(defs: Sequence[FetchDef]) -> list[FetchDef]:
     """The request-head fetches made to wait for a TCP stream's head (see wait_for_head); the
     captures read what HTTP mode captured, never the buffered bytes."""
     return [
-        replace(d, fn=wait_for_head(d.fn))
+        FetchDef(d.name, wait_for_head(d.fn), d.out, d.use, d.args, d.check, d.iterate, d.prepare)
         if d.use in (_QV, _QP) and not d.name.startswith("capture.")
         else d
         for d in defs
