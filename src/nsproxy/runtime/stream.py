@@ -373,7 +373,7 @@ class Stream(Deadline):
         """What the client already sent, read before the first analysis as HAProxy's stream
         does (its rules without inspect-delay see those bytes)."""
         try:
-            data = self.cli.sock.recv(16384)
+            data = self.cli.sock.recv(min(16384, max(len(relay.BUFFER), pp.MAX_V2_LEN)))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
