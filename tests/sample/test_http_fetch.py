@@ -25,7 +25,9 @@ from nsproxy.sample import (
     compile_condition,
     compile_expr,
 )
+from nsproxy.sample.expr import parse_expr
 from nsproxy.sample.http_fetch import base32, split_target, split_values, url_params
+from nsproxy.sample.types import MISSING
 
 from .haproxy_ref import needs_haproxy
 from .http_ref import HttpRef, http_haproxy
@@ -104,7 +106,25 @@ def test_tcp_mode_has_no_http_values() -> None:
     t = HttpTxn()
     assert value("req.hdr(host)", t) is None
     assert value("path", t) is None
-    assert value("req.proto_http", t) is False
+    assert value("req.proto_http", t) is None  # the fetch fails, as HAProxy's
+
+
+def test_tcp_mode_fetches_wait_for_an_unfinished_head() -> None:
+    """TCP mode, bytes that may still become a request head: the request fetches and the
+    HTTP ACL answer "not yet" until the data is final, then nothing."""
+    t = HttpTxn(http_req_pending=True)
+    for expr in ("req.hdr(host)", "path", "method", "url", "base", "req.cook(a)", "req.ver"):
+        assert parse_expr(expr, CompileEnv())[0].get(t) is MISSING, expr
+    assert compile_condition(["if", "HTTP"], AclSet(), Hook.FE_REQ_CNT)(t) is Verdict.MISS
+    assert (
+        compile_condition(["if", "{", "path_beg", "/x", "}"], AclSet(), Hook.FE_REQ_CNT)(t)
+        is Verdict.MISS
+    )
+    assert value("capture.req.method", t) is None  # only HTTP mode captures: never waits
+    assert parse_expr("res.hdr(x)", CompileEnv())[0].get(t) is None  # response side: no wait
+    t.req_final = True
+    assert value("path", t) is None
+    assert compile_condition(["if", "HTTP"], AclSet(), Hook.FE_REQ_CNT)(t) is Verdict.FAIL
 
 
 def cond(words: str, t: HttpTxn) -> Verdict:

@@ -51,6 +51,7 @@ class StubTxn:
     unique_id: str | None = None
     request_counter: int = 0
     http_req: RequestHead | None = None
+    http_req_pending: bool = False
     http_resp: ResponseHead | None = None
     req_body: bytes = b""
     req_captures: list[str | None] = field(default_factory=list)

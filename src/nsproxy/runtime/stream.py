@@ -23,6 +23,7 @@ from nsproxy.proto.h1.case_adjust import adjust_head, case_map
 from nsproxy.proto.h1.errors import H1Error
 from nsproxy.proto.h1.head import RequestHead, ResponseHead, serialize_request
 from nsproxy.proto.h1.reader import Data, Event, RequestReader, ResponseReader
+from nsproxy.proto.h1.sniff import Sniffed, sniff_again
 from nsproxy.runtime import connect, http_ana, poller, relay, tls_wire
 from nsproxy.runtime.analysers import Verdict
 from nsproxy.runtime.conn import Addr, Connection
@@ -113,6 +114,7 @@ class Stream(Deadline):
         "retries",
         "rt",
         "server",
+        "sniffed",
         "srv_conn",
         "start_ts",
         "sticks",
@@ -166,6 +168,8 @@ class Stream(Deadline):
         self.ending = False
         self.txn_count = 0
         self.http: HttpTxn | None = None
+        # TCP mode: (buffer length, head, wait) of the last parse of `req` by an HTTP fetch
+        self.sniffed: Sniffed | None = None
         self.h1: RequestReader | None = None
         self.http_body: list[Event] = NO_EVENTS  # HTTP streams get their own lists at start
         self.http_events: list[Event] = NO_EVENTS
@@ -359,9 +363,26 @@ class Stream(Deadline):
             self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
+            if self.http is None:
+                self._read_first()
             self._analyse(False)
         else:
             self._connect()
+
+    def _read_first(self) -> None:
+        """What the client already sent, read before the first analysis as HAProxy's stream
+        does (its rules without inspect-delay see those bytes)."""
+        try:
+            data = self.cli.sock.recv(min(16384, max(len(relay.BUFFER), pp.MAX_V2_LEN)))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.req_error = True
+            return
+        if data:
+            self.req += data
+        else:
+            self.req_eof = True
 
     def _analyse(self, expired: bool) -> None:
         analysers = self.listener.analysers
@@ -947,7 +968,20 @@ class Stream(Deadline):
     # -- what HTTP rules, fetches and logs read (sample.context.Txn) ---------------------------
     @property
     def http_req(self) -> RequestHead | None:
-        return self.http.req if self.http is not None else None
+        http = self.http
+        if http is not None:
+            return http.req
+        return self.sniff()[0]
+
+    @property
+    def http_req_pending(self) -> bool:
+        return self.http is None and self.sniff()[1]
+
+    def sniff(self) -> tuple[RequestHead | None, bool]:
+        """TCP mode: the request head the buffered bytes hold and whether more bytes may still
+        make one (proto.h1.sniff), parsed once per buffer length."""
+        s = self.sniffed = sniff_again(self.sniffed, self.req, self.rt.h1_limits)
+        return s[1], s[2]
 
     @property
     def http_resp(self) -> ResponseHead | None:

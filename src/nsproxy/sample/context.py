@@ -71,8 +71,12 @@ class Txn(Protocol):
     # HTTP mode (None / empty in TCP mode). `http_req` is the request head the rules edit in
     # place; `http_resp` the response head once it arrived. `req_body`: the request body
     # buffered so far (`option http-buffer-request` / `wait-for-body`).
+    # In TCP mode `http_req` is the head the buffered request bytes hold, if complete, and
+    # `http_req_pending` tells that they are an incomplete one (more bytes may finish it).
     @property
     def http_req(self) -> RequestHead | None: ...
+    @property
+    def http_req_pending(self) -> bool: ...
     @property
     def http_resp(self) -> ResponseHead | None: ...
     @property

@@ -2,7 +2,9 @@
 
 They read the parsed heads the runtime exposes as `txn.http_req` / `txn.http_resp`
 (proto.h1.head: lower-case names, values as bytes) and answer None when there is no such
-head (TCP mode, or no response yet). Values are latin-1 text, one character per byte.
+head (no response yet; in TCP mode, buffered bytes that are not an HTTP request). The
+request-head fetches answer MISSING while a TCP stream's bytes are an unfinished head.
+Values are latin-1 text, one character per byte.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nsproxy.sample.fetch import FetchDef, FetchFn, register_fetch
 from nsproxy.sample.match import Method
 from nsproxy.sample.patref import CompileEnv
 from nsproxy.sample.places import Use
-from nsproxy.sample.types import FetchResult, Sample, SmpType, buf2ip, read_int64
+from nsproxy.sample.types import MISSING, FetchResult, Sample, SmpType, buf2ip, read_int64
 from nsproxy.sample.userlist import Userlist, Userlists, basic_credentials
 
 Iterate = Callable[[Txn, Sequence[ArgValue]], list[Sample] | None]
@@ -472,7 +474,7 @@ def _capture(res: bool) -> FetchFn:
 def _capture_req(part: str) -> FetchFn:
     def fetch(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
         req = txn.http_req
-        if req is None:
+        if req is None or txn.http_status == 0:  # 0: TCP mode, where nothing captured it
             return None
         if part == "method":
             return _str(req.method)
@@ -490,7 +492,34 @@ def _capture_res_ver(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
 
 
 def _proto_http(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
-    return Sample(SmpType.BOOL, txn.http_req is not None)
+    return _TRUE if txn.http_req is not None else None
+
+
+_TRUE = Sample(SmpType.BOOL, True)
+
+
+def wait_for_head(fn: FetchFn) -> FetchFn:
+    """`fn` answering MISSING ("not yet") instead of nothing while a TCP stream's buffered
+    bytes are an unfinished request head that more bytes may complete."""
+
+    def fetch(txn: Txn, args: Sequence[ArgValue]) -> FetchResult:
+        r = fn(txn, args)
+        if r is None and not txn.req_final and txn.http_req_pending:
+            return MISSING
+        return r
+
+    return fetch
+
+
+def _over_tcp(defs: Sequence[FetchDef]) -> list[FetchDef]:
+    """The request-head fetches made to wait for a TCP stream's head (see wait_for_head); the
+    captures read what HTTP mode captured, never the buffered bytes."""
+    return [
+        FetchDef(d.name, wait_for_head(d.fn), d.out, d.use, d.args, d.check, d.iterate, d.prepare)
+        if d.use in (_QV, _QP) and not d.name.startswith("capture.")
+        else d
+        for d in defs
+    ]
 
 
 def _bind_userlists(fetch: str) -> Callable[[list[ArgValue], CompileEnv], list[ArgValue]]:
@@ -610,7 +639,7 @@ def _header_fetches(prefix: str, heads: Headers, use: Use) -> list[FetchDef]:
     ]
 
 
-register_fetch(
+_HTTP_FETCHES = [
     *_header_fetches("req.", _req_headers, _QV),
     *_header_fetches("res.", _res_headers, _SV),
     FetchDef(
@@ -749,7 +778,8 @@ register_fetch(
     FetchDef("http_auth_user", _auth_part(1), _T, _QV),
     FetchDef("http_auth_pass", _auth_part(2), _T, _QV),
     FetchDef("req_proto_http", _proto_http, SmpType.BOOL, _QP),
-)
+]
+register_fetch(*_over_tcp(_HTTP_FETCHES))
 
 _MATCHES = (
     ("", Method.STR),
