@@ -106,6 +106,7 @@ class Stream(Deadline):
         "phase",
         "poller",
         "quiet",
+        "read_first",
         "redispatched",
         "req",
         "req_eof",
@@ -148,6 +149,7 @@ class Stream(Deadline):
         self.req_eof = False
         self.req_error = False
         self.req_final = False
+        self.read_first = False
         self.want_proxy = False
         self.forced_server: Server | None = None
         # X-Forwarded-For for this client: (its address, the option, the value or None)
@@ -248,6 +250,8 @@ class Stream(Deadline):
 
     @property
     def req_data(self) -> bytes:
+        if not self.read_first:
+            self._read_first()
         return bytes(self.req)
 
     @property
@@ -363,15 +367,19 @@ class Stream(Deadline):
             self.http = HttpTxn(self.t0, self.start_ts)
         if self.listener.analysers:
             self.req = bytearray()
-            if self.http is None:
-                self._read_first()
             self._analyse(False)
         else:
             self._connect()
 
     def _read_first(self) -> None:
-        """What the client already sent, read before the first analysis as HAProxy's stream
-        does (its rules without inspect-delay see those bytes)."""
+        """TCP mode: what the client already sent, read once when a rule first looks at the
+        request while nothing is buffered yet (rules without inspect-delay then see those
+        bytes, as HAProxy's usually do); rules that never look cost no read."""
+        self.read_first = True
+        if self.req or self.http is not None or self.cli.tls is not None:
+            return
+        if self.phase is not Phase.ANALYSE or self.req_eof or self.req_error:
+            return
         try:
             data = self.cli.sock.recv(min(16384, max(len(relay.BUFFER), pp.MAX_V2_LEN)))
         except (BlockingIOError, InterruptedError):
@@ -980,6 +988,8 @@ class Stream(Deadline):
     def sniff(self) -> tuple[RequestHead | None, bool]:
         """TCP mode: the request head the buffered bytes hold and whether more bytes may still
         make one (proto.h1.sniff), parsed once per buffer length."""
+        if not self.read_first:
+            self._read_first()
         s = self.sniffed = sniff_again(self.sniffed, self.req, self.rt.h1_limits)
         return s[1], s[2]
 
