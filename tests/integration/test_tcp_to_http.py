@@ -11,13 +11,15 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from lab.netlab import Lab, Proxy, free_port, socket_in, wait_until
 from lab.origin import Origin
 
+T = TypeVar("T")
 BODY = b"hello\n"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (
     len(BODY),
@@ -56,6 +58,17 @@ class Pair:
             ),
             stats,
         )
+
+    def each(self, talk: Callable[[Client], T]) -> list[T]:
+        """`talk` over one new client connection to nsproxy, then one to HAProxy."""
+        out = []
+        for port in (self.port_n, self.port_h):
+            c = Client(self.ns, port)
+            try:
+                out.append(talk(c))
+            finally:
+                c.close()
+        return out
 
     def haproxy_lines(self, n: int) -> list[str]:
         """HAProxy's next `n` log lines (raises on timeout)."""
@@ -225,13 +238,7 @@ def test_dynamic_use_backend_upgrades_and_a_later_tcp_backend_closes(lab: Lab, n
     pair = Pair(lab, ns, DYNAMIC)
     first = b"GET /httpbe HTTP/1.1\r\nHost: x\r\n\r\n"
     later = b"GET /tcpbe_ HTTP/1.1\r\nHost: x\r\n\r\n"
-    results = []
-    for port in (pair.port_n, pair.port_h):
-        c = Client(ns, port)
-        try:
-            results.append((c.ask(first), c.ask(later), c.closed()))
-        finally:
-            c.close()
+    results = pair.each(lambda c: (c.ask(first), c.ask(later), c.closed()))
     assert results[0] == results[1]
     assert results[0][0].endswith(BODY) and results[0][1] == b"" and results[0][2]
     theirs = [comparable(x) for x in pair.haproxy_lines(2)]
@@ -243,13 +250,7 @@ def test_dynamic_use_backend_upgrades_and_a_later_tcp_backend_closes(lab: Lab, n
 def test_a_tcp_backend_chosen_first_keeps_the_stream_tcp(lab: Lab, ns: str) -> None:
     pair = Pair(lab, ns, DYNAMIC)
     raw = b"GET /other HTTP/1.1\r\nHost: X\r\nX-Odd:  spaced \r\n\r\n"
-    answers = []
-    for port in (pair.port_n, pair.port_h):
-        c = Client(ns, port)
-        try:
-            answers.append(c.ask(raw))
-        finally:
-            c.close()
+    answers = pair.each(lambda c: c.ask(raw))
     assert answers[0] == answers[1]
     assert answers[0].startswith(b"HTTP/1.1 200 OK\r\nContent-Type:")  # relayed as it came
     wait_until(lambda: pair.origin_n.received() and pair.origin_h.received(), what="requests")
@@ -284,13 +285,7 @@ def test_frontend_tcp_rules_run_again_for_each_request(lab: Lab, ns: str) -> Non
     pair = Pair(lab, ns, RULES)
     ok = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
     denied = b"GET /b HTTP/1.1\r\nHost: x\r\nX-Deny: 1\r\n\r\n"
-    results = []
-    for port in (pair.port_n, pair.port_h):
-        c = Client(ns, port)
-        try:
-            results.append((c.ask(ok), c.ask(denied), c.closed()))
-        finally:
-            c.close()
+    results = pair.each(lambda c: (c.ask(ok), c.ask(denied), c.closed()))
     assert results[0] == results[1]
     assert results[0][0].endswith(BODY) and results[0][1] == b"" and results[0][2]
     wait_until(lambda: pair.origin_n.received() and pair.origin_h.received(), what="requests")
@@ -361,13 +356,8 @@ def test_bytes_in_of_each_request_on_an_upgraded_stream_like_haproxy(lab: Lab, n
     pair = Pair(lab, ns, DYNAMIC.replace("option tcplog", 'log-format "%b/%s %ts U=%U B=%B"'))
     first = b"GET /httpbe HTTP/1.1\r\nHost: x\r\n\r\n"
     later = b"GET /tcpbe_ HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789\r\n\r\n"
-    for port in (pair.port_n, pair.port_h):
-        c = Client(ns, port)
-        try:
-            assert c.ask(first).endswith(BODY)
-            assert c.ask(later) == b""
-        finally:
-            c.close()
+    for first_answer, later_answer in pair.each(lambda c: (c.ask(first), c.ask(later))):
+        assert first_answer.endswith(BODY) and later_answer == b""
     theirs = pair.haproxy_lines(2)
     ours = pair.nsproxy_lines(2, " U=")
     assert ours == theirs
