@@ -197,7 +197,8 @@ def _complete(out: bytes) -> int:
         n += 1
 
 
-COUNTS = """global
+# what every configuration of this file starts with (then its own defaults lines and proxies)
+HEAD = """global
     log {log} format raw local0
 {stats}
 defaults
@@ -206,7 +207,12 @@ defaults
     timeout connect 5s
     timeout client 5s
     timeout server 5s
-    log-format "%{{+Q}}r U=%U B=%B %ST %tsc"
+"""
+
+
+COUNTS = (
+    HEAD
+    + """    log-format "%{{+Q}}r U=%U B=%B %ST %tsc"
 
 frontend fe
     bind 169.254.169.254:{port} namespace {ns}
@@ -221,6 +227,7 @@ backend be
     http-request deny if {{ path /deny }}
     server s {server}
 """
+)
 
 # each sent whole on a connection of its own; (request, responses it gets)
 COUNTED = [
@@ -269,16 +276,9 @@ def test_bytes_in_counts_the_request_as_received_like_haproxy(
     assert ours.frontend_stat("fe", "bin") == theirs.frontend_stat("fe", "bin")
 
 
-PLAIN = """global
-    log {log} format raw local0
-{stats}
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
+PLAIN = (
+    HEAD
+    + """    option httplog
     timeout http-request 20s
 
 frontend fe
@@ -288,6 +288,7 @@ frontend fe
 backend be
     server s {server}
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -321,16 +322,9 @@ def comparable(line: str) -> str:
     return re.sub(r" -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ ", " T ", line, count=1)
 
 
-BUFFERED = """global
-    log {log} format raw local0
-{stats}
-defaults
-    mode http
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-
+BUFFERED = (
+    HEAD
+    + """
 frontend fe
     bind 169.254.169.254:{port} namespace {ns}
     default_backend be
@@ -340,6 +334,7 @@ backend be
     http-request return status 200 content-type text/plain lf-string "body=[%[req.body]]"
     server s {server}
 """
+)
 
 
 def test_a_backends_http_buffer_request_applies_like_haproxy(sides: tuple[Lab, str, str]) -> None:
@@ -373,16 +368,9 @@ def test_a_backends_http_buffer_request_applies_like_haproxy(sides: tuple[Lab, s
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\n\r\nbody=[world]")
 
 
-ANSWERS = """global
-    log {log} format raw local0
-{stats}
-defaults
-    mode http
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-    log-format "%{{+Q}}r B=%B"
+ANSWERS = (
+    HEAD
+    + """    log-format "%{{+Q}}r B=%B"
 
 frontend fe
     bind 169.254.169.254:{port} namespace {ns}
@@ -401,6 +389,7 @@ backend be
 
 backend none
 """
+)
 
 
 def _dechunked(body: bytes) -> bytes:
@@ -441,16 +430,9 @@ def test_own_answers_to_http_1_0_clients_like_haproxy(
             assert heads[0].endswith(b"\r\nconnection: %s\r\ntransfer-encoding: chunked" % kept)
 
 
-RESPONSES = """global
-    log {log} format raw local0
-{stats}
-defaults
-    mode http
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-    log-format "%{{+Q}}r B=%B %ST"
+RESPONSES = (
+    HEAD
+    + """    log-format "%{{+Q}}r B=%B %ST"
 
 frontend fe
     bind 169.254.169.254:{port} namespace {ns}
@@ -462,6 +444,7 @@ backend be
     http-response del-header X-Del
     server s {server}
 """
+)
 
 CHUNKED_REPLY = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 REPLIES = {
@@ -490,16 +473,9 @@ def test_bytes_out_counts_the_response_as_received_like_haproxy(
     assert ours.frontend_stat("fe", "bout") == theirs.frontend_stat("fe", "bout")
 
 
-ANSWERED = """global
-    log {log} format raw local0
-{stats}
-defaults
-    mode http
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-    log-format "%{{+Q}}r B=%B %ST %tsc"
+ANSWERED = (
+    HEAD
+    + """    log-format "%{{+Q}}r B=%B %ST %tsc"
 
 frontend fe
     bind 169.254.169.254:{port} namespace {ns}
@@ -510,6 +486,7 @@ backend be
     http-response return status 201 content-type text/plain string hi if {{ res.hdr(x-act) ret }}
     server s {server}
 """
+)
 
 SECRET = {
     b"/deny": b"HTTP/1.1 200 OK\r\nX-Act: deny\r\nContent-Length: 6\r\n\r\nsecret",

@@ -69,20 +69,24 @@ NOT_HTTP = [
 ]
 
 
-def test_accept_if_http_passes_http_clients_and_rejects_the_rest(lab: Lab) -> None:
-    """`tcp-request content accept if HTTP` + `reject`: decisions and forwarded bytes."""
-    sink = lab.sink(None, "127.0.0.1", echo=True)
-    cfg = (
+def _accept_if_http(delay_s: int, server_port: int) -> str:
+    """A listener passing HTTP clients (`accept if HTTP`) and rejecting the rest."""
+    return (
         HEAD
         + f"""listen l
   bind 127.0.0.1:@PORT@
-  tcp-request inspect-delay 3s
+  tcp-request inspect-delay {delay_s}s
   tcp-request content accept if HTTP
   tcp-request content reject
-  server s 127.0.0.1:{sink.port}
+  server s 127.0.0.1:{server_port}
 """
     )
-    proxy, ports = _both(lab, cfg)
+
+
+def test_accept_if_http_passes_http_clients_and_rejects_the_rest(lab: Lab) -> None:
+    """`tcp-request content accept if HTTP` + `reject`: decisions and forwarded bytes."""
+    sink = lab.sink(None, "127.0.0.1", echo=True)
+    proxy, ports = _both(lab, _accept_if_http(3, sink.port))
     for port in ports:
         for payload in HTTP_OK:
             assert _send(port, payload)[0] == payload, (port, payload)
@@ -105,17 +109,7 @@ def test_accept_if_http_passes_http_clients_and_rejects_the_rest(lab: Lab) -> No
 def test_unfinished_head_waits_for_the_inspect_delay_then_fails(lab: Lab) -> None:
     """Without its end, a head keeps the HTTP ACL undecided until the inspect-delay ends."""
     sink = lab.sink(None, "127.0.0.1", echo=True)
-    cfg = (
-        HEAD
-        + f"""listen l
-  bind 127.0.0.1:@PORT@
-  tcp-request inspect-delay 1s
-  tcp-request content accept if HTTP
-  tcp-request content reject
-  server s 127.0.0.1:{sink.port}
-"""
-    )
-    _, ports = _both(lab, cfg)
+    _, ports = _both(lab, _accept_if_http(1, sink.port))
     for port in ports:
         for partial in (b"GET / HTTP/1.1\r\nHost", b"XXXXX"):
             out, took = _send(port, partial, shut=False)

@@ -132,7 +132,8 @@ def ns(lab: Lab) -> Iterator[str]:
     yield lab.netns("up")
 
 
-TEMPLATE = """global
+# what every configuration of this file starts with: global, defaults, then the TCP frontend
+HEAD = """global
     log {log} format raw local0
 {stats}
 defaults
@@ -143,7 +144,12 @@ defaults
 
 frontend fe
     mode tcp
-    option tcplog
+"""
+
+
+TEMPLATE = (
+    HEAD
+    + """    option tcplog
     option forwardfor
     bind 127.0.0.1:{port} namespace {ns}
     default_backend be
@@ -155,6 +161,7 @@ backend be
     http-request del-header X-Tenant
     server s1 {server}
 """
+)
 
 R1 = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Tenant: forged\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
 R2 = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
@@ -205,18 +212,9 @@ def test_requests_on_one_connection_are_http_like_haproxy(
     assert " fe be/s1 T/T/T 77 -- 1/1/0/0/0 0/0" in comparable(ours_log[0])
 
 
-DYNAMIC = """global
-    log {log} format raw local0
-{stats}
-defaults
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-
-frontend fe
-    mode tcp
-    option tcplog
+DYNAMIC = (
+    HEAD
+    + """    option tcplog
     bind 127.0.0.1:{port} namespace {ns}
     tcp-request inspect-delay 2s
     tcp-request content accept if {{ req.len ge 12 }}
@@ -232,6 +230,7 @@ backend httpbe
     http-request set-header X-Test hello
     server s1 {server}
 """
+)
 
 
 def test_dynamic_use_backend_upgrades_and_a_later_tcp_backend_closes(lab: Lab, ns: str) -> None:
@@ -257,18 +256,9 @@ def test_a_tcp_backend_chosen_first_keeps_the_stream_tcp(lab: Lab, ns: str) -> N
     assert pair.origin_n.received() == pair.origin_h.received() == [raw]
 
 
-RULES = """global
-    log {log} format raw local0
-{stats}
-defaults
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-
-frontend fe
-    mode tcp
-    option tcplog
+RULES = (
+    HEAD
+    + """    option tcplog
     bind 127.0.0.1:{port} namespace {ns}
     tcp-request inspect-delay 2s
     tcp-request content reject if {{ req.hdr(x-deny) -m found }}
@@ -279,6 +269,7 @@ backend be
     option http-server-close
     server s1 {server}
 """
+)
 
 
 def test_frontend_tcp_rules_run_again_for_each_request(lab: Lab, ns: str) -> None:
@@ -364,18 +355,9 @@ def test_bytes_in_of_each_request_on_an_upgraded_stream_like_haproxy(lab: Lab, n
     assert ours[1] == "tcpbe/<NOSRV> IR U=59 B=0"  # 20 + GET /tcpbe_ HTTP/1.1 + 2 headers + 1
 
 
-BUFFERED = """global
-    log {log} format raw local0
-{stats}
-defaults
-    log global
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-
-frontend fe
-    mode tcp
-    bind 127.0.0.1:{port} namespace {ns}
+BUFFERED = (
+    HEAD
+    + """    bind 127.0.0.1:{port} namespace {ns}
     default_backend be
 
 backend be
@@ -384,6 +366,7 @@ backend be
     http-request return status 200 content-type text/plain lf-string "body=[%[req.body]]"
     server s1 {server}
 """
+)
 
 
 def test_the_backends_http_buffer_request_applies_after_the_upgrade(lab: Lab, ns: str) -> None:
