@@ -6,7 +6,6 @@ the client keeps the exact bytes of each answer. Both must be what HAProxy produ
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -18,78 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from lab.netlab import Lab, Proxy, cli, free_port, socket_in, wait_until
+from lab.origin import Origin
 
 BODY = b"instance-id\nlocal-ipv4\n"
-
-
-class Recorder:
-    """An HTTP/1.1 origin: answers each request with 200 and BODY, records what it got."""
-
-    def __init__(self, path: str | None = None, ns: str | None = None) -> None:
-        if path is not None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(path)
-            self.addr: str = path
-        else:
-            self.sock = socket_in(ns, socket.AF_INET)
-            self.sock.bind(("127.0.0.1", 0))
-            self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.sock.listen(64)
-        self.requests: list[bytes] = []
-        self.conns = 0
-        self.closed = 0  # connections the proxy closed
-        self._lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.conns += 1
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
-
-    def _handle(self, c: socket.socket) -> None:
-        try:
-            self._exchanges(c)
-        finally:
-            with self._lock:
-                self.closed += 1
-
-    def _exchanges(self, c: socket.socket) -> None:
-        buf = b""
-        with c:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                need = int(m.group(1)) if m else 0
-                while len(buf) < need:
-                    data = c.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                body, buf = buf[:need], buf[need:]
-                with self._lock:
-                    self.requests.append(head + b"\r\n\r\n" + body)
-                close = re.search(rb"(?im)^connection:\s*close", head) is not None
-                c.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
-                )
-                if close:
-                    return
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(BODY),
+    BODY,
+)
 
 
 def exchange(ns: str, addr: tuple[str, int], raw: bytes, answers: int = 1) -> bytes:
@@ -167,14 +101,14 @@ def current_sessions(port: int, proxy: str) -> int:
 
 def _run_both(
     lab: Lab, ns: str, template: str, **kw: str
-) -> tuple[Proxy, int, int, Recorder, Recorder]:
+) -> tuple[Proxy, int, int, Origin, Origin]:
     """nsproxy and HAProxy 2.6 on `template`, each with its own recording agent.
 
     HAProxy's log lines go to a UDP socket (`haproxy_line(ph, needle)` reads them).
     """
     d = tempfile.mkdtemp()
-    rec_n = Recorder(os.path.join(d, "agent-n.sock"))
-    rec_h = Recorder(os.path.join(d, "agent-h.sock"))
+    rec_n = Origin.unix(os.path.join(d, "agent-n.sock"), ANSWER)
+    rec_h = Origin.unix(os.path.join(d, "agent-h.sock"), ANSWER)
     pn, ph = free_port(ns), free_port(ns)
     STATS[pn] = os.path.join(d, "nstats")
     proxy = lab.proxy(
@@ -254,7 +188,7 @@ def test_keep_alive_pipelining_and_server_close_like_haproxy(pair: tuple[Lab, st
     assert got_n.count(BODY) == 4
     wait_until(lambda: len(rec_n.requests) == 4 and len(rec_h.requests) == 4, what="4 requests")
     assert rec_n.requests == rec_h.requests
-    assert rec_n.conns == rec_h.conns == 4  # http-server-close: one server connection each
+    assert rec_n.accepted == rec_h.accepted == 4  # http-server-close: one server connection each
     assert rec_n.requests[3].endswith(b"\r\n\r\nhello")
     proxy.wait_count('"GET /item/', 3)
 
@@ -333,7 +267,7 @@ listen web
 def test_cookie_insert_persistence_like_haproxy(pair: tuple[Lab, str]) -> None:
     lab, ns = pair
     d = tempfile.mkdtemp()
-    recs = [Recorder(os.path.join(d, f"o{i}.sock")) for i in range(4)]
+    recs = [Origin.unix(os.path.join(d, f"o{i}.sock"), ANSWER) for i in range(4)]
     pn, ph = free_port(ns), free_port(ns)
     proxy = lab.proxy(
         COOKIES.format(stats="", port=pn, ns=ns, server=recs[0].addr, server2=recs[1].addr)
@@ -420,8 +354,8 @@ def test_http_reuse_shares_idle_server_connections_like_haproxy(
             wait_until(lambda rec=rec, n=n: len(rec.requests) == n, what=f"{n} requests")
             # the client has gone: its server connection is idle before the next one comes
             wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
-    assert rec_n.conns == rec_h.conns, (reuse, rec_n.conns, rec_h.conns)
-    assert rec_n.conns == {"never": 2, "safe": 2, "always": 1}[reuse]  # HAProxy 2.6 measured
+    assert rec_n.accepted == rec_h.accepted, (reuse, rec_n.accepted, rec_h.accepted)
+    assert rec_n.accepted == {"never": 2, "safe": 2, "always": 1}[reuse]  # HAProxy 2.6 measured
 
 
 def test_a_server_put_in_maintenance_keeps_no_idle_connection(pair: tuple[Lab, str]) -> None:
@@ -435,7 +369,7 @@ def test_a_server_put_in_maintenance_keeps_no_idle_connection(pair: tuple[Lab, s
         assert exchange(ns, ("169.254.169.254", port), one).count(BODY) == 1
         wait_until(lambda rec=rec: len(rec.requests) == 1, what="the request served")
         wait_until(lambda port=port: current_sessions(port, "web") == 0, what="no session")
-        assert (rec.conns, rec.closed) == (1, 0)  # kept idle for the next client
+        assert (rec.accepted, rec.closed) == (1, 0)  # kept idle for the next client
         assert cli(STATS[port], "disable server web/s1") == b"\n"
         wait_until(lambda rec=rec: rec.closed == 1, what="the idle connection closed")
         assert cli(STATS[port], "del server web/s1") == b"Server deleted.\n"
@@ -632,7 +566,7 @@ def test_soft_stop_closes_idle_keep_alive_connections(pair: tuple[Lab, str]) -> 
     """SIGUSR1: a client between two requests is let go at once, not after keep-alive."""
     lab, ns = pair
     d = tempfile.mkdtemp()
-    rec = Recorder(os.path.join(d, "agent.sock"))
+    rec = Origin.unix(os.path.join(d, "agent.sock"), ANSWER)
     port = free_port(ns)
     template = NEUTRON.replace("timeout http-keep-alive 30s", "timeout http-keep-alive 60s")
     proxy = lab.proxy(template.format(stats="", port=port, ns=ns, server=rec.addr))
