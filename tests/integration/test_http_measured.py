@@ -12,12 +12,11 @@ import os
 import re
 import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from lab.netlab import Lab, cli, free_port, socket_in, stop_listener
+from lab.netlab import Lab, accept_threads, cli, free_port, socket_in, stop_listener
 
 ADDR = "169.254.169.254"
 
@@ -32,16 +31,7 @@ class Origin:
         self.sock.bind(path)
         self.sock.listen(16)
         self.addr = path
-        self.acceptor = threading.Thread(target=self._serve, daemon=True)
-        self.acceptor.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._exchanges, args=(c,), daemon=True).start()
+        self.acceptor = accept_threads(self.sock, self._exchanges)
 
     def _exchanges(self, c: socket.socket) -> None:
         buf = b""

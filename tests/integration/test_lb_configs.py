@@ -15,7 +15,6 @@ import re
 import socket
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 import trustme
 
 from integration.test_tls import Logs, Outcome, talk
-from lab.netlab import Lab, free_port, socket_in, wait_until
+from lab.netlab import Lab, accept_threads, free_port, socket_in, stop_listener, wait_until
 from lab.octavia_files import OctaviaPki, materialize
 from nsproxy import proxy_protocol as pp
 
@@ -114,15 +113,7 @@ class Listener:
         self.port = int(self.sock.getsockname()[1])
         self.handle = handle
         CLOSERS.append(self.close)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+        self.acceptor = accept_threads(self.sock, self._one)
 
     def _one(self, c: socket.socket) -> None:
         c.settimeout(5)
@@ -130,9 +121,7 @@ class Listener:
             self.handle(c)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+        stop_listener(self.sock, self.acceptor)
 
 
 def _read_head(c: socket.socket) -> bytes:

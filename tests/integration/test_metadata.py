@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netlab import Lab, cli, free_port, sh, socket_in, wait_until
+from lab.netlab import Lab, accept_threads, cli, free_port, sh, socket_in, stop_listener, wait_until
 from nsproxy.config.parser import parse_files
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "ovn-metadata.cfg"
@@ -45,15 +45,7 @@ class Agent:
         self.ok = 0
         self.wrong: list[bytes] = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+        self.acceptor = accept_threads(self.sock, self._handle)
 
     def _handle(self, c: socket.socket) -> None:
         with c:
@@ -80,9 +72,7 @@ class Agent:
             )
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+        stop_listener(self.sock, self.acceptor)
 
 
 def config(lab: Lab, agent: Agent, extra_global: str = "") -> str:

@@ -22,7 +22,16 @@ import pytest
 import trustme
 from cryptography import x509
 
-from lab.netlab import Lab, Proxy, cli, free_port, socket_in, stop_listener, wait_until
+from lab.netlab import (
+    Lab,
+    Proxy,
+    accept_threads,
+    cli,
+    free_port,
+    socket_in,
+    stop_listener,
+    wait_until,
+)
 from nsproxy import proxy_protocol as pp
 from nsproxy.runtime.xprt_tls import TlsError, TlsTransport, Want
 
@@ -236,19 +245,10 @@ class Origin:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._names = threading.local()
-        self._acceptor = threading.Thread(target=self._serve, daemon=True)
-        self._acceptor.start()
+        self._acceptor = accept_threads(self.sock, self._handle)
 
     def _sni(self, obj: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
         self._names.sni = name
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
 
     def _handle(self, c: socket.socket) -> None:
         seen = Seen()

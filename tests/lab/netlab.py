@@ -122,6 +122,25 @@ class Conn:
     closed: threading.Event = field(default_factory=threading.Event)
 
 
+def accept_threads(
+    sock: socket.socket, handle: Callable[[socket.socket], object]
+) -> threading.Thread:
+    """Serves the listening `sock`: each accepted connection goes to `handle` on a thread of
+    its own until the socket is shut. Returns the accept thread (for `stop_listener`)."""
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    return acceptor
+
+
 def stop_listener(sock: socket.socket, acceptor: threading.Thread | None) -> None:
     """Stops a listening socket served by an accept thread: shutdown (the blocked accept
     returns), the thread joined, then close. Closing first would let a thread about to call

@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 
-from lab.netlab import socket_in, stop_listener
+from lab.netlab import accept_threads, socket_in, stop_listener
 
 _CLOSE = re.compile(rb"(?im)^connection:\s*close")
 _LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)")
@@ -33,8 +33,7 @@ class Origin:
         self.closed = 0
         self._raw: list[bytearray] = []
         self._lock = threading.Lock()
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
+        self._acceptor = accept_threads(sock, self._serve)
 
     @classmethod
     def tcp(cls, port: int, answer: bytes, ns: str | None = None) -> Origin:
@@ -50,19 +49,11 @@ class Origin:
         sock.bind(path)
         return cls(sock, answer, path)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            seen = bytearray()
-            with self._lock:
-                self._raw.append(seen)
-                self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn, seen), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, seen: bytearray) -> None:
+    def _serve(self, conn: socket.socket) -> None:
+        seen = bytearray()
+        with self._lock:
+            self._raw.append(seen)
+            self.accepted += 1
         try:
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(30)

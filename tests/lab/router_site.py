@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trustme
 
-from lab.netlab import Lab, socket_in, unix_listening, wait_until
+from lab.netlab import Lab, accept_threads, socket_in, stop_listener, unix_listening, wait_until
 from lab.openshift_router import CONFIG, HOSTS, Router, install
 
 HAPROXY = shutil.which("haproxy")
@@ -42,15 +42,10 @@ class Origin:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.acceptor = accept_threads(self.sock, self._handle)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+    def close(self) -> None:
+        stop_listener(self.sock, self.acceptor)
 
     def _handle(self, raw: socket.socket) -> None:
         c: socket.socket = raw
@@ -124,7 +119,7 @@ def make_site(lab: Lab, name: str, ca: trustme.CA, config: Path = CONFIG) -> Sit
             tls.set_alpn_protocols(["http/1.1"])
         origins[pod] = Origin(pod, s, tls)
         origins[pod].start()
-        lab.defer(s.close)
+        lab.defer(origins[pod].close)
     return Site(ns, router, origins)
 
 

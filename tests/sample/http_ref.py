@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.netlab import free_port, stop_listener
+from lab.netlab import accept_threads, free_port, stop_listener
 
 from .haproxy_ref import HAPROXY, wait_listening
 
@@ -63,17 +63,7 @@ class Recorder:
     def __post_init__(self) -> None:
         self.cond = threading.Condition(self.lock)
         self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stopping:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+        self.thread = accept_threads(self.listener, self._conn)
 
     def _conn(self, conn: socket.socket) -> None:
         buf = bytearray()
@@ -100,7 +90,6 @@ class Recorder:
             return self.seen.pop(0)
 
     def close(self) -> None:
-        self.stopping = True
         stop_listener(self.listener, self.thread)
 
 
